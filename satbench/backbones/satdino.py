@@ -1,0 +1,264 @@
+"""SatDINO's ViT, exactly as the official ``vision_transformer_satdino.py`` computes it (spec section 1).
+
+* Token order ``[CLS, patches..., GSD register]``; learned ``pos_embed`` of ``N + 2`` tokens.
+* Blocks are timm ``Block``s (pre-norm, fused qkv with bias, exact GELU, LayerNorm eps 1e-6) with the
+  plain-matmul attention path, which is the official arithmetic (head_dim 64 gives a scale of 1/8, a
+  power of two, so timm's scale-before-matmul is bit-identical to the official scale-after-matmul).
+* Positional-embedding interpolation follows the official formula: bicubic with
+  ``scale_factor = (n + 0.1) / sqrt(N)``, ``N = pos_embed tokens - 1``; CLS and register not interpolated.
+  Sizes the official code rejects raise :class:`InputSizeError` unless ``pos_interp="size"`` is chosen.
+* State-dict keys are the official ones: 151 tensors at depth 12.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+from timm.layers import PatchEmbed, trunc_normal_
+from timm.models.vision_transformer import Block
+from torch import Tensor, nn
+
+from ..errors import InputSizeError, SatbenchError, WeightsError
+from .base import BackboneOutput, Family, register_family
+
+ARCHS: dict[str, dict[str, int]] = {
+    "vit_tiny": dict(embed_dim=192, depth=12, num_heads=3),
+    "vit_small": dict(embed_dim=384, depth=12, num_heads=6),
+    "vit_base": dict(embed_dim=768, depth=12, num_heads=12),
+    "vit_large": dict(embed_dim=1024, depth=24, num_heads=16),
+}
+
+POS_INTERP_MODES = ("official", "size")
+ATTN_IMPLS = ("matmul", "sdpa")
+
+
+class SatDINOViT(nn.Module):
+    """The SatDINO Vision Transformer (``VisionTransformerSatDINO``) with official key names."""
+
+    def __init__(
+        self,
+        patch_size: int = 16,
+        embed_dim: int = 384,
+        depth: int = 12,
+        num_heads: int = 6,
+        mlp_ratio: float = 4.0,
+        img_size: int = 224,
+        in_chans: int = 3,
+        drop_path_rate: float = 0.0,
+        pos_interp: str = "official",
+        attn_impl: str = "matmul",
+    ) -> None:
+        super().__init__()
+        if pos_interp not in POS_INTERP_MODES:
+            raise SatbenchError(f"pos_interp must be one of {POS_INTERP_MODES}, got {pos_interp!r}")
+        if attn_impl not in ATTN_IMPLS:
+            raise SatbenchError(f"attn_impl must be one of {ATTN_IMPLS}, got {attn_impl!r}")
+        self.patch_size = patch_size
+        self.embed_dim = embed_dim
+        self.depth = depth
+        self.num_heads = num_heads
+        self.pos_interp = pos_interp
+        self.attn_impl = attn_impl
+        # No input-size check, as in the official patch embedding: any H, W is accepted (floored).
+        self.patch_embed = PatchEmbed(
+            img_size=img_size, patch_size=patch_size, in_chans=in_chans, embed_dim=embed_dim,
+            strict_img_size=False, dynamic_img_pad=False, output_fmt="NLC",
+        )
+        num_patches = (img_size // patch_size) ** 2
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
+        self.gsd_register = nn.Parameter(torch.zeros(1, 1, embed_dim))
+        self.pos_embed = nn.Parameter(torch.zeros(1, num_patches + 2, embed_dim))
+        dpr = [x.item() for x in torch.linspace(0, drop_path_rate, depth)]
+        norm_layer = partial(nn.LayerNorm, eps=1e-6)
+        self.blocks = nn.ModuleList(
+            Block(dim=embed_dim, num_heads=num_heads, mlp_ratio=mlp_ratio, qkv_bias=True,
+                  drop_path=dpr[i], norm_layer=norm_layer, act_layer=nn.GELU)
+            for i in range(depth)
+        )
+        for blk in self.blocks:
+            blk.attn.fused_attn = attn_impl == "sdpa"
+        self.norm = norm_layer(embed_dim)
+        trunc_normal_(self.pos_embed, std=0.02)
+        trunc_normal_(self.cls_token, std=0.02)
+        trunc_normal_(self.gsd_register, std=0.02)
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(m: nn.Module) -> None:
+        if isinstance(m, nn.Linear):
+            trunc_normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.constant_(m.bias, 0)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.constant_(m.bias, 0)
+            nn.init.constant_(m.weight, 1.0)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """Numerics-changing choices of this instance (recorded in results)."""
+        return {"pos_interp": self.pos_interp, "attn_impl": self.attn_impl}
+
+    # -- positional embedding -------------------------------------------------------------------
+    def max_official_patches(self) -> int:
+        """Largest patches-per-side the official interpolation accepts for this pos_embed."""
+        n_tok = self.pos_embed.shape[1] - 1
+        side = int(math.sqrt(n_tok))
+        n = 1
+        while int(side * ((n + 1 + 0.1) / math.sqrt(n_tok))) == n + 1:
+            n += 1
+        return n
+
+    def interpolate_pos_encoding(self, height: int, width: int) -> Tensor:
+        """Positional embedding for an input of ``height x width`` pixels (official formula)."""
+        pos_embed = self.pos_embed
+        big_n = pos_embed.shape[1] - 1  # SatDINO: num_patches + 1 (the register slot), e.g. 197
+        gh, gw = height // self.patch_size, width // self.patch_size
+        side = int(math.sqrt(big_n))
+        if gh * gw == side * side and gh == gw:
+            return pos_embed
+        class_pos = pos_embed[:, :1]
+        patch_pos = pos_embed[:, 1:-1]
+        reg_pos = pos_embed[:, -1:]
+        dim = pos_embed.shape[-1]
+        grid = patch_pos.reshape(1, side, side, dim).permute(0, 3, 1, 2)
+        if self.pos_interp == "official":
+            h0, w0 = gh + 0.1, gw + 0.1
+            grid = F.interpolate(grid, scale_factor=(h0 / math.sqrt(big_n), w0 / math.sqrt(big_n)),
+                                 mode="bicubic", align_corners=False)
+            if grid.shape[-2] != gh or grid.shape[-1] != gw:
+                raise InputSizeError(
+                    f"input {height}x{width} px ({gh}x{gw} patches of {self.patch_size}) is beyond what "
+                    f"SatDINO's official pos-embed interpolation supports (at most "
+                    f"{self.max_official_patches()} patches per side, "
+                    f"{self.max_official_patches() * self.patch_size} px); choose pos_interp='size' "
+                    f"(--pos-interp size) for plain size-based bicubic interpolation (recorded)"
+                )
+        else:
+            grid = F.interpolate(grid, size=(gh, gw), mode="bicubic", align_corners=False)
+        patch_pos = grid.permute(0, 2, 3, 1).reshape(1, gh * gw, dim)
+        return torch.cat((class_pos, patch_pos, reg_pos), dim=1)
+
+    # -- forward --------------------------------------------------------------------------------
+    def prepare_tokens(self, x: Tensor) -> Tensor:
+        """Patch-embed, concatenate [CLS, patches, register] and add the (interpolated) pos_embed."""
+        b, _, h, w = x.shape
+        tokens = self.patch_embed(x)
+        cls = self.cls_token.expand(b, -1, -1)
+        reg = self.gsd_register.expand(b, -1, -1)
+        tokens = torch.cat((cls, tokens, reg), dim=1)
+        return tokens + self.interpolate_pos_encoding(h, w)
+
+    def forward_features(
+        self, x: Tensor, *, layers: Sequence[int] = (), norm_layers: bool = True, input_res: Any = None
+    ) -> BackboneOutput:
+        """Run the ViT and return CLS, patch tokens, register and chosen intermediate layers."""
+        if input_res is not None:
+            raise SatbenchError("SatDINO takes no input_res argument (its pos_embed is not GSD-scaled)")
+        wanted = _check_layers(layers, self.depth)
+        gh, gw = x.shape[-2] // self.patch_size, x.shape[-1] // self.patch_size
+        t = self.prepare_tokens(x)
+        taken: dict[int, Tensor] = {}
+        for i, blk in enumerate(self.blocks):
+            t = blk(t)
+            if i in wanted:
+                inter = self.norm(t) if norm_layers else t
+                taken[i] = inter[:, 1:-1]
+        t = self.norm(t)
+        return BackboneOutput(cls=t[:, 0], patches=t[:, 1:-1], register=t[:, -1], layers=taken, grid=(gh, gw))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """The official forward: the layer-normed CLS token ``[B, D]``."""
+        t = self.prepare_tokens(x)
+        for blk in self.blocks:
+            t = blk(t)
+        return self.norm(t)[:, 0]
+
+
+def _check_layers(layers: Sequence[int], depth: int) -> set[int]:
+    out = set()
+    for i in layers:
+        j = i + depth if i < 0 else i
+        if not 0 <= j < depth:
+            raise SatbenchError(f"layer index {i} is out of range for a depth-{depth} model")
+        out.add(j)
+    return out
+
+
+def build_satdino(card: Any = None, *, arch: str | None = None, patch_size: int | None = None,
+                  drop_path_rate: float = 0.0, pos_interp: str = "official", attn_impl: str = "matmul",
+                  img_size: int = 224) -> SatDINOViT:
+    """Build a SatDINO ViT from a card (or from ``arch`` and ``patch_size``)."""
+    arch = arch or card.arch
+    patch_size = patch_size or card.patch_size
+    if arch not in ARCHS:
+        raise SatbenchError(f"unknown SatDINO arch {arch!r}; expected one of {sorted(ARCHS)}")
+    return SatDINOViT(patch_size=patch_size, img_size=img_size, drop_path_rate=drop_path_rate,
+                      pos_interp=pos_interp, attn_impl=attn_impl, **ARCHS[arch])
+
+
+def vit_tiny(patch_size: int = 16, **kw: Any) -> SatDINOViT:
+    return build_satdino(arch="vit_tiny", patch_size=patch_size, **kw)
+
+
+def vit_small(patch_size: int = 16, **kw: Any) -> SatDINOViT:
+    return build_satdino(arch="vit_small", patch_size=patch_size, **kw)
+
+
+def vit_base(patch_size: int = 16, **kw: Any) -> SatDINOViT:
+    return build_satdino(arch="vit_base", patch_size=patch_size, **kw)
+
+
+def vit_large(patch_size: int = 16, **kw: Any) -> SatDINOViT:
+    return build_satdino(arch="vit_large", patch_size=patch_size, **kw)
+
+
+def strip_prefixes(sd: dict[str, Tensor], prefixes: Sequence[str] = ("module.", "backbone.")) -> dict[str, Tensor]:
+    """Strip the ``module.`` and ``backbone.`` prefixes (and nothing else), as the official loader does."""
+    out = {}
+    for k, v in sd.items():
+        changed = True
+        while changed:
+            changed = False
+            for p in prefixes:
+                if k.startswith(p):
+                    k = k[len(p):]
+                    changed = True
+        out[k] = v
+    return out
+
+
+def satdino_state_dict_from_checkpoint(obj: Any, card: Any) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """Pull the backbone keys (and the optional fMoW ``linear_head``) out of a SatDINO checkpoint.
+
+    Accepts the official ``{'teacher': ..., 'linear_head': ...}`` files (pretrain and ``-finetune``),
+    a training checkpoint whose ``teacher`` carries ``backbone.``/``head.`` keys (head keys dropped,
+    listed in extras), and a bare backbone state dict (e.g. from safetensors).
+    """
+    extras: dict[str, Any] = {}
+    if not isinstance(obj, dict):
+        raise WeightsError(f"expected a dict checkpoint, got {type(obj).__name__}")
+    if "teacher" in obj:
+        sd = obj["teacher"]
+        if "linear_head" in obj and obj["linear_head"] is not None:
+            extras["linear_head"] = {k.removeprefix("module."): v for k, v in obj["linear_head"].items()}
+    elif "state_dict" in obj and isinstance(obj["state_dict"], dict) and "cls_token" in strip_prefixes(obj["state_dict"]):
+        sd = obj["state_dict"]
+    elif any(isinstance(v, torch.Tensor) for v in obj.values()):
+        sd = obj
+    else:
+        raise WeightsError(f"no 'teacher' state dict in the checkpoint (top-level keys: {sorted(obj)[:8]})")
+    if not isinstance(sd, dict):
+        raise WeightsError(f"checkpoint 'teacher' is a {type(sd).__name__}, expected a state dict")
+    sd = strip_prefixes(sd)
+    head_keys = sorted(k for k in sd if k.startswith("head."))
+    if head_keys:
+        extras["dropped_head_keys"] = head_keys
+        sd = {k: v for k, v in sd.items() if not k.startswith("head.")}
+    return sd, extras
+
+
+register_family(Family("satdino", build_satdino, satdino_state_dict_from_checkpoint))

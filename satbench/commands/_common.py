@@ -1,0 +1,71 @@
+"""Argument helpers shared by subcommands (model / weights / device options)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ..errors import SatbenchError
+
+
+def add_model_args(p: argparse.ArgumentParser, *, model_required: bool = True, default_model: str | None = None) -> None:
+    """``--model``, ``--weights``, ``--seed``, ``--trust-checkpoint``, ``--pos-interp``."""
+    p.add_argument("--model", required=model_required and default_model is None, default=default_model,
+                   help="registered model name (see `satbench models`) or timm:<name>")
+    p.add_argument("--weights", default=None,
+                   help="a .pth / .safetensors file, a snapshot folder, or 'random' (seeded init); "
+                        "default: the card's official weights from the local cache or the hub")
+    p.add_argument("--seed", type=int, default=0, help="seed for --weights random and for training (default 0)")
+    p.add_argument("--trust-checkpoint", action="store_true",
+                   help="load checkpoints that need types outside satbench's safe list (executes pickled code!)")
+    p.add_argument("--pos-interp", choices=["official", "size"], default=None,
+                   help="SatDINO pos-embed interpolation: the official scale-factor formula (default) or plain "
+                        "size-based bicubic (allows >= 640 px at patch 16; recorded)")
+
+
+def add_device_args(p: argparse.ArgumentParser) -> None:
+    """``--device``, ``--bf16``, ``--batch-size``."""
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast (off by default: exactness first; recorded)")
+    p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default 64)")
+
+
+def model_build_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Backbone build options chosen on the command line."""
+    opts: dict[str, Any] = {}
+    if getattr(args, "pos_interp", None):
+        opts["pos_interp"] = args.pos_interp
+    return opts
+
+
+def load_from_args(args: argparse.Namespace, kind: str = "pretrain"):
+    """Resolve ``--model``/``--weights`` into a :class:`satbench.weights.LoadedModel`."""
+    from ..registry import get_card
+    from ..weights import load_model
+
+    card = get_card(args.model)
+    opts = model_build_options(args)
+    if opts and card.family != "satdino":
+        raise SatbenchError(f"--pos-interp applies to SatDINO models only, not {card.name}")
+    return load_model(card, args.weights, kind=kind, seed=args.seed,
+                      trust_checkpoint=getattr(args, "trust_checkpoint", False), **opts)
+
+
+def positive_int(value: str) -> int:
+    try:
+        v = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
+    return v
+
+
+def positive_float(value: str) -> float:
+    try:
+        v = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}") from None
+    if not v > 0 or v != v or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}")
+    return v

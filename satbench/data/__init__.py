@@ -1,0 +1,1 @@
+"""Datasets (one module per family), protocol transforms, image reading and raw-download preparation."""

@@ -1,0 +1,52 @@
+"""Where the shipped data lives: model cards, protocols, reference results, bundled datasets.
+
+In a non-editable install these are package data (``satbench._models``, ``satbench._tasks``,
+``satbench._reference``, mapped from the repository's top-level ``models/``, ``tasks/`` and
+``results/reference/`` by ``pyproject.toml``). From a source checkout they are read in place.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import os
+from pathlib import Path
+
+_REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _locate(package: str, repo_rel: str) -> Path:
+    try:
+        p = Path(str(importlib.resources.files(package)))
+        if p.is_dir():
+            return p
+    except (ModuleNotFoundError, TypeError):
+        pass
+    p = _REPO_ROOT / repo_rel
+    if p.is_dir():
+        return p
+    raise FileNotFoundError(f"satbench data folder {repo_rel!r} is missing from this installation")
+
+
+def models_dir() -> Path:
+    """Folder holding the model cards (``*.yaml``)."""
+    return _locate("satbench._models", "models")
+
+
+def tasks_dir() -> Path:
+    """Folder holding the protocols (``tasks/<task>/<name>.yaml``) and segmentation configs."""
+    return _locate("satbench._tasks", "tasks")
+
+
+def reference_dir() -> Path:
+    """Folder holding the papers' reference numbers."""
+    return _locate("satbench._reference", "results/reference")
+
+
+def bundled_data_dir() -> Path:
+    """Folder holding bundled real datasets (package data of ``satbench.data``)."""
+    return Path(__file__).resolve().parent / "data" / "bundled"
+
+
+def satbench_home() -> Path:
+    """``$SATBENCH_HOME`` or ``~/.cache/satbench``: weights cache and feature cache live here."""
+    return Path(os.environ.get("SATBENCH_HOME") or Path.home() / ".cache" / "satbench")

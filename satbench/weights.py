@@ -1,0 +1,328 @@
+"""Weights: find a file (path, local cache, Hugging Face hub), hash it, load it safely, load it strictly.
+
+The one loader for every model. Loading is fail-closed: missing, unexpected or mis-shaped keys are an
+error that lists them; only the ``module.`` and ``backbone.`` prefixes are forgiven (by the family's
+``state_dict_from_checkpoint``). ``torch.load`` always runs with ``weights_only=True`` and an explicit
+allow-list of the non-tensor types the official checkpoints carry; anything else is refused unless the
+caller passes ``trust_checkpoint=True`` (CLI ``--trust-checkpoint``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+import re
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from torch import Tensor, nn
+
+from .backbones import FAMILIES
+from .errors import SatbenchError, WeightsError
+from .io import sha256_file
+from .registry import ModelCard
+from .resources import satbench_home
+
+CHECKPOINT_SUFFIXES = (".pth", ".pt", ".pth.tar", ".ckpt", ".bin", ".safetensors")
+
+
+@dataclass
+class WeightsInfo:
+    """Provenance of the weights a model was loaded with (recorded in every result)."""
+
+    source: str  # "random", "file", "cache", "hub"
+    path: Optional[str] = None
+    sha256: Optional[str] = None
+    kind: str = "pretrain"
+    seed: Optional[int] = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "path": self.path, "sha256": self.sha256, "kind": self.kind,
+                "seed": self.seed}
+
+    @property
+    def tag(self) -> str:
+        """Short identifier: the sha256 prefix, or ``random-seed<N>``."""
+        return f"random-seed{self.seed}" if self.source == "random" else (self.sha256 or "")[:12]
+
+
+@dataclass
+class LoadedModel:
+    """A backbone with its card and the provenance of its weights."""
+
+    model: nn.Module
+    card: ModelCard
+    weights: WeightsInfo
+    linear_head: Optional[dict[str, Tensor]] = None
+
+
+# ---------------------------------------------------------------------------------------------------
+# Finding a weight file
+# ---------------------------------------------------------------------------------------------------
+def weights_cache_dir() -> Path:
+    """Where weights fetched by model name live: ``$SATBENCH_HOME/weights``."""
+    return satbench_home() / "weights"
+
+
+def cached_weight_path(card: ModelCard, kind: str = "pretrain") -> Path:
+    """The path where the card's ``kind`` weight file is expected in the local cache."""
+    entry = _weight_entry(card, kind)
+    return weights_cache_dir() / card.name / entry["filename"]
+
+
+def _weight_entry(card: ModelCard, kind: str) -> dict[str, Any]:
+    if kind not in card.weights:
+        known = ", ".join(card.weights) or "none"
+        raise WeightsError(f"model {card.name} declares no {kind!r} weights (declared: {known}); pass --weights PATH or --weights random")
+    return card.weights[kind]
+
+
+def is_offline() -> bool:
+    """True when downloads are disabled (``SATBENCH_OFFLINE`` or ``HF_HUB_OFFLINE`` set)."""
+    return any(os.environ.get(v, "").lower() in ("1", "true", "yes") for v in ("SATBENCH_OFFLINE", "HF_HUB_OFFLINE"))
+
+
+def download_weights(card: ModelCard, kind: str = "pretrain") -> Path:
+    """Download the card's weight file through ``huggingface_hub`` (or a plain URL) into the cache."""
+    entry = _weight_entry(card, kind)
+    target = cached_weight_path(card, kind)
+    hint = f"download it by hand and place it at {target}, or pass --weights PATH"
+    if is_offline():
+        raise WeightsError(f"weights for {card.name} ({kind}) are not in the cache and downloads are off; {hint}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        if entry.get("hf_repo"):
+            from huggingface_hub import hf_hub_download
+
+            got = hf_hub_download(repo_id=entry["hf_repo"], filename=entry["filename"],
+                                  revision=entry.get("revision"), local_dir=str(target.parent))
+            got = Path(got)
+            if got.resolve() != target.resolve():
+                os.replace(got, target)
+        elif entry.get("url"):
+            from .io import atomic_write
+            import urllib.request
+
+            with urllib.request.urlopen(entry["url"], timeout=60) as resp:  # noqa: S310 (card-declared URL)
+                atomic_write(target, lambda fh: _copy_stream(resp, fh))
+        else:
+            raise WeightsError(f"model {card.name} ({kind}) has no hf_repo or url to download from; {hint}")
+    except WeightsError:
+        raise
+    except Exception as exc:  # network failures of every kind end here
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WeightsError(f"could not download weights for {card.name} ({kind}): {first[:200]}; {hint}") from None
+    return target
+
+
+def _copy_stream(src: Any, dst: Any) -> None:
+    while chunk := src.read(1 << 20):
+        dst.write(chunk)
+
+
+def _find_in_snapshot(folder: Path, card: ModelCard, kind: str) -> Path:
+    """Pick the weight file inside a Hugging Face snapshot (or any) directory."""
+    entry = card.weights.get(kind, {})
+    if entry.get("filename") and (folder / entry["filename"]).is_file():
+        return folder / entry["filename"]
+    candidates = sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(CHECKPOINT_SUFFIXES))
+    if kind == "pretrain":
+        non_ft = [p for p in candidates if "finetune" not in p.name]
+        candidates = non_ft or candidates
+    if len(candidates) == 1:
+        return candidates[0]
+    if not candidates:
+        raise WeightsError(f"{folder}: no weight file ({', '.join(CHECKPOINT_SUFFIXES)}) in this directory")
+    safes = [p for p in candidates if p.suffix == ".safetensors"]
+    if len(safes) == 1:
+        return safes[0]
+    raise WeightsError(f"{folder}: several weight files ({', '.join(p.name for p in candidates)}); pass one of them")
+
+
+def resolve_weights(card: ModelCard, spec: Optional[str], kind: str = "pretrain", *, download: bool = True) -> tuple[Optional[Path], str]:
+    """Turn ``--weights`` into a file path and a source label.
+
+    ``spec`` is None (by model name: local cache, then the hub), ``"random"``, a file or a directory.
+    Returns ``(None, "random")`` for random init.
+    """
+    if spec == "random":
+        return None, "random"
+    if spec is None:
+        path = cached_weight_path(card, kind)
+        if path.is_file():
+            return path, "cache"
+        if not download:
+            raise WeightsError(f"weights for {card.name} not found at {path}")
+        return download_weights(card, kind), "hub"
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return _find_in_snapshot(path, card, kind), "file"
+    if not path.exists():
+        raise WeightsError(f"weight file {path} does not exist (expected a .pth/.safetensors file, a snapshot folder or 'random')")
+    if not path.is_file():
+        raise WeightsError(f"{path} is not a regular file")
+    return path, "file"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reading a checkpoint safely
+# ---------------------------------------------------------------------------------------------------
+def _safe_globals() -> list[Any]:
+    """The non-tensor types the official SatDINO, SatMAE and Scale-MAE files carry."""
+    import numpy as np
+
+    allowed: list[Any] = [argparse.Namespace, np.dtype, np.ndarray]
+    try:
+        from numpy._core.multiarray import _reconstruct, scalar
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import _reconstruct, scalar  # type: ignore[no-redef]
+    allowed += [scalar, _reconstruct]
+    for name in ("Float64DType", "Float32DType", "Float16DType", "Int64DType", "Int32DType", "BoolDType",
+                 "UInt8DType", "StrDType"):
+        t = getattr(np.dtypes, name, None)
+        if t is not None:
+            allowed.append(t)
+    return allowed
+
+
+_GLOBAL_RE = re.compile(r"GLOBAL ([\w.]+)")
+
+
+def read_checkpoint(path: str | os.PathLike, *, trust_checkpoint: bool = False) -> Any:
+    """Read a ``.pth``/``.safetensors`` file without executing code hidden in it.
+
+    ``weights_only=True`` with the allow-list of :func:`_safe_globals`; a file needing anything else
+    is refused with the offending type named. ``trust_checkpoint=True`` loads it the unsafe way.
+    """
+    path = Path(path)
+    if path.stat().st_size == 0:
+        raise WeightsError(f"{path}: the file is empty (0 bytes)")
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise WeightsError(f"{path}: not a readable safetensors file ({str(exc).splitlines()[0][:160]})") from None
+    try:
+        if trust_checkpoint:
+            return torch.load(path, map_location="cpu", weights_only=False)
+        with torch.serialization.safe_globals(_safe_globals()):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        msg = str(exc)
+        m = _GLOBAL_RE.search(msg)
+        if m and ("not an allowed global" in msg or "Unsupported global" in msg):
+            raise WeightsError(
+                f"{path}: refused to load: the checkpoint needs the type {m.group(1)}, which is not on satbench's "
+                f"safe list; if you trust this file, pass --trust-checkpoint to load it the unsafe way"
+            ) from None
+        raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({msg.splitlines()[0][:160]})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, AttributeError, ImportError,
+            ModuleNotFoundError, TypeError, KeyError, IndexError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({first[:160]})") from None
+
+
+# ---------------------------------------------------------------------------------------------------
+# Strict loading
+# ---------------------------------------------------------------------------------------------------
+def _fmt_keys(keys: list[str], n: int = 8) -> str:
+    more = f" ... (+{len(keys) - n} more)" if len(keys) > n else ""
+    return ", ".join(keys[:n]) + more
+
+
+def describe_vit_state(sd: dict[str, Tensor]) -> str:
+    """A short architecture description of a ViT state dict (embed dim, patch, depth)."""
+    w = sd.get("patch_embed.proj.weight")
+    depth = len({k.split(".")[1] for k in sd if k.startswith("blocks.")})
+    if w is None or w.ndim != 4:
+        return f"an unknown architecture ({len(sd)} tensors)"
+    return f"a ViT with embed_dim {w.shape[0]}, patch {w.shape[-1]}, depth {depth}"
+
+
+def load_state_dict_strict(model: nn.Module, sd: dict[str, Tensor], *, where: str, card: ModelCard) -> None:
+    """Load ``sd`` into ``model``; any missing, unexpected or mis-shaped key is a :class:`WeightsError`."""
+    own = model.state_dict()
+    w = sd.get("patch_embed.proj.weight")
+    own_w = own.get("patch_embed.proj.weight")
+    if isinstance(w, Tensor) and own_w is not None and w.shape != own_w.shape:
+        raise WeightsError(
+            f"{where}: checkpoint is {describe_vit_state(sd)}, but model {card.name} is "
+            f"{describe_vit_state(own)} (wrong architecture or patch size)"
+        )
+    missing = sorted(set(own) - set(sd))
+    unexpected = sorted(set(sd) - set(own))
+    bad_shape = sorted(k for k in set(own) & set(sd)
+                       if not isinstance(sd[k], Tensor) or tuple(sd[k].shape) != tuple(own[k].shape))
+    problems = []
+    if missing:
+        problems.append(f"missing keys: {_fmt_keys(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys: {_fmt_keys(unexpected)}")
+    if bad_shape:
+        problems.append("mis-shaped keys: " + _fmt_keys(
+            [f"{k} {tuple(getattr(sd[k], 'shape', ()))} vs {tuple(own[k].shape)}" for k in bad_shape]))
+    if problems:
+        raise WeightsError(f"{where}: does not fit {card.name}: " + "; ".join(problems))
+    nonfinite = [k for k, v in sd.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if nonfinite:
+        raise WeightsError(f"{where}: non-finite values (NaN/inf) in {_fmt_keys(nonfinite)}")
+    model.load_state_dict(sd, strict=True)
+
+
+def load_model(
+    card: ModelCard,
+    weights: Optional[str] = None,
+    *,
+    kind: str = "pretrain",
+    seed: int = 0,
+    trust_checkpoint: bool = False,
+    verify_sha256: bool = True,
+    **build_options: Any,
+) -> LoadedModel:
+    """Build ``card``'s backbone and load its weights strictly.
+
+    ``weights``: None (by model name: cache, then hub), ``"random"`` (seeded init), a file or a folder.
+    """
+    family = FAMILIES.get(card.family)
+    if family is None:
+        raise SatbenchError(f"model card {card.name}: unknown family {card.family!r} (known: {', '.join(FAMILIES)})")
+    path, source = resolve_weights(card, weights, kind)
+    options = {**card.options, **build_options}
+    if path is None:
+        torch.manual_seed(seed)
+        model = family.build(card, **options)
+        model.eval()
+        return LoadedModel(model, card, WeightsInfo(source="random", kind="random", seed=seed))
+    digest = sha256_file(path)
+    expected = card.weights.get(kind, {}).get("sha256")
+    if verify_sha256 and expected and source in ("cache", "hub") and digest != expected:
+        raise WeightsError(f"{path}: sha256 {digest} does not match the card's {expected} for {card.name} ({kind}); "
+                           f"delete the file and download it again")
+    obj = read_checkpoint(path, trust_checkpoint=trust_checkpoint)
+    sd, extras = family.state_dict_from_checkpoint(obj, card)
+    model = family.build(card, **options)
+    load_state_dict_strict(model, sd, where=str(path), card=card)
+    model.eval()
+    head = extras.get("linear_head")
+    if head is not None:
+        _check_linear_head(head, card, str(path))
+    info = WeightsInfo(source=source, path=str(path), sha256=digest, kind=kind, extras={
+        k: v for k, v in extras.items() if k != "linear_head"})
+    return LoadedModel(model, card, info, linear_head=head)
+
+
+def _check_linear_head(head: dict[str, Tensor], card: ModelCard, where: str) -> None:
+    keys = sorted(head)
+    if keys != ["linear.bias", "linear.weight"]:
+        raise WeightsError(f"{where}: linear_head must hold linear.weight and linear.bias (module. prefix allowed), got {_fmt_keys(keys)}")
+    w = head["linear.weight"]
+    if w.ndim != 2 or w.shape[1] != card.feature_dim or head["linear.bias"].shape != (w.shape[0],):
+        raise WeightsError(f"{where}: linear_head weight {tuple(w.shape)} does not fit feature dim {card.feature_dim}")
