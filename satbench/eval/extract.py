@@ -1,0 +1,138 @@
+"""Extract once, evaluate many: decode each image once, derive every view (scale / transform) from that decode, batch by
+size, and keep the features in the on-disk :class:`~satbench.cache.FeatureCache`.
+
+A :class:`View` is one transform (PIL RGB image -> tensor in [0, 1]) with a JSON description that goes into cache keys and
+records. :func:`extract_views` returns one ``[n, D]`` float32 array of normed CLS features per view, rows in sample order.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ..cache import FeatureCache
+from ..data.images import read_rgb
+from ..data.scene import Sample
+from ..features import FeatureExtractor
+
+
+@dataclass
+class View:
+    """One transform of the decoded image. ``input_res`` is passed to backbones that take it (Scale-MAE)."""
+
+    key: str
+    transform: Callable[[Any], torch.Tensor]
+    spec: dict[str, Any]
+    input_res: Optional[float] = None
+
+
+@dataclass
+class ExtractStats:
+    """What an extraction did: cache hits/misses per view, images decoded, seconds."""
+
+    cached_views: list[str] = field(default_factory=list)
+    computed_views: list[str] = field(default_factory=list)
+    images_decoded: int = 0
+    forward_images: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"cached_views": self.cached_views, "computed_views": self.computed_views,
+                "images_decoded": self.images_decoded, "forward_images": self.forward_images,
+                "seconds": round(self.seconds, 3)}
+
+
+def cache_key(extractor: FeatureExtractor, split_sha256: str, view: View, layer: str = "cls") -> dict[str, Any]:
+    """Everything that changes the features of ``view`` on a split file."""
+    d = extractor.describe()
+    return {
+        "v": 1,
+        "model": d["model"],
+        "weights": extractor.loaded.weights.sha256 or extractor.loaded.weights.tag,
+        "model_options": d["model_options"],
+        "normalization": d["normalization"],
+        "bf16": d["bf16"],
+        "device_type": extractor.device.type,
+        "split_sha256": split_sha256,
+        "view": view.spec,
+        "input_res": view.input_res,
+        "layer": layer,
+    }
+
+
+class _DecodedViews(Dataset):
+    """Decodes sample i once and returns the tensors of every requested view."""
+
+    def __init__(self, samples: Sequence[Sample], views: Sequence[View]) -> None:
+        self.samples = samples
+        self.views = views
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
+        img = read_rgb(self.samples[i].path)
+        return tuple(v.transform(img) for v in self.views)
+
+
+def extract_views(
+    extractor: FeatureExtractor,
+    samples: Sequence[Sample],
+    views: Sequence[View],
+    *,
+    split_sha256: str,
+    cache: Optional[FeatureCache] = None,
+    batch_size: int = 64,
+    num_workers: int = 1,
+    progress: bool = True,
+    desc: str = "extract",
+    stats: Optional[ExtractStats] = None,
+) -> dict[str, np.ndarray]:
+    """Normed-CLS features ``{view.key: [n, D] float32}`` for ``samples`` under every view.
+
+    Views found in ``cache`` cost no forward pass and no decode; the others share one decode per image (in a DataLoader
+    worker, overlapping the forward pass) and are batched per view, i.e. by input size.
+    """
+    from tqdm.auto import tqdm
+
+    stats = stats if stats is not None else ExtractStats()
+    t0 = time.perf_counter()
+    out: dict[str, np.ndarray] = {}
+    todo: list[View] = []
+    for v in views:
+        arr = cache.get(cache_key(extractor, split_sha256, v)) if cache is not None else None
+        if arr is not None and arr.shape[0] == len(samples):
+            out[v.key] = arr
+            stats.cached_views.append(v.key)
+        else:
+            todo.append(v)
+    if todo and samples:
+        loader = DataLoader(_DecodedViews(samples, todo), batch_size=batch_size, shuffle=False,
+                            num_workers=num_workers, persistent_workers=False,
+                            multiprocessing_context="fork" if num_workers > 0 else None)
+        chunks: dict[str, list[np.ndarray]] = {v.key: [] for v in todo}
+        with tqdm(total=len(samples), desc=desc, unit="img", disable=not progress, leave=False) as bar:
+            for batch in loader:
+                for v, images in zip(todo, batch):
+                    feats = extractor(images, input_res=v.input_res).cls
+                    chunks[v.key].append(feats.cpu().numpy().astype(np.float32, copy=False))
+                    stats.forward_images += len(images)
+                stats.images_decoded += len(batch[0])
+                bar.update(len(batch[0]))
+        for v in todo:
+            arr = np.concatenate(chunks[v.key], axis=0)
+            out[v.key] = arr
+            stats.computed_views.append(v.key)
+            if cache is not None:
+                cache.put(cache_key(extractor, split_sha256, v), arr,
+                          {"model": extractor.card.name, "view": v.key, "n": len(samples)})
+    elif todo:
+        for v in todo:
+            out[v.key] = np.zeros((0, extractor.feature_dim), dtype=np.float32)
+    stats.seconds += time.perf_counter() - t0
+    return out
