@@ -1,0 +1,95 @@
+"""``satbench extract``'s API: features of an image folder or a split file at one protocol size, with a JSON sidecar."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from .data.scene import IMAGE_EXTENSIONS, Sample, _entry_rel, _read_split, get_dataset_info
+from .data.transforms import knn_transform, knn_transform_spec
+from .errors import DataError, SatbenchError
+from .eval.extract import ExtractStats, View, extract_views
+from .features import FeatureExtractor
+from .io import atomic_write_bytes, atomic_write_json, sha256_bytes
+from .normalization import Normalization, get_normalization, parse_normalization
+from .weights import LoadedModel
+
+
+def list_images(path: Path) -> tuple[list[Sample], Optional[str], Path]:
+    """Samples of an image folder (recursive, sorted) or a split file (file order).
+
+    Returns ``(samples, split_sha256_or_None, dataset_folder)``. Split-file lines are resolved against ``<dir>/images/``
+    when that folder exists (the official layout), else against the split file's folder.
+    """
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+        if not files:
+            raise DataError(f"image folder {path} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+        listing = "\n".join(str(p.relative_to(path)) for p in files).encode()
+        folder = path.parent if path.name == "images" else path
+        return [Sample(p, -1, i + 1) for i, p in enumerate(files)], sha256_bytes(listing), folder
+    if not path.is_file():
+        raise DataError(f"{path} does not exist (expected an image folder or a split file)")
+    sf = _read_split(path)
+    base = path.parent / "images" if (path.parent / "images").is_dir() else path.parent
+    samples = []
+    for line_no, entry in sf.lines:
+        rel = _entry_rel(entry, path, line_no)
+        p = base / rel
+        if not p.is_file():
+            raise DataError(f"{path}:{line_no}: entry {entry!r} has no file at {p}")
+        samples.append(Sample(p, -1, line_no))
+    return samples, sf.sha256, path.parent
+
+
+def resolve_normalization(spec: Optional[str], loaded: LoadedModel, dataset_folder: Path) -> Normalization:
+    """``None`` -> the model's declared normalisation; ``dataset`` -> the per-dataset table by folder name; else a preset
+    name or ``mean=..;std=..``."""
+    if spec is None:
+        return loaded.card.norm
+    if spec == "dataset":
+        name = dataset_folder.resolve().name
+        try:
+            return get_normalization(get_dataset_info(name).normalization)
+        except SatbenchError:
+            raise DataError(f"--normalization dataset: folder name {name!r} ({dataset_folder}) is not a known dataset; "
+                            f"pass a preset name or mean=a,b,c;std=d,e,f") from None
+    return parse_normalization(spec)
+
+
+def extract_to_file(loaded: LoadedModel, images: Path, size: int, output: Path, *, normalization: Optional[str] = None,
+                    device: str = "auto", bf16: bool = False, batch_size: int = 64, progress: bool = True) -> dict[str, Any]:
+    """Write ``[n, D]`` float32 features to ``output`` (.npy) and a JSON sidecar ``output.json``; returns the sidecar."""
+    if output.suffix != ".npy":
+        raise SatbenchError(f"--output {output}: expected a .npy path")
+    if size < loaded.card.patch_size:
+        raise SatbenchError(f"--size {size} is smaller than the model's patch size {loaded.card.patch_size}")
+    samples, split_sha, folder = list_images(images)
+    norm = resolve_normalization(normalization, loaded, folder)
+    extractor = FeatureExtractor(loaded, normalization=norm, device=device, bf16=bf16)
+    view = View(str(size), knn_transform(size), knn_transform_spec(size))
+    stats = ExtractStats()
+    feats = extract_views(extractor, samples, [view], split_sha256=split_sha or "", cache=None, batch_size=batch_size,
+                          progress=progress, desc=f"extract {size}px", stats=stats)[view.key]
+    import io as _io
+
+    buf = _io.BytesIO()
+    np.save(buf, feats.astype(np.float32), allow_pickle=False)
+    atomic_write_bytes(output, buf.getvalue())
+    sidecar = {
+        "features": str(output),
+        "shape": list(feats.shape),
+        "dtype": "float32",
+        "feature": "normed CLS token",
+        "images": [str(s.path.resolve()) for s in samples],
+        "source": str(images),
+        "source_sha256": split_sha,
+        "transform": view.spec,
+        **extractor.describe(),
+        "seconds": round(stats.seconds, 3),
+    }
+    atomic_write_json(output.with_suffix(".json"), sidecar)
+    return sidecar

@@ -1,0 +1,30 @@
+"""Shared fixtures. Tests run offline on data inside the repository (the bundled ucm-mini subset)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("SATBENCH_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path, monkeypatch):
+    """Every test gets its own SATBENCH_HOME / cache / results folder and no network."""
+    monkeypatch.setenv("SATBENCH_HOME", str(tmp_path / "satbench_home"))
+    monkeypatch.setenv("SATBENCH_RESULTS", str(tmp_path / "results"))
+    monkeypatch.delenv("SATBENCH_CACHE", raising=False)
+    monkeypatch.setenv("SATBENCH_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    yield
+
+
+@pytest.fixture
+def ucm_mini():
+    from satbench.data.scene import open_scene_dataset
+
+    return open_scene_dataset("ucm-mini")
