@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -75,7 +76,7 @@ def _load_card(path: Path) -> ModelCard:
 
 
 @lru_cache(maxsize=None)
-def _cards(folder: str) -> dict[str, ModelCard]:
+def _cards_in(folder: str) -> dict[str, ModelCard]:
     cards: dict[str, ModelCard] = {}
     for path in sorted(Path(folder).glob("*.yaml")):
         card = _load_card(path)
@@ -85,9 +86,28 @@ def _cards(folder: str) -> dict[str, ModelCard]:
     return cards
 
 
+def card_folders() -> list[Path]:
+    """The shipped ``models/`` folder, then any folders listed in ``$SATBENCH_MODEL_CARDS`` (os.pathsep-separated)."""
+    extra = [Path(p) for p in os.environ.get("SATBENCH_MODEL_CARDS", "").split(os.pathsep) if p]
+    for p in extra:
+        if not p.is_dir():
+            raise SatbenchError(f"$SATBENCH_MODEL_CARDS names {p}, which is not a folder of model cards")
+    return [models_dir(), *extra]
+
+
+def _cards(_unused: str = "") -> dict[str, ModelCard]:
+    cards: dict[str, ModelCard] = {}
+    for folder in card_folders():
+        for name, card in _cards_in(str(folder)).items():
+            if name in cards:
+                raise SatbenchError(f"model {name!r} is defined twice ({cards[name].path}, {card.path})")
+            cards[name] = card
+    return cards
+
+
 def list_cards() -> list[ModelCard]:
-    """All registered cards, sorted by name."""
-    return list(_cards(str(models_dir())).values())
+    """All registered cards (shipped and ``$SATBENCH_MODEL_CARDS``), sorted by name."""
+    return sorted(_cards().values(), key=lambda c: c.name)
 
 
 def dynamic_card(name: str) -> ModelCard | None:
@@ -106,7 +126,7 @@ def get_card(name: str) -> ModelCard:
     card = dynamic_card(name)
     if card is not None:
         return card
-    cards = _cards(str(models_dir()))
+    cards = _cards()
     if name in cards:
         return cards[name]
     for c in cards.values():
