@@ -11,13 +11,14 @@ from .weights import cached_weight_path
 
 
 def model_rows(flops: bool = True) -> list[dict[str, Any]]:
-    """One row per registered card; each model is built once at random init (meta info only)."""
+    """One row per registered card. Models are built on the meta device (shapes only, no memory, no init cost):
+    parameter counts and the paper-style GFLOPs need nothing else."""
     import torch
 
     rows = []
     for card in list_cards():
-        torch.manual_seed(0)
-        model = FAMILIES[card.family].build(card, **card.options)
+        with torch.device("meta"):
+            model = FAMILIES[card.family].build(card, **card.options)
         params = count_params(model, exclude=card.params_exclude)
         cached = [k for k in card.weights if cached_weight_path(card, k).is_file()]
         rows.append({

@@ -89,8 +89,9 @@ def linear_conv_gflops(model: nn.Module, img_size: int) -> float:
         elif isinstance(m, nn.Conv2d):
             hooks.append(m.register_forward_hook(conv_hook))
     try:
+        device = next(model.parameters()).device
         with torch.no_grad():
-            model(torch.zeros(1, 3, img_size, img_size))
+            model(torch.zeros(1, 3, img_size, img_size, device=device))
     finally:
         for h in hooks:
             h.remove()

@@ -72,7 +72,7 @@ class SatDINOViT(nn.Module):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         self.gsd_register = nn.Parameter(torch.zeros(1, 1, embed_dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, num_patches + 2, embed_dim))
-        dpr = [x.item() for x in torch.linspace(0, drop_path_rate, depth)]
+        dpr = [x.item() for x in torch.linspace(0, drop_path_rate, depth, device="cpu")]  # as the official code; cpu so meta builds work
         norm_layer = partial(nn.LayerNorm, eps=1e-6)
         self.blocks = nn.ModuleList(
             Block(dim=embed_dim, num_heads=num_heads, mlp_ratio=mlp_ratio, qkv_bias=True,
@@ -190,14 +190,20 @@ def _check_layers(layers: Sequence[int], depth: int) -> set[int]:
 
 def build_satdino(card: Any = None, *, arch: str | None = None, patch_size: int | None = None,
                   drop_path_rate: float = 0.0, pos_interp: str = "official", attn_impl: str = "matmul",
-                  img_size: int = 224) -> SatDINOViT:
-    """Build a SatDINO ViT from a card (or from ``arch`` and ``patch_size``)."""
+                  img_size: int = 224, depth: int | None = None) -> SatDINOViT:
+    """Build a SatDINO ViT from a card (or from ``arch`` and ``patch_size``).
+
+    ``depth`` overrides the arch's depth (reduced-depth models from ``satbench pretrain`` demo configs).
+    """
     arch = arch or card.arch
     patch_size = patch_size or card.patch_size
     if arch not in ARCHS:
         raise SatbenchError(f"unknown SatDINO arch {arch!r}; expected one of {sorted(ARCHS)}")
+    dims = dict(ARCHS[arch])
+    if depth is not None:
+        dims["depth"] = int(depth)
     return SatDINOViT(patch_size=patch_size, img_size=img_size, drop_path_rate=drop_path_rate,
-                      pos_interp=pos_interp, attn_impl=attn_impl, **ARCHS[arch])
+                      pos_interp=pos_interp, attn_impl=attn_impl, **dims)
 
 
 def vit_tiny(patch_size: int = 16, **kw: Any) -> SatDINOViT:
