@@ -273,3 +273,25 @@ def open_scene_dataset(spec: Optional[str] = None, *, data_root: Optional[str | 
         used_source.add(src)
     return SceneDataset(name=name, root=root, info=info, native_size=native, normalization=norm, splits=splits,
                         split_source="+".join(sorted(used_source)))
+
+
+def compute_normalization(dataset: SceneDataset, split: str = "train", progress: bool = True) -> Normalization:
+    """Per-dataset statistics the way SatDINO's tables appear to be made (spec 2.5, [INF]): the mean over images of each
+    image's channel means, and the mean over images of each image's channel (population) stds, in [0, 1] at native
+    resolution, over ``split``. Returned as ``Normalization("computed:<name>:<split>", ...)``; record it."""
+    import numpy as np
+    from tqdm.auto import tqdm
+
+    from .images import read_rgb
+
+    samples = dataset.samples(split)
+    means, stds = [], []
+    for s in tqdm(samples, desc=f"stats {dataset.name} {split}", unit="img", disable=not progress, leave=False):
+        a = np.asarray(read_rgb(s.path), dtype=np.float64).reshape(-1, 3) / 255.0
+        means.append(a.mean(axis=0))
+        stds.append(a.std(axis=0))
+    if not means:
+        raise DataError(f"dataset {dataset.root}: the {split} split is empty; cannot compute normalization statistics")
+    mean = tuple(float(v) for v in np.mean(means, axis=0))
+    std = tuple(float(v) for v in np.mean(stds, axis=0))
+    return Normalization(f"computed:{dataset.name}:{split}", mean, std)  # type: ignore[arg-type]

@@ -13,10 +13,11 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 from ..cache import FeatureCache
 from ..data.images import read_rgb
+from ..errors import SatbenchError
 from ..data.scene import Sample
 from ..features import FeatureExtractor
 
@@ -75,9 +76,20 @@ class _DecodedViews(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
-        img = read_rgb(self.samples[i].path)
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, ...] | SatbenchError:
+        try:
+            img = read_rgb(self.samples[i].path)
+        except SatbenchError as exc:  # passed back whole: a worker would wrap it in a multi-line traceback text
+            return exc
         return tuple(v.transform(img) for v in self.views)
+
+
+def _collate(items: list) -> Any:
+    """Default collation, except that a decode error of any item becomes the batch (raised in the main process)."""
+    for it in items:
+        if isinstance(it, SatbenchError):
+            return it
+    return default_collate(items)
 
 
 def extract_views(
@@ -113,11 +125,13 @@ def extract_views(
             todo.append(v)
     if todo and samples:
         loader = DataLoader(_DecodedViews(samples, todo), batch_size=batch_size, shuffle=False,
-                            num_workers=num_workers, persistent_workers=False,
+                            num_workers=num_workers, persistent_workers=False, collate_fn=_collate,
                             multiprocessing_context="fork" if num_workers > 0 else None)
         chunks: dict[str, list[np.ndarray]] = {v.key: [] for v in todo}
         with tqdm(total=len(samples), desc=desc, unit="img", disable=not progress, leave=False) as bar:
             for batch in loader:
+                if isinstance(batch, SatbenchError):
+                    raise batch
                 for v, images in zip(todo, batch):
                     feats = extractor(images, input_res=v.input_res).cls
                     chunks[v.key].append(feats.cpu().numpy().astype(np.float32, copy=False))

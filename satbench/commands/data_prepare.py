@@ -1,0 +1,48 @@
+"""``satbench data prepare NAME --src DIR --out ROOT``: raw download -> satbench's dataset layout."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..errors import DataError
+
+
+def register(dsub: argparse._SubParsersAction) -> None:
+    p = dsub.add_parser("prepare", help="convert a raw download into <ROOT>/<name>/images/<class>/... + split files",
+                        description="Convert a raw dataset download into satbench's layout (files hard-linked or "
+                                    "copied) and check that every split entry exists.")
+    p.add_argument("name", help="dataset name (eurosat, resisc45, uc_merced, whu-rs19, rs_c11, siri-whu, ...)")
+    p.add_argument("--src", required=True, help="the raw download (an extra top folder is fine)")
+    p.add_argument("--out", required=True, help="data root; the dataset goes to <out>/<name>/")
+    p.add_argument("--splits", default=None, help="folder with train.txt/val.txt (default: the official split shipped with satbench)")
+    p.add_argument("--mode", choices=["auto", "link", "copy"], default="auto",
+                   help="hard-link files (auto falls back to copying across filesystems) or copy them")
+    p.add_argument("--any-extension", action="store_true",
+                   help="accept files whose extension differs from the split entry (e.g. .jpg re-encodings of .tif); "
+                        "the written split files name the files present")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=_prepare)
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    from ..data.prepare import get_preparer
+
+    preparer = get_preparer(args.name)
+    opts = {"mode": args.mode}
+    if args.splits:
+        opts["splits"] = args.splits
+    if args.any_extension:
+        opts["any_extension"] = True
+    report = preparer(args.src, args.out, **opts)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        for k, v in report.items():
+            print(f"{k:>20}: {v}")
+    missing = report.get("missing", {})
+    if missing and any(missing.values()):
+        ex = [e for lst in report.get("missing_examples", {}).values() for e in lst][:3]
+        raise DataError(f"{args.name}: {sum(missing.values())} split entries have no file under {report.get('class_root')} "
+                        f"(first: {', '.join(ex)})")
+    return 0

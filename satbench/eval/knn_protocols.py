@@ -1,0 +1,146 @@
+"""kNN protocols turned into extraction views: per-scale input sizes, transforms and ``input_res``.
+
+A kNN protocol (``tasks/knn/*.yaml``) names its scales and how each scale becomes an image tensor. This module turns
+(protocol, dataset, backbone family) into a list of :class:`ScaleEntry` (one per scale entry, in protocol order, with
+the official result key ``"{native}->{target}({final})"``) sharing de-duplicated :class:`~satbench.eval.extract.View`
+objects: EuroSAT's 0.25 and 0.125 scales are the same 16-px input, so they share one view (one forward pass) and still
+count as two entries in the average.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import torch
+import torch.nn.functional as F
+from torchvision import transforms as T
+
+from ..data.scene import SceneDataset
+from ..data.transforms import knn_input_size, knn_resize_size, knn_transform, knn_transform_spec
+from ..errors import ProtocolError
+from ..io import canonical_hash
+from ..normalization import Normalization
+from ..protocols import Protocol
+from .extract import View
+
+#: Backbone families whose ``forward_features`` takes ``input_res`` (a ground-resolution ratio).
+INPUT_RES_FAMILIES = ("scalemae",)
+INPUT_RES_POLICIES = ("none", "224/size", "1.0")
+TRANSFORMS = ("resize-center-crop", "native-area")
+
+
+@dataclass
+class ScaleEntry:
+    """One scale of the protocol: sizes, the official result key and the view that produces its features."""
+
+    scale: float
+    target: int  # round(scale * native), before flooring
+    size: int  # final input size
+    resize: Optional[int]  # short-side resize before the centre crop (resize-center-crop only)
+    key: str  # "{native}->{target}({size})", as the official results JSON
+    view: View
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"scale": self.scale, "key": self.key, "target": self.target, "size": self.size,
+                "resize": self.resize, "view": self.view.key, "input_res": self.view.input_res}
+
+
+def input_res_for(policy: str, size: int) -> Optional[float]:
+    """Scale-MAE's ``input_res`` for an eval size: ``"224/size"`` (its own eval, ``eval_gsd``), ``"1.0"`` or none."""
+    policy = str(policy)
+    if policy == "none":
+        return None
+    if policy == "224/size":
+        return 224.0 / size
+    if policy == "1.0":
+        return 1.0
+    raise ProtocolError(f"input_res policy must be one of {', '.join(INPUT_RES_POLICIES)}, got {policy!r}")
+
+
+class NativeAreaTransform:
+    """Scale-MAE's eval transform: (optional square resize at native size) -> ToTensor -> ``F.interpolate(mode='area')``."""
+
+    def __init__(self, size: int, native_resize: Optional[int] = None) -> None:
+        self.size = size
+        self.native_resize = native_resize
+        self._pre = T.Resize((native_resize, native_resize)) if native_resize else None
+        self._to_tensor = T.ToTensor()
+
+    def __call__(self, img: Any) -> torch.Tensor:
+        if self._pre is not None:
+            img = self._pre(img)
+        x = self._to_tensor(img)
+        return F.interpolate(x.unsqueeze(0), size=(self.size, self.size), mode="area").squeeze(0)
+
+    def spec(self) -> dict[str, Any]:
+        return {"native_resize": self.native_resize, "native_resize_interpolation": "bilinear-antialias"
+                if self.native_resize else None, "to_tensor": True, "area_resize": self.size}
+
+
+def _scales(protocol: Protocol) -> list[float]:
+    scales = protocol.get("scales")
+    if not isinstance(scales, list) or not scales or not all(isinstance(s, (int, float)) and s > 0 for s in scales):
+        raise ProtocolError(f"protocol {protocol.name}: scales must be a non-empty list of positive numbers, got {scales!r}")
+    return [float(s) for s in scales]
+
+
+def protocol_normalization(protocol: Protocol, dataset: SceneDataset,
+                           override: Optional[Normalization] = None) -> Normalization:
+    """The normalisation a kNN protocol prescribes for ``dataset`` (``override`` wins: ``--normalization``)."""
+    if override is not None:
+        return override
+    rule = protocol.get("normalization", "dataset")
+    if rule == "dataset":
+        return dataset.normalization
+    if rule == "table":
+        table = protocol.get("normalization_table") or {}
+        key = dataset.info.name if dataset.info is not None else dataset.name
+        if key not in table:
+            raise ProtocolError(f"protocol {protocol.name} has no normalization statistics for {key!r} (it knows "
+                                f"{', '.join(sorted(table)) or 'none'}); pass --normalization (a preset or mean=..;std=..)")
+        e = table[key]
+        return Normalization(f"{protocol.name}:{key}", tuple(e["mean"]), tuple(e["std"]))  # type: ignore[arg-type]
+    raise ProtocolError(f"protocol {protocol.name}: normalization must be 'dataset' or 'table', got {rule!r}")
+
+
+def build_scale_entries(protocol: Protocol, dataset: SceneDataset, family: str) -> list[ScaleEntry]:
+    """The per-scale entries of ``protocol`` on ``dataset`` for a backbone of ``family`` (views de-duplicated)."""
+    multiple = int(protocol.get("size_multiple", 16))
+    if multiple <= 0:
+        raise ProtocolError(f"protocol {protocol.name}: size_multiple must be positive, got {multiple}")
+    transform = protocol.get("transform", "resize-center-crop")
+    if transform not in TRANSFORMS:
+        raise ProtocolError(f"protocol {protocol.name}: transform must be one of {', '.join(TRANSFORMS)}, got {transform!r}")
+    policy = str(protocol.get("input_res", "none"))
+    if policy not in INPUT_RES_POLICIES:
+        raise ProtocolError(f"protocol {protocol.name}: input_res must be one of {', '.join(INPUT_RES_POLICIES)}, got {policy!r}")
+    if policy != "none" and family not in INPUT_RES_FAMILIES:
+        raise ProtocolError(f"protocol {protocol.name} sets input_res {policy!r}, but {family} backbones take no input "
+                            f"resolution (only: {', '.join(INPUT_RES_FAMILIES)})")
+    ratio_spec = protocol.get("resize_ratio", [256, 224])
+    ratio = ratio_spec[0] / ratio_spec[1] if isinstance(ratio_spec, list) else float(ratio_spec)
+    interp = protocol.get("interpolation", "bicubic")
+    if transform == "resize-center-crop" and interp != "bicubic":
+        raise ProtocolError(f"protocol {protocol.name}: only bicubic interpolation is implemented, got {interp!r}")
+    native_resize_table = protocol.get("native_resize") or {}
+    proto_ds = dataset.info.name if dataset.info is not None else dataset.name
+    native_resize = native_resize_table.get(proto_ds)
+    native = dataset.native_size
+    views: dict[str, View] = {}
+    out: list[ScaleEntry] = []
+    for s in _scales(protocol):
+        target, size = knn_input_size(native, s, multiple)
+        res = input_res_for(policy, size)
+        if transform == "resize-center-crop":
+            tf: Any = knn_transform(size, ratio)
+            spec = {"kind": "satdino-knn", **knn_transform_spec(size, ratio)}
+            resize: Optional[int] = knn_resize_size(size, ratio)
+        else:
+            tf = NativeAreaTransform(size, native_resize)
+            spec = {"kind": "scalemae-knn", **tf.spec()}
+            resize = None
+        vkey = f"{spec['kind']}-{size}" + (f"-res{res:g}" if res is not None else "") + f"-{canonical_hash(spec)[:6]}"
+        view = views.setdefault(vkey, View(vkey, tf, spec, res))
+        out.append(ScaleEntry(s, target, size, resize, f"{native}->{target}({size})", view))
+    return out

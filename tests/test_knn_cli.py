@@ -1,0 +1,147 @@
+"""`satbench run --task knn` and `satbench cache`: records, tables, one-line errors, no partial records."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from satbench.backbones.satdino import SatDINOViT
+from satbench.cli import main
+from satbench.registry import get_card
+from satbench.resources import bundled_data_dir
+from satbench.weights import LoadedModel, WeightsInfo
+
+UCM = bundled_data_dir() / "ucm-mini"
+
+
+def _tiny(args=None):
+    card = dataclasses.replace(get_card("satdino-vit_small-16"), name="test-satdino-tiny-d2", arch="vit_tiny",
+                               embed_dim=192, feature_dim=192, depth=2, num_heads=3, weights={})
+    torch.manual_seed(0)
+    return LoadedModel(SatDINOViT(embed_dim=192, depth=2, num_heads=3).eval(), card,
+                       WeightsInfo(source="random", kind="random", seed=0))
+
+
+@pytest.fixture
+def tiny(monkeypatch):
+    import satbench.commands.task_knn as tk
+
+    monkeypatch.setattr(tk, "load_from_args", _tiny)
+
+
+def records(folder: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.exists() else []
+
+
+def one_line_error(capsys, code, pattern):
+    import re
+
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("satbench: error:"), err
+    assert re.search(pattern, lines[0]), lines[0]
+
+
+def test_run_knn_writes_record_and_prints_table(tiny, tmp_path, capsys):
+    res = tmp_path / "res"
+    code = main(["run", "--task", "knn", "--weights", "random", "--scales", "0.125", "--k", "5", "20",
+                 "--results-dir", str(res), "--no-progress", "--batch-size", "128", "--num-workers", "0"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "256->32(32)" in out and "top-1 k=20" in out and "top-1 k=5" in out and "average" in out
+    (rec,) = records(res)
+    assert rec["task"] == "knn" and rec["dataset"]["name"] == "ucm-mini"
+    assert rec["protocol"]["overrides"] == {"scales": [0.125], "k": [5, 20]}
+    assert set(rec["summary"]["top1_per_scale"]) == {"0.125"}
+    # a second run never overwrites: two records, the second from the cache
+    assert main(["run", "--task", "knn", "--weights", "random", "--scales", "0.125", "--k", "5", "20",
+                 "--results-dir", str(res), "--no-progress", "--num-workers", "0"]) == 0
+    recs = records(res)
+    assert len(recs) == 2 and recs[0]["summary"] == recs[1]["summary"]
+    assert sorted(r["extra"]["cache"]["hits"] for r in recs) == [0, 2]
+    capsys.readouterr()
+    assert main(["cache", "ls"]) == 0
+    out = capsys.readouterr().out
+    assert "test-satdino-tiny-d2" in out and "2 entries" in out
+    assert main(["cache", "clear"]) == 0 and "removed 2" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, pattern", [
+    (["--scales", "0"], "argument --scales: expected a positive number"),
+    (["--scales", "x"], "argument --scales: expected a positive number"),
+    (["--k", "-3"], "argument --k: expected a positive integer"),
+])
+def test_malformed_overrides_fail_in_argparse(tiny, tmp_path, capsys, argv, pattern):
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "--task", "knn", "--weights", "random", "--results-dir", str(tmp_path / "r"), *argv])
+    assert exc.value.code == 2 and pattern in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def make_bad(tmp_path: Path, kind: str) -> Path:
+    root = tmp_path / "myset"
+    for c in ("agricultural", "beach", "forest"):
+        shutil.copytree(UCM / "images" / c, root / "images" / c)
+    lines = {s: [ln for ln in (UCM / f"{s}.txt").read_text().split() if ln.split("/")[1] in ("agricultural", "beach", "forest")]
+             for s in ("train", "val")}
+    if kind == "missing":
+        lines["val"].append("./beach/beach_does_not_exist.jpg")
+    elif kind == "empty-class":
+        (root / "images" / "harbor").mkdir()
+    elif kind == "corrupt":
+        victim = root / "images" / lines["val"][0][2:]
+        victim.write_bytes(b"\xff\xd8\xff this is not a jpeg")
+    elif kind == "outside":
+        lines["train"][3] = "./../../etc/passwd"
+    for s, ls in lines.items():
+        (root / f"{s}.txt").write_text("\n".join(ls) + "\n")
+    return root
+
+
+@pytest.mark.parametrize("kind, pattern", [
+    ("missing", r"val\.txt: 1 of \d+ entries have no file .*beach_does_not_exist"),
+    ("empty-class", "class folder\\(s\\) with no split entries: harbor"),
+    ("corrupt", r"agricultural\w*\.jpg"),
+    ("outside", r"train\.txt:4: .*outside the dataset"),
+])
+def test_bad_dataset_folders_one_line_error_no_record(tiny, tmp_path, capsys, kind, pattern):
+    root = make_bad(tmp_path, kind)
+    res = tmp_path / "res"
+    code = main(["run", "--task", "knn", "--weights", "random", "--dataset", str(root), "--normalization", "uc_merced",
+                 "--native-size", "256", "--scales", "0.125", "--k", "5", "--results-dir", str(res), "--no-progress"])
+    one_line_error(capsys, code, pattern)
+    assert records(res) == []
+
+
+def test_unknown_folder_needs_normalization(tiny, tmp_path, capsys):
+    root = make_bad(tmp_path, "none")
+    code = main(["run", "--task", "knn", "--weights", "random", "--dataset", str(root), "--scales", "0.125",
+                 "--results-dir", str(tmp_path / "res")])
+    one_line_error(capsys, code, "not a known dataset.*--normalization")
+
+
+def test_normalization_compute_is_recorded(tiny, tmp_path, capsys):
+    root = make_bad(tmp_path, "none")
+    res = tmp_path / "res"
+    code = main(["run", "--task", "knn", "--weights", "random", "--dataset", str(root), "--normalization", "compute",
+                 "--native-size", "256", "--scales", "0.125", "--k", "5", "--results-dir", str(res), "--no-progress",
+                 "--num-workers", "0"])
+    assert code == 0, capsys.readouterr().err
+    (rec,) = records(res)
+    used = rec["dataset"]["normalization_used"]
+    assert used["name"] == "computed:myset:train" and rec["extra"]["normalization_computed"]["mean"] == used["mean"]
+    assert 0.3 < used["mean"][0] < 0.7 and 0.05 < used["std"][0] < 0.4
+
+
+def test_dataset_all_needs_a_root(tiny, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("SATBENCH_DATA", raising=False)
+    code = main(["run", "--task", "knn", "--weights", "random", "--dataset", "all"])
+    one_line_error(capsys, code, "--dataset all needs --data-root")
+    (tmp_path / "d").mkdir()
+    code = main(["run", "--task", "knn", "--weights", "random", "--dataset", "all", "--data-root", str(tmp_path / "d")])
+    one_line_error(capsys, code, "none of eurosat")
