@@ -86,11 +86,36 @@ def knn_classifier(train_features, train_labels, test_features, test_labels, k, 
     return top1 * 100.0 / total
 
 
+def subset_folder(src: str, per_class: int) -> str:
+    """An official-layout folder named like the source (so its protocol facts apply) with symlinks to a per-class subset."""
+    import collections
+    import os
+    from pathlib import Path
+
+    src_p = Path(src).resolve()
+    dst = Path(tempfile.mkdtemp(prefix="bench_knn_")) / src_p.name
+    for split, n in (("train", per_class), ("val", max(1, per_class // 4))):
+        taken, lines = collections.Counter(), []
+        for line in (src_p / f"{split}.txt").read_text().split():
+            cls = line.split("/")[-2]
+            if taken[cls] < n:
+                taken[cls] += 1
+                lines.append(line)
+                target = dst / "images" / line[2:]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.symlink(src_p / "images" / line[2:], target)
+        (dst / f"{split}.txt").write_text("\n".join(lines) + "\n")
+    return str(dst)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="/work/shared/data/uc_merced")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--per-class", type=int, default=0,
+                    help="use only the first N train and N/4 val entries per class of the split files (0 = all); the "
+                         "subset is a folder of symlinks to the same real images, laid out officially")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -101,7 +126,10 @@ def main() -> None:
     from satbench.registry import get_card
     from satbench.weights import load_model
 
-    ds = open_scene_dataset(args.data)
+    data = args.data
+    if args.per_class:
+        data = subset_folder(args.data, args.per_class)
+    ds = open_scene_dataset(data)
     proto = load_protocol("satdino-knn-v1")
     scales, ks = proto.get("scales"), proto.get("k")
     loaded = load_model(get_card("satdino-vit_small-16"), "random", seed=0)
