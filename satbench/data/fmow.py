@@ -1,0 +1,238 @@
+"""fMoW-RGB as SatDINO reads it (spec 2.4 and 4.3): the CSV writer and the two datasets.
+
+* :func:`struct_to_rows` / :func:`write_fmow_csv`: ``satdino.fmow_prepare.data_to_csv`` from the fMoW
+  baseline's ``training_struct.json`` (a list of ``{"features_path", "img_path", "category"}``). Columns
+  ``id, image_path, feature_path, split, category_name, category_idx, gsd, hour, month, year``; ``split`` =
+  path component -5, ``category_name`` = component -4, ``id`` = ``category/category_N``; paths = the last 7
+  components; ``gsd = f[0]``, ``year = int(f[4])``, ``month = int(f[5] * 12)``, ``hour = int(f[7])`` from
+  the 45-value ``*_features.json``; ``category_idx`` = index in :data:`FMOW_CATEGORIES`.
+* :class:`FMoWDataset` (``FMoWRGBDataset``, "basic"): ``(image, category_idx)``.
+* :class:`FMoWTemporalDataset` (``FMoWRGBTemporalDataset``): 3 images + metadata lists of 3. With
+  ``temporal=False`` (the released setting) it is the same image three times; with ``temporal=True`` it is
+  two random other acquisitions of the same ``id`` (drawn with replacement) then the indexed image.
+
+Images are read as 8-bit RGB (the official code skips ``.convert('RGB')``; fMoW crops are RGB JPEGs).
+A bad row (missing column, unknown category, missing image) is reported with its CSV line number.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import random
+from pathlib import Path, PurePosixPath
+from typing import Any, Callable, Optional, Sequence
+
+from ..errors import DataError
+from ..io import atomic_write_bytes
+from .images import read_rgb
+
+#: The 63-class fMoW-baseline label order (``params.py``); false_detection = 0, impoverished_settlement = 43.
+FMOW_CATEGORIES: tuple[str, ...] = (
+    "false_detection", "airport", "airport_hangar", "airport_terminal", "amusement_park", "aquaculture",
+    "archaeological_site", "barn", "border_checkpoint", "burial_site", "car_dealership", "construction_site",
+    "crop_field", "dam", "debris_or_rubble", "educational_institution", "electric_substation",
+    "factory_or_powerplant", "fire_station", "flooded_road", "fountain", "gas_station", "golf_course",
+    "ground_transportation_station", "helipad", "hospital", "interchange", "lake_or_pond", "lighthouse",
+    "military_facility", "multi-unit_residential", "nuclear_powerplant", "office_building",
+    "oil_or_gas_facility", "park", "parking_lot_or_garage", "place_of_worship", "police_station", "port",
+    "prison", "race_track", "railway_bridge", "recreational_facility", "impoverished_settlement",
+    "road_bridge", "runway", "shipyard", "shopping_mall", "single-unit_residential", "smokestack",
+    "solar_farm", "space_facility", "stadium", "storage_tank", "surface_mine", "swimming_pool", "toll_booth",
+    "tower", "tunnel_opening", "waste_disposal", "water_treatment_facility", "wind_farm", "zoo",
+)
+CSV_COLUMNS = ("id", "image_path", "feature_path", "split", "category_name", "category_idx", "gsd", "hour",
+               "month", "year")
+SPLITS = ("train", "val")
+
+
+def _last(path: str, n: int = 7) -> str:
+    parts = [p for p in PurePosixPath(path.replace("\\", "/")).parts if p != "/"]
+    return "/".join(parts[-n:])
+
+
+def _features(entry_path: str, data_root: Optional[Path], where: str) -> list[float]:
+    candidates = [Path(entry_path)]
+    if data_root is not None:
+        candidates.insert(0, data_root / _last(entry_path))
+    for c in candidates:
+        if c.is_file():
+            try:
+                feats = json.loads(c.read_text())
+            except (OSError, ValueError) as exc:
+                raise DataError(f"{where}: features file {c} is not readable JSON ({exc})") from None
+            if not isinstance(feats, list) or len(feats) < 8:
+                raise DataError(f"{where}: features file {c} must hold a list of >= 8 numbers (fMoW baseline: 45)")
+            return [float(x) for x in feats]
+    raise DataError(f"{where}: features file {entry_path} not found"
+                    + (f" (also looked under --data-root {data_root})" if data_root else "; pass --data-root"))
+
+
+def struct_to_rows(struct_path: str | os.PathLike, split: str, data_root: Optional[str | os.PathLike] = None
+                   ) -> list[dict[str, Any]]:
+    """The CSV rows of ``split`` from a fMoW-baseline ``training_struct.json``."""
+    if split not in SPLITS:
+        raise DataError(f"split must be one of {SPLITS}, got {split!r}")
+    struct_path = Path(struct_path)
+    try:
+        entries = json.loads(struct_path.read_text())
+    except FileNotFoundError:
+        raise DataError(f"struct file {struct_path} does not exist") from None
+    except (OSError, ValueError) as exc:
+        raise DataError(f"struct file {struct_path} is not readable JSON ({str(exc)[:120]})") from None
+    if not isinstance(entries, list):
+        raise DataError(f"struct file {struct_path} must hold a JSON list of entries (fMoW baseline training_struct.json)")
+    root = Path(data_root) if data_root is not None else None
+    rows = []
+    for n, e in enumerate(entries):
+        where = f"{struct_path} entry {n}"
+        if not isinstance(e, dict) or "img_path" not in e or "features_path" not in e:
+            raise DataError(f"{where}: expected an object with img_path and features_path")
+        parts = PurePosixPath(str(e["img_path"]).replace("\\", "/")).parts
+        if len(parts) < 7:
+            raise DataError(f"{where}: img_path {e['img_path']!r} has fewer than 7 path components")
+        if parts[-5] != split:
+            continue
+        name = parts[-4]
+        if name not in FMOW_CATEGORIES:
+            raise DataError(f"{where}: unknown fMoW category {name!r} (path component -4 of {e['img_path']})")
+        idx = FMOW_CATEGORIES.index(name)
+        if "category" in e and int(e["category"]) != idx:
+            raise DataError(f"{where}: category {e['category']} disagrees with {name!r} = {idx} in the 63-class order")
+        f = _features(str(e["features_path"]), root, where)
+        rows.append({"id": f"{parts[-4]}/{parts[-3]}", "image_path": _last(str(e["img_path"])),
+                     "feature_path": _last(str(e["features_path"])), "split": parts[-5], "category_name": name,
+                     "category_idx": idx, "gsd": f[0], "hour": int(f[7]), "month": int(f[5] * 12),
+                     "year": int(f[4])})
+    return rows
+
+
+def write_fmow_csv(struct_path: str | os.PathLike, split: str, out_csv: str | os.PathLike,
+                   data_root: Optional[str | os.PathLike] = None) -> int:
+    """Write the CSV of ``split`` atomically; returns the number of rows."""
+    rows = struct_to_rows(struct_path, split, data_root)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(CSV_COLUMNS), lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_bytes(out_csv, buf.getvalue().encode())
+    return len(rows)
+
+
+def read_fmow_csv(csv_path: str | os.PathLike, data_root: str | os.PathLike,
+                  required: Sequence[str] = ("image_path", "category_idx"), check_files: bool = True
+                  ) -> list[dict[str, Any]]:
+    """Rows of a fMoW CSV, validated; ``path`` = ``data_root / image_path.strip('/')``; ``line`` = CSV line."""
+    import pandas as pd
+
+    csv_path = Path(csv_path)
+    try:
+        df = pd.read_csv(csv_path, dtype={"id": str, "image_path": str})
+    except FileNotFoundError:
+        raise DataError(f"CSV {csv_path} does not exist") from None
+    except (OSError, ValueError) as exc:
+        raise DataError(f"CSV {csv_path} is not readable ({str(exc).splitlines()[0][:120]})") from None
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise DataError(f"CSV {csv_path} lacks column(s) {', '.join(missing)} (has: {', '.join(df.columns)})")
+    root = Path(data_root)
+    rows = []
+    for i, rec in enumerate(df.to_dict("records")):
+        line = i + 2  # 1-based, after the header
+        where = f"{csv_path}:{line}"
+        for c in required:
+            if rec[c] != rec[c]:  # NaN
+                raise DataError(f"{where}: empty {c}")
+        if "category_idx" in required:
+            try:
+                idx = int(rec["category_idx"])
+            except (TypeError, ValueError):
+                raise DataError(f"{where}: category_idx {rec['category_idx']!r} is not an integer") from None
+            if not 0 <= idx < len(FMOW_CATEGORIES):
+                raise DataError(f"{where}: unknown category_idx {idx} (expected 0..{len(FMOW_CATEGORIES) - 1})")
+            name = rec.get("category_name")
+            if isinstance(name, str) and name != FMOW_CATEGORIES[idx]:
+                raise DataError(f"{where}: category_name {name!r} is not category {idx} ({FMOW_CATEGORIES[idx]!r})")
+            rec["category_idx"] = idx
+        if "gsd" in required:
+            try:
+                rec["gsd"] = float(rec["gsd"])
+            except (TypeError, ValueError):
+                raise DataError(f"{where}: gsd {rec['gsd']!r} is not a number") from None
+            if not rec["gsd"] > 0:
+                raise DataError(f"{where}: gsd {rec['gsd']} must be > 0 (metres per pixel)")
+        path = root / str(rec["image_path"]).strip("/")
+        if check_files and not path.is_file():
+            raise DataError(f"{where}: image {path} does not exist")
+        rec["path"] = path
+        rec["line"] = line
+        rows.append(rec)
+    if not rows:
+        raise DataError(f"CSV {csv_path} has no rows")
+    return rows
+
+
+class FMoWDataset:
+    """``(image, category_idx)`` from a fMoW CSV ("basic", used by linear probing)."""
+
+    def __init__(self, csv_path: str | os.PathLike, data_root: str | os.PathLike,
+                 transform: Optional[Callable[[Any], Any]] = None) -> None:
+        self.rows = read_fmow_csv(csv_path, data_root)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> tuple[Any, int]:
+        r = self.rows[i]
+        img = read_rgb(r["path"])
+        return (self.transform(img) if self.transform else img), r["category_idx"]
+
+
+class FMoWTemporalDataset:
+    """3 images + metadata (``gsd``, ``year``, ``month``, ``hour``: lists of 3) from a fMoW CSV.
+
+    ``__getitem__`` returns ``(images, label, meta)``; with a ``transform`` (called as
+    ``transform(images, meta)``), ``(crops, label, meta_out)``.
+    """
+
+    META = ("gsd", "year", "month", "hour")
+
+    def __init__(self, csv_path: str | os.PathLike, data_root: str | os.PathLike, temporal: bool = False,
+                 transform: Optional[Callable[..., Any]] = None) -> None:
+        self.rows = read_fmow_csv(csv_path, data_root, required=("image_path", "category_idx", "gsd"))
+        self.temporal = temporal
+        self.transform = transform
+        self.by_id: dict[str, list[int]] = {}
+        if temporal:
+            if "id" not in self.rows[0]:
+                raise DataError(f"CSV {csv_path}: temporal mode needs the 'id' column")
+            for i, r in enumerate(self.rows):
+                self.by_id.setdefault(str(r["id"]), []).append(i)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def _meta(self, r: dict[str, Any]) -> dict[str, float]:
+        return {k: (float(r[k]) if k in r and r[k] == r[k] else 0.0) for k in self.META}
+
+    def __getitem__(self, i: int) -> tuple[Any, int, dict[str, list[float]]]:
+        r = self.rows[i]
+        if self.temporal:
+            others = [j for j in self.by_id[str(r["id"])] if j != i] or [i]
+            picks = [random.choice(others), random.choice(others), i]
+        else:
+            picks = [i, i, i]
+        if len(set(picks)) == 1:
+            img = read_rgb(r["path"])
+            images = [img, img, img]
+        else:
+            images = [read_rgb(self.rows[j]["path"]) for j in picks]
+        metas = [self._meta(self.rows[j]) for j in picks]
+        meta = {k: [m[k] for m in metas] for k in self.META}
+        if self.transform is not None:
+            crops, meta_out = self.transform(images, meta)
+            return crops, r["category_idx"], meta_out
+        return images, r["category_idx"], meta

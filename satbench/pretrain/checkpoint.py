@@ -1,0 +1,91 @@
+"""Training checkpoints (atomic, resumable) and the exported teacher in the official format.
+
+``checkpoint.pth`` (every epoch) and ``checkpointXXXX.pth`` (every ``saveckp_freq`` epochs) hold
+``student`` / ``teacher`` (``backbone.*``, ``head.*``), ``optimizer``, ``fp16_scaler``, ``dino_loss``
+(the centre), ``epoch`` (the next epoch), ``config`` (the resolved config), ``gsd_head`` (+ its mode) and
+``rng`` (torch / numpy / python states of every rank). ``teacher.pth`` is ``{'teacher': backbone keys}``
+(151 tensors at depth 12), readable by ``satbench run --weights`` and the official loader.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import WeightsError
+from ..io import atomic_torch_save
+
+CHECKPOINT = "checkpoint.pth"
+TEACHER = "teacher.pth"
+
+
+def rng_state() -> dict[str, Any]:
+    """This process's RNG states as plain, ``weights_only``-loadable objects."""
+    np_state = np.random.get_state()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": [np_state[0], torch.from_numpy(np.asarray(np_state[1]).astype(np.int64)), int(np_state[2]),
+                  int(np_state[3]), float(np_state[4])],
+        "python": _py_state_to_plain(random.getstate()),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _py_state_to_plain(s: Any) -> list[Any]:
+    return [s[0], list(s[1]), s[2]]
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state((n[0], n[1].numpy().astype(np.uint32), n[2], n[3], n[4]))
+    p = state["python"]
+    random.setstate((p[0], tuple(p[1]), p[2]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def backbone_state(wrapper_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``backbone.*`` keys of a (possibly ``module.``-prefixed) wrapper state, prefixes removed."""
+    out = {}
+    for k, v in wrapper_state.items():
+        k = k.removeprefix("module.")
+        if k.startswith("backbone."):
+            out[k[len("backbone."):]] = v.detach().cpu().clone()
+    return out
+
+
+def save_checkpoint(obj: dict[str, Any], output_dir: Path, epoch_done: int, saveckp_freq: int) -> Path:
+    """Write ``checkpoint.pth`` (and ``checkpointXXXX.pth`` on the save frequency) atomically."""
+    path = atomic_torch_save(obj, output_dir / CHECKPOINT)
+    if saveckp_freq and epoch_done % saveckp_freq == 0:
+        atomic_torch_save(obj, output_dir / f"checkpoint{epoch_done:04d}.pth")
+    return path
+
+
+def export_teacher(teacher_state: dict[str, torch.Tensor], output_dir: Path, meta: dict[str, Any]) -> Path:
+    """Write ``teacher.pth`` = ``{'teacher': backbone-only keys, 'satbench_pretrain': meta}`` atomically."""
+    return atomic_torch_save({"teacher": backbone_state(teacher_state), "satbench_pretrain": meta},
+                             output_dir / TEACHER)
+
+
+def load_training_checkpoint(path: Path) -> dict[str, Any]:
+    """Read a training checkpoint written by :func:`save_checkpoint` (``weights_only`` load)."""
+    if not path.is_file():
+        raise WeightsError(f"--resume: no checkpoint at {path}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - every unreadable-file failure ends here
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise WeightsError(f"{path}: not a readable satbench pretraining checkpoint ({first[:160]})") from None
+    needed = {"student", "teacher", "optimizer", "epoch", "config", "dino_loss", "rng"}
+    if not isinstance(obj, dict) or not needed <= set(obj):
+        have = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
+        raise WeightsError(f"{path}: not a satbench pretraining checkpoint (needs {sorted(needed)}, has {have})")
+    return obj
