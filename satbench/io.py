@@ -12,6 +12,12 @@ from typing import Any, Callable
 from .errors import ResultsError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _fsync_dir(folder: Path) -> None:
     try:
         fd = os.open(folder, os.O_RDONLY)
@@ -43,6 +49,7 @@ def atomic_write(path: str | os.PathLike, writer: Callable[[io.BufferedWriter], 
             writer(fh)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; published files get the usual permissions
         if exclusive:
             try:
                 os.link(tmp, path)

@@ -100,3 +100,12 @@ def test_atomic_write_exclusive(tmp_path):
     with pytest.raises(FileExistsError):
         atomic_write_json(tmp_path / "a.json", {"x": 2}, exclusive=True)
     assert json.loads((tmp_path / "a.json").read_text()) == {"x": 1}
+
+
+def test_published_files_respect_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        p = atomic_write_json(tmp_path / "r.json", {"x": 1})
+    finally:
+        os.umask(old)
+    assert oct(p.stat().st_mode & 0o777) == oct(0o644)

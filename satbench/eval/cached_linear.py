@@ -1,0 +1,221 @@
+"""The fast linear protocol (``cached-linear-v1``): extract once through the feature cache, then train a grid of
+linear heads (learning rates x weight decays) in one pass over the cached features (DINOv2 style).
+
+1. Train and val features: the normed CLS of Resize(256, bicubic) + CenterCrop(224) (no augmentation), through
+   :func:`satbench.eval.extract.extract_views`, so a second run (or the kNN task's identical view) costs no forward pass.
+2. A stratified, seeded hold-out of ``holdout_fraction`` of train; every head of the grid is trained on the rest at the
+   same time: the weights are one stacked tensor ``[H, C, D]`` updated by a vectorised AdamW with per-head lr and
+   weight decay (:func:`train_heads`), cosine schedule per step, no warmup.
+3. The head with the best hold-out top-1 wins (ties: the earlier grid point); its lr / wd are refit on the whole train
+   split and reported on val (top-1 / top-5). All grid accuracies and the selection are recorded.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..cache import FeatureCache
+from ..data.transforms import eval_transform
+from ..errors import DataError, ProtocolError
+from ..features import FeatureExtractor
+from ..protocols import Protocol
+from .extract import ExtractStats, View, extract_views
+from .linear import topk_correct
+
+
+@dataclass(frozen=True)
+class CachedLinearSettings:
+    lrs: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
+    weight_decays: tuple[float, ...] = (0.0, 1e-2, 1e-1, 1.0)
+    epochs: int = 100
+    batch_size: int = 256
+    head_init_std: float = 0.01
+    holdout_fraction: float = 0.2
+    val_resize: int = 256
+    val_crop: int = 224
+    normalization: str = "model"
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+
+    @classmethod
+    def from_protocol(cls, protocol: Protocol) -> "CachedLinearSettings":
+        p = dict(protocol.params)
+        where = f"protocol {protocol.name}"
+        if p.get("method") != "cached-heads":
+            raise ProtocolError(f"{where}: not a cached-heads protocol (method: {p.get('method')!r})")
+        unknown = sorted(set(p) - set(cls.__dataclass_fields__) - {"method", "feature"})
+        if unknown:
+            raise ProtocolError(f"{where}: unknown parameter(s) {', '.join(unknown)}")
+        if p.get("feature", "cls") != "cls":
+            raise ProtocolError(f"{where}: feature must be 'cls' (the only one implemented), got {p['feature']!r}")
+        kw: dict[str, Any] = {}
+        for k in cls.__dataclass_fields__:
+            if k in p:
+                kw[k] = tuple(p[k]) if isinstance(p[k], list) else p[k]
+        s = cls(**kw)
+        if not s.lrs or any(not (isinstance(v, (int, float)) and v > 0) for v in s.lrs):
+            raise ProtocolError(f"{where}: lrs must be a non-empty list of positive numbers")
+        if not s.weight_decays or any(not (isinstance(v, (int, float)) and v >= 0) for v in s.weight_decays):
+            raise ProtocolError(f"{where}: weight_decays must be a non-empty list of non-negative numbers")
+        if not 0 < s.holdout_fraction < 1:
+            raise ProtocolError(f"{where}: holdout_fraction must be in (0, 1), got {s.holdout_fraction}")
+        for k in ("epochs", "batch_size", "val_resize", "val_crop"):
+            if not isinstance(getattr(s, k), int) or getattr(s, k) <= 0:
+                raise ProtocolError(f"{where}: {k} must be a positive integer")
+        return s
+
+    def grid(self) -> list[tuple[float, float]]:
+        """(lr, wd) pairs in grid order: learning rates outer, weight decays inner."""
+        return [(float(lr), float(wd)) for lr in self.lrs for wd in self.weight_decays]
+
+
+def eval_view(resize: int = 256, crop: int = 224) -> View:
+    """The val view shared with the probe protocol: Resize(resize, bicubic) + CenterCrop(crop) + ToTensor."""
+    spec = {"resize": resize, "interpolation": "bicubic", "center_crop": crop, "to_tensor": True}
+    return View(key=f"r{resize}c{crop}", transform=eval_transform(resize, crop), spec=spec)
+
+
+def train_heads(x: Tensor, y: Tensor, lrs: Sequence[float], wds: Sequence[float], num_classes: int, *, epochs: int,
+                batch_size: int, seed: int = 0, init_std: float = 0.01, betas: tuple[float, float] = (0.9, 0.999),
+                eps: float = 1e-8) -> tuple[Tensor, Tensor]:
+    """Train ``H = len(lrs)`` linear heads at once on features ``x [n, D]``; returns ``(W [H, C, D], b [H, C])``.
+
+    All heads see the same batches (seeded shuffle per epoch) and start from the same N(0, init_std) init; each head
+    follows ``torch.optim.AdamW`` with its own lr (cosine to 0 over all steps, per step) and weight decay.
+    """
+    if len(lrs) != len(wds):
+        raise ValueError("lrs and wds must have the same length")
+    n, d = x.shape
+    h = len(lrs)
+    g = torch.Generator().manual_seed(seed)
+    w0 = torch.empty(num_classes, d).normal_(0.0, init_std, generator=g)
+    weight = w0.expand(h, -1, -1).clone().requires_grad_(True)
+    bias = torch.zeros(h, num_classes, requires_grad=True)
+    lr0 = torch.tensor(lrs, dtype=torch.float32)
+    wd = torch.tensor(wds, dtype=torch.float32)
+    state = [(torch.zeros_like(weight), torch.zeros_like(weight)), (torch.zeros_like(bias), torch.zeros_like(bias))]
+    b1, b2 = betas
+    steps_per_epoch = math.ceil(n / batch_size)
+    total = epochs * steps_per_epoch
+    step = 0
+    for epoch in range(epochs):
+        perm = torch.randperm(n, generator=g)
+        for i in range(0, n, batch_size):
+            idx = perm[i:i + batch_size]
+            xb, yb = x[idx], y[idx]
+            logits = torch.einsum("bd,hcd->hbc", xb, weight) + bias[:, None, :]
+            loss = F.cross_entropy(logits.reshape(-1, num_classes), yb.repeat(h), reduction="sum") / len(idx)
+            gw, gb = torch.autograd.grad(loss, (weight, bias))
+            lr = lr0 * 0.5 * (1.0 + math.cos(math.pi * step / total))
+            step += 1
+            with torch.no_grad():
+                for p, grad, (m, v) in ((weight, gw, state[0]), (bias, gb, state[1])):
+                    shape = (h,) + (1,) * (p.ndim - 1)
+                    p.mul_((1 - lr * wd).view(shape))
+                    m.mul_(b1).add_(grad, alpha=1 - b1)
+                    v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
+                    bc1, bc2 = 1 - b1 ** step, 1 - b2 ** step
+                    denom = (v.sqrt() / math.sqrt(bc2)).add_(eps)
+                    p.sub_((lr / bc1).view(shape) * m / denom)
+    return weight.detach(), bias.detach()
+
+
+def heads_accuracy(x: Tensor, y: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    """Top-1 (percent) of each head ``[H]``."""
+    logits = torch.einsum("bd,hcd->hbc", x, weight) + bias[:, None, :]
+    return 100.0 * (logits.argmax(-1) == y[None]).float().mean(dim=1)
+
+
+def stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(fit indices, hold-out indices): a seeded, per-class stratified split (scikit-learn)."""
+    from sklearn.model_selection import train_test_split
+
+    counts = np.bincount(labels)
+    present = counts[counts > 0]
+    if present.min() < 2:
+        raise DataError(f"cannot hold out a stratified part of train: a class has only {int(present.min())} sample(s)")
+    idx = np.arange(len(labels))
+    fit, hold = train_test_split(idx, test_size=fraction, stratify=labels, random_state=seed)
+    return np.sort(fit), np.sort(hold)
+
+
+@dataclass
+class CachedLinearResult:
+    top1: float
+    top5: Optional[float]
+    val_loss: float
+    selected: dict[str, float]
+    grid: list[dict[str, float]]
+    holdout: dict[str, Any]
+    extract: dict[str, Any]
+    settings: CachedLinearSettings
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return {"top1": self.top1, "top5": self.top5}
+
+
+def run_cached_linear(extractor: FeatureExtractor, train_items: Sequence[Any], val_items: Sequence[Any],
+                      num_classes: int, protocol: Protocol, *, train_split_sha256: str, val_split_sha256: str,
+                      cache: Optional[FeatureCache] = None, batch_size: int = 64, num_workers: int = 1,
+                      seed: int = 0, progress: bool = True) -> CachedLinearResult:
+    """Run ``cached-linear-v1`` (see the module docstring); ``batch_size`` is the extraction batch."""
+    s = CachedLinearSettings.from_protocol(protocol)
+    view = eval_view(s.val_resize, s.val_crop)
+    stats = ExtractStats()
+    t0 = time.perf_counter()
+    f_train = extract_views(extractor, train_items, [view], split_sha256=train_split_sha256, cache=cache,
+                            batch_size=batch_size, num_workers=num_workers, progress=progress, desc="train features",
+                            stats=stats)[view.key]
+    f_val = extract_views(extractor, val_items, [view], split_sha256=val_split_sha256, cache=cache,
+                          batch_size=batch_size, num_workers=num_workers, progress=progress, desc="val features",
+                          stats=stats)[view.key]
+    t_extract = time.perf_counter() - t0
+    y_train = np.asarray([int(it.label) for it in train_items])
+    y_val = np.asarray([int(it.label) for it in val_items])
+    if len(y_val) == 0:
+        raise DataError("the val split is empty")
+    if y_train.max(initial=0) >= num_classes or y_val.max(initial=0) >= num_classes:
+        raise DataError(f"labels exceed the {num_classes} classes")
+
+    t1 = time.perf_counter()
+    fit, hold = stratified_holdout(y_train, s.holdout_fraction, seed)
+    xt = torch.from_numpy(f_train)
+    yt = torch.from_numpy(y_train).long()
+    grid = s.grid()
+    lrs, wds = [g[0] for g in grid], [g[1] for g in grid]
+    w, b = train_heads(xt[fit], yt[fit], lrs, wds, num_classes, epochs=s.epochs, batch_size=s.batch_size, seed=seed,
+                       init_std=s.head_init_std, betas=tuple(s.betas), eps=s.eps)
+    acc = heads_accuracy(xt[hold], yt[hold], w, b)
+    best = int(torch.argmax(acc))  # first maximum = earlier grid point on ties
+    lr_sel, wd_sel = grid[best]
+    t_grid = time.perf_counter() - t1
+
+    t2 = time.perf_counter()
+    w1, b1 = train_heads(xt, yt, [lr_sel], [wd_sel], num_classes, epochs=s.epochs, batch_size=s.batch_size,
+                         seed=seed, init_std=s.head_init_std, betas=tuple(s.betas), eps=s.eps)
+    xv, yv = torch.from_numpy(f_val), torch.from_numpy(y_val).long()
+    logits = xv @ w1[0].T + b1[0]
+    c1, c5 = topk_correct(logits, yv, (1, 5))
+    n = len(yv)
+    t_refit = time.perf_counter() - t2
+    return CachedLinearResult(
+        top1=100.0 * c1 / n, top5=100.0 * c5 / n if num_classes >= 5 else None,
+        val_loss=float(F.cross_entropy(logits, yv)),
+        selected={"lr": lr_sel, "weight_decay": wd_sel, "holdout_top1": float(acc[best])},
+        grid=[{"lr": lr, "weight_decay": wd, "holdout_top1": float(a)} for (lr, wd), a in zip(grid, acc.tolist())],
+        holdout={"fraction": s.holdout_fraction, "seed": seed, "n_fit": int(len(fit)), "n_holdout": int(len(hold)),
+                 "stratified": True},
+        extract={"view": view.spec, **stats.as_dict()},
+        settings=s,
+        seconds={"extract": round(t_extract, 3), "grid": round(t_grid, 3), "refit": round(t_refit, 3)},
+    )

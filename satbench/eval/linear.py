@@ -1,0 +1,504 @@
+"""Linear probing and full fine-tuning as SatDINO's ``eval_linear.py`` does it (spec 4.1), resumable and data-parallel.
+
+* Head: :class:`LinearClassifier` = one ``nn.Linear(D, C)`` named ``linear`` on the last-layer normed CLS token,
+  weights N(0, 0.01), bias 0. No BatchNorm, no concatenation of blocks, no pooling.
+* ``mode="head"``: backbone in eval mode under ``no_grad``; only the head learns. ``mode="full"``: backbone in train
+  mode, trained with the head (one parameter group, or two when ``lr_head > 0``).
+* AdamW (weight decay from the protocol, 0 for SatDINO) or SGD (momentum 0.9); lr = base x (batch x world) / 256;
+  CosineAnnealingLR(T_max=epochs, eta_min=0) stepped per epoch; no warmup; cross-entropy.
+* Train: RandomResizedCrop(224) (torchvision defaults) + horizontal flip; val: Resize(256, bicubic) + CenterCrop(224).
+  Every image is normalised by the :class:`~satbench.features.FeatureExtractor` (the model's normalisation unless the
+  protocol names another).
+* Validation every epoch; top-1 / top-5 (top-5 when C >= 5); the reported numbers are the best epoch's (the last
+  epoch's are recorded too).
+
+Reproducibility: the training order depends only on ``(seed, epoch)`` and each sample's augmentation only on
+``(seed, epoch, index)``, so a run resumed from its checkpoint ends in exactly the state of an uninterrupted one, and
+W processes with batch B/W see the same batches as one process with batch B. Checkpoints are written atomically every
+epoch as ``{'teacher': backbone (official keys), 'linear_head': {'linear.weight', 'linear.bias'}, 'optimizer',
+'scheduler', 'epoch', 'best_acc', 'history', 'rng', ...}``: :func:`satbench.weights.load_model` reads them, and so does
+the official loader (``teacher`` strictly into the ViT, ``linear_head`` into ``LinearClassifier``).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+
+from ..data.images import read_rgb
+from ..data.transforms import eval_transform, train_transform
+from ..errors import ProtocolError, SatbenchError, WeightsError
+from ..features import FeatureExtractor
+from ..io import atomic_torch_save
+from ..protocols import Protocol
+from .distributed import DistInfo, EpochShuffleSampler, ShardSampler, all_reduce_sum, barrier
+
+CHECKPOINT_FORMAT = "satbench.linear/1"
+CHECKPOINT_NAME = "checkpoint.pth"
+BEST_NAME = "checkpoint_best.pth"
+MODES = ("head", "full")
+#: Descriptive protocol parameters with exactly one implemented value (anything else is refused, not ignored).
+FIXED_PARAMS = {"feature": "cls", "scheduler": "cosine-per-epoch", "report": "best-epoch"}
+
+
+class LinearClassifier(nn.Module):
+    """SatDINO's ``LinearClassifier``: one ``nn.Linear`` (key names ``linear.weight``/``linear.bias``)."""
+
+    def __init__(self, dim: int, num_labels: int, init_std: float = 0.01) -> None:
+        super().__init__()
+        self.num_labels = num_labels
+        self.linear = nn.Linear(dim, num_labels)
+        self.linear.weight.data.normal_(mean=0.0, std=init_std)
+        self.linear.bias.data.zero_()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.linear(x.view(x.size(0), -1))
+
+
+@dataclass(frozen=True)
+class LinearSettings:
+    """The numerics of a linear / fine-tune protocol (from its ``params``)."""
+
+    mode: str = "head"
+    epochs: int = 25
+    lr: float = 1e-5
+    lr_head: float = 0.0
+    lr_scaling_denominator: int = 256
+    batch_size: int = 128
+    optimizer: str = "adamw"
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    head_init_std: float = 0.01
+    train_crop: int = 224
+    val_resize: int = 256
+    val_crop: int = 224
+    normalization: str = "model"
+    val_freq: int = 1
+
+    @classmethod
+    def from_protocol(cls, protocol: Protocol) -> "LinearSettings":
+        known = set(cls.__dataclass_fields__)
+        where = f"protocol {protocol.name}"
+        unknown = sorted(set(protocol.params) - known - set(FIXED_PARAMS))
+        if unknown:
+            raise ProtocolError(f"{where}: unknown parameter(s) {', '.join(unknown)} for a linear/finetune protocol")
+        for k, allowed in FIXED_PARAMS.items():
+            if k in protocol.params and protocol.params[k] != allowed:
+                raise ProtocolError(f"{where}: {k} must be {allowed!r} (the only one implemented), "
+                                    f"got {protocol.params[k]!r}")
+        p = {k: v for k, v in protocol.params.items() if k in known}
+        s = cls(**p)
+        if s.mode not in MODES:
+            raise ProtocolError(f"{where}: mode must be one of {MODES}, got {s.mode!r}")
+        if s.optimizer not in ("adamw", "sgd"):
+            raise ProtocolError(f"{where}: optimizer must be adamw or sgd, got {s.optimizer!r}")
+        for k in ("epochs", "batch_size", "train_crop", "val_resize", "val_crop", "val_freq", "lr_scaling_denominator"):
+            v = getattr(s, k)
+            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+                raise ProtocolError(f"{where}: {k} must be a positive integer, got {v!r}")
+        for k in ("lr", "lr_head", "weight_decay", "momentum", "head_init_std"):
+            v = getattr(s, k)
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0 or not math.isfinite(v):
+                raise ProtocolError(f"{where}: {k} must be a non-negative number, got {v!r}")
+        if s.lr <= 0:
+            raise ProtocolError(f"{where}: lr must be > 0, got {s.lr!r}")
+        return s
+
+    def scaled_lr(self, world_size: int, base: Optional[float] = None) -> float:
+        """``base x (batch_per_process x world) / 256``."""
+        return (self.lr if base is None else base) * self.batch_size * world_size / self.lr_scaling_denominator
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------------------------------------------------
+def _mix(*parts: int) -> int:
+    """A 63-bit seed from integers (splitmix-style), stable across processes and runs."""
+    h = 0x9E3779B97F4A7C15
+    for p in parts:
+        h ^= (int(p) + 0x9E3779B97F4A7C15 + ((h << 6) & 0xFFFFFFFFFFFFFFFF) + (h >> 2)) & 0xFFFFFFFFFFFFFFFF
+        h = (h * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    return h & 0x7FFFFFFFFFFFFFFF
+
+
+class LabeledImages(Dataset):
+    """``(tensor in [0, 1], label)`` for items with ``.path`` and ``.label`` (scene ``Sample``s or fMoW rows).
+
+    With ``seed`` set, sample ``i``'s random transform in epoch ``e`` draws from a generator seeded by
+    ``(seed, e, i)``: augmentation is independent of batch order, worker count, world size and resumption.
+    """
+
+    def __init__(self, items: Sequence[Any], transform: Callable[[Any], Tensor], seed: Optional[int] = None) -> None:
+        self.items = items
+        self.transform = transform
+        self.seed = seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[Tensor, int]:
+        item = self.items[i]
+        img = read_rgb(item.path)
+        if self.seed is None:
+            return self.transform(img), int(item.label)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(_mix(self.seed, self.epoch, i))
+            return self.transform(img), int(item.label)
+
+
+def _loader(ds: Dataset, sampler: Any, batch_size: int, num_workers: int, device: torch.device) -> DataLoader:
+    return DataLoader(ds, batch_size=batch_size, sampler=sampler, num_workers=num_workers, drop_last=False,
+                      pin_memory=device.type == "cuda", persistent_workers=False,
+                      multiprocessing_context="fork" if num_workers > 0 else None)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Metrics
+# ---------------------------------------------------------------------------------------------------------------------
+@dataclass
+class EvalMetrics:
+    loss: float
+    acc1: float
+    acc5: Optional[float]
+    n: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"val_loss": self.loss, "acc1": self.acc1, "acc5": self.acc5, "n_val": self.n}
+
+
+def topk_correct(logits: Tensor, target: Tensor, ks: Sequence[int]) -> list[int]:
+    """Number of samples whose label is among the top-k logits, for each k (ties broken by ``topk``)."""
+    maxk = min(max(ks), logits.shape[1])
+    pred = logits.topk(maxk, dim=1).indices
+    hit = pred.eq(target.view(-1, 1))
+    return [int(hit[:, :min(k, maxk)].any(dim=1).sum()) for k in ks]
+
+
+@torch.no_grad()
+def evaluate(extractor: FeatureExtractor, head: nn.Module, loader: DataLoader, info: DistInfo,
+             num_classes: int, *, progress: bool = False, desc: str = "val") -> EvalMetrics:
+    """Cross-entropy and top-1/top-5 (percent) of ``head`` on the backbone's normed CLS, summed over processes."""
+    from tqdm.auto import tqdm
+
+    backbone = extractor.model
+    was_training = backbone.training, head.training
+    backbone.eval()
+    head.eval()
+    sums = torch.zeros(4, dtype=torch.float64)  # loss sum, correct1, correct5, n
+    for x, y in tqdm(loader, desc=desc, disable=not progress, leave=False):
+        y = y.to(extractor.device)
+        with _autocast(extractor):
+            feats = backbone(extractor.normalize(x))
+        logits = head(feats.float())
+        c1, c5 = topk_correct(logits, y, (1, 5))
+        sums += torch.tensor([float(F.cross_entropy(logits, y, reduction="sum")), c1, c5, len(y)], dtype=torch.float64)
+    all_reduce_sum(sums, info)
+    backbone.train(was_training[0])
+    head.train(was_training[1])
+    n = int(sums[3])
+    if n == 0:
+        raise SatbenchError("validation set is empty")
+    return EvalMetrics(loss=float(sums[0] / n), acc1=float(100.0 * sums[1] / n),
+                       acc5=float(100.0 * sums[2] / n) if num_classes >= 5 else None, n=n)
+
+
+def _autocast(extractor: FeatureExtractor):
+    return torch.autocast(extractor.device.type, dtype=torch.bfloat16) if extractor.bf16 else nullcontext()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Checkpoints
+# ---------------------------------------------------------------------------------------------------------------------
+def head_state(head: nn.Module) -> dict[str, Tensor]:
+    """The head's ``{'linear.weight', 'linear.bias'}`` on the CPU (no ``module.`` prefix)."""
+    sd = head.state_dict()
+    return {k.removeprefix("module."): v.detach().cpu().clone() for k, v in sd.items()}
+
+
+def _rng_state() -> dict[str, Any]:
+    np_state = np.random.get_state()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]), int(np_state[3]),
+                  float(np_state[4])],
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state((n[0], n[1].numpy().astype(np.uint32), n[2], n[3], n[4]))
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def load_linear_head(state: dict[str, Tensor], dim: int, *, where: str = "linear_head") -> LinearClassifier:
+    """A :class:`LinearClassifier` holding ``state`` (``module.`` prefix allowed), loaded strictly."""
+    sd = {k.removeprefix("module."): v for k, v in state.items()}
+    if sorted(sd) != ["linear.bias", "linear.weight"]:
+        raise WeightsError(f"{where}: expected linear.weight and linear.bias, got {sorted(sd)}")
+    w = sd["linear.weight"]
+    if w.ndim != 2 or w.shape[1] != dim:
+        raise WeightsError(f"{where}: linear.weight {tuple(w.shape)} does not fit feature dim {dim}")
+    head = LinearClassifier(dim, w.shape[0])
+    head.load_state_dict(sd, strict=True)
+    return head
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Training
+# ---------------------------------------------------------------------------------------------------------------------
+@dataclass
+class TrainResult:
+    """What a training run produced: per-epoch history, best and last epochs, where its checkpoints are."""
+
+    history: list[dict[str, Any]]
+    best: dict[str, Any]
+    last: dict[str, Any]
+    head: dict[str, Tensor]
+    checkpoint: Optional[str]
+    best_checkpoint: Optional[str]
+    settings: LinearSettings
+    world_size: int
+    effective_lr: float
+    resumed_from_epoch: int = 0
+    seconds: float = 0.0
+    seconds_per_epoch: list[float] = field(default_factory=list)
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """``{"top1", "top5"}`` of the best epoch (the leaderboard's convention for linear / finetune)."""
+        return {"top1": self.best["acc1"], "top5": self.best["acc5"], "best_epoch": self.best["epoch"]}
+
+
+class _Probe(nn.Module):
+    """Backbone + head as one module (what DDP wraps in full mode)."""
+
+    def __init__(self, backbone: nn.Module, head: LinearClassifier) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.backbone(x).float())
+
+
+def train_classifier(
+    extractor: FeatureExtractor,
+    train_items: Sequence[Any],
+    val_items: Sequence[Any],
+    num_classes: int,
+    protocol: Protocol,
+    *,
+    output_dir: Optional[str | Path] = None,
+    resume: bool = False,
+    seed: int = 0,
+    num_workers: int = 0,
+    info: Optional[DistInfo] = None,
+    progress: bool = True,
+    on_epoch_end: Optional[Callable[[int, dict[str, Any]], None]] = None,
+) -> TrainResult:
+    """Train a linear head (``mode: head``) or the whole network (``mode: full``) per ``protocol``.
+
+    ``output_dir``: checkpoints go there every epoch (``checkpoint.pth``, plus ``checkpoint_best.pth`` with the best
+    epoch's backbone and head); ``resume=True`` continues from ``checkpoint.pth`` (which must come from the same
+    protocol, model and mode). ``on_epoch_end(epoch, metrics)`` runs after each epoch's checkpoint is written.
+    """
+    from tqdm.auto import tqdm
+
+    info = info or DistInfo()
+    s = LinearSettings.from_protocol(protocol)
+    if not train_items:
+        raise SatbenchError("the training split is empty")
+    device = extractor.device
+    backbone = extractor.model
+    dim = extractor.feature_dim
+    full = s.mode == "full"
+    out = Path(output_dir) if output_dir is not None else None
+    ckpt_path = out / CHECKPOINT_NAME if out else None
+    if out is not None and ckpt_path.exists() and not resume:
+        raise SatbenchError(f"{ckpt_path} exists: pass --resume to continue that run or choose another --output-dir")
+    if resume and (ckpt_path is None or not ckpt_path.is_file()):
+        raise SatbenchError(f"--resume: no checkpoint at {ckpt_path or '(no --output-dir given)'}")
+
+    torch.manual_seed(seed)
+    head = LinearClassifier(dim, num_classes, init_std=s.head_init_std).to(device)
+    for p in backbone.parameters():
+        p.requires_grad_(full)
+    probe = _Probe(backbone, head)
+    if info.enabled:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        ids = [device.index] if device.type == "cuda" else None
+        trained: nn.Module = DDP(probe if full else head, device_ids=ids)
+    else:
+        trained = probe if full else head
+
+    lr = s.scaled_lr(info.world_size)
+    if full and s.lr_head > 0:
+        groups = [{"params": [p for p in backbone.parameters()], "lr": lr},
+                  {"params": list(head.parameters()), "lr": s.scaled_lr(info.world_size, s.lr_head)}]
+    else:
+        groups = [{"params": list(probe.parameters()) if full else list(head.parameters()), "lr": lr}]
+    if s.optimizer == "adamw":
+        opt: torch.optim.Optimizer = torch.optim.AdamW(groups, lr=lr, weight_decay=s.weight_decay)
+    else:
+        opt = torch.optim.SGD(groups, lr=lr, momentum=s.momentum, weight_decay=s.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=s.epochs, eta_min=0)
+
+    train_ds = LabeledImages(train_items, train_transform(s.train_crop), seed=seed)
+    val_ds = LabeledImages(val_items, eval_transform(s.val_resize, s.val_crop))
+    sampler = EpochShuffleSampler(len(train_ds), info, seed=seed, shuffle=True)
+    val_loader = _loader(val_ds, ShardSampler(len(val_ds), info), s.batch_size, num_workers, device)
+
+    history: list[dict[str, Any]] = []
+    best: dict[str, Any] = {"epoch": -1, "acc1": -1.0, "acc5": None}
+    start_epoch = 0
+    if resume:
+        from ..weights import read_checkpoint
+
+        ck = read_checkpoint(ckpt_path)
+        _check_resumable(ck, ckpt_path, protocol, extractor, s)
+        backbone.load_state_dict(ck["teacher"], strict=True)
+        head.load_state_dict(ck["linear_head"], strict=True)
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        start_epoch = int(ck["epoch"])
+        best = dict(ck["best"])
+        history = [dict(h) for h in ck["history"]]
+        _set_rng_state(ck["rng"])
+
+    t_run = time.perf_counter()
+    epoch_secs: list[float] = []
+    for epoch in range(start_epoch, s.epochs):
+        t0 = time.perf_counter()
+        sampler.set_epoch(epoch)
+        train_ds.epoch = epoch
+        loader = _loader(train_ds, sampler, s.batch_size, num_workers, device)
+        backbone.train(full)
+        head.train()
+        lr_now = opt.param_groups[0]["lr"]
+        sums = torch.zeros(2, dtype=torch.float64)
+        bar = tqdm(loader, desc=f"{s.mode} epoch {epoch + 1}/{s.epochs}", disable=not progress, leave=False)
+        for x, y in bar:
+            y = y.to(device, non_blocking=True)
+            xn = extractor.normalize(x)
+            with _autocast(extractor):
+                if full:
+                    logits = trained(xn)
+                else:
+                    with torch.no_grad():
+                        feats = backbone(xn)
+                    logits = trained(feats.float())
+            loss = F.cross_entropy(logits.float(), y)
+            if not torch.isfinite(loss):
+                raise SatbenchError(f"{s.mode} training diverged: loss {float(loss)} at epoch {epoch + 1}; lower --lr")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sums += torch.tensor([float(loss.detach()) * len(y), len(y)], dtype=torch.float64)
+            bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
+        sched.step()
+        all_reduce_sum(sums, info)
+        row: dict[str, Any] = {"epoch": epoch, "lr": lr_now, "train_loss": float(sums[0] / sums[1])}
+        if (epoch + 1) % s.val_freq == 0 or epoch + 1 == s.epochs:
+            m = evaluate(extractor, head, val_loader, info, num_classes, progress=progress, desc=f"val {epoch + 1}")
+            row.update(m.as_dict())
+            if m.acc1 > best["acc1"]:
+                best = {"epoch": epoch, "acc1": m.acc1, "acc5": m.acc5}
+                if out is not None and info.is_main:
+                    atomic_torch_save({"format": CHECKPOINT_FORMAT, "teacher": _cpu_state(backbone),
+                                       "linear_head": head_state(head), "epoch": epoch + 1, "acc1": m.acc1,
+                                       "acc5": m.acc5, "num_labels": num_classes, "mode": s.mode,
+                                       "model": extractor.card.name, "protocol_hash": protocol.hash}, out / BEST_NAME)
+        row["seconds"] = round(time.perf_counter() - t0, 3)
+        epoch_secs.append(row["seconds"])
+        history.append(row)
+        if out is not None and info.is_main:
+            atomic_torch_save({
+                "format": CHECKPOINT_FORMAT,
+                "teacher": _cpu_state(backbone),
+                "linear_head": head_state(head),
+                "epoch": epoch + 1,
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                "best_acc": best["acc1"],
+                "best": best,
+                "history": history,
+                "rng": _rng_state(),
+                "mode": s.mode,
+                "num_labels": num_classes,
+                "model": extractor.card.name,
+                "weights": extractor.loaded.weights.as_dict(),
+                "protocol_hash": protocol.hash,
+                "protocol_name": protocol.name,
+                "seed": seed,
+                "world_size": info.world_size,
+            }, ckpt_path)
+        barrier(info)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, row)
+
+    last = next((h for h in reversed(history) if "acc1" in h), {})
+    return TrainResult(
+        history=history, best=best,
+        last={"epoch": last.get("epoch"), "acc1": last.get("acc1"), "acc5": last.get("acc5")},
+        head=head_state(head), checkpoint=str(ckpt_path) if ckpt_path else None,
+        best_checkpoint=str(out / BEST_NAME) if out else None, settings=s, world_size=info.world_size,
+        effective_lr=lr, resumed_from_epoch=start_epoch, seconds=time.perf_counter() - t_run,
+        seconds_per_epoch=epoch_secs,
+    )
+
+
+def _cpu_state(m: nn.Module) -> dict[str, Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in m.state_dict().items()}
+
+
+def _check_resumable(ck: Any, path: Path, protocol: Protocol, extractor: FeatureExtractor, s: LinearSettings) -> None:
+    if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
+        raise SatbenchError(f"{path}: not a satbench linear/finetune training checkpoint (format {CHECKPOINT_FORMAT})")
+    missing = [k for k in ("teacher", "linear_head", "optimizer", "scheduler", "epoch", "best", "history", "rng")
+               if k not in ck]
+    if missing:
+        raise SatbenchError(f"{path}: checkpoint lacks {', '.join(missing)}; cannot resume")
+    if ck.get("protocol_hash") != protocol.hash:
+        raise ProtocolError(f"{path}: written under protocol hash {str(ck.get('protocol_hash'))[:12]} "
+                            f"({ck.get('protocol_name')}), this run's is {protocol.hash[:12]} ({protocol.name}); "
+                            f"resume with the same protocol and overrides")
+    if ck.get("model") != extractor.card.name or ck.get("mode") != s.mode:
+        raise SatbenchError(f"{path}: checkpoint is for model {ck.get('model')} in mode {ck.get('mode')}, "
+                            f"not {extractor.card.name} in mode {s.mode}")
+
+
+def evaluate_with_head(extractor: FeatureExtractor, head_sd: Optional[dict[str, Tensor]], val_items: Sequence[Any],
+                       num_classes: int, protocol: Protocol, *, num_workers: int = 0, info: Optional[DistInfo] = None,
+                       progress: bool = True, where: str = "weights") -> EvalMetrics:
+    """Evaluate a backbone with a saved / released ``linear_head`` on the protocol's val transform."""
+    info = info or DistInfo()
+    if head_sd is None:
+        raise WeightsError(f"{where}: the checkpoint has no linear_head to evaluate (train one without --evaluate)")
+    head = load_linear_head(head_sd, extractor.feature_dim, where=where).to(extractor.device)
+    if head.num_labels != num_classes:
+        raise WeightsError(f"{where}: linear_head has {head.num_labels} classes, the dataset has {num_classes}")
+    s = LinearSettings.from_protocol(protocol)
+    ds = LabeledImages(val_items, eval_transform(s.val_resize, s.val_crop))
+    loader = _loader(ds, ShardSampler(len(ds), info), s.batch_size, num_workers, extractor.device)
+    return evaluate(extractor, head, loader, info, num_classes, progress=progress)
