@@ -1,0 +1,204 @@
+"""Train and evaluate a UperNet segmentor through mmengine's ``Runner``; write a satbench result record.
+
+One call = one row of the paper's segmentation table: model x dataset x crop. The final validation
+(mmengine always validates after the last iteration) gives mIoU, mFscore and the per-class values,
+which go into a record (task ``segmentation``, summary ``{"mIoU": <percent>, "crop": <px>}``). Under
+``torchrun`` (``WORLD_SIZE > 1``) the runner uses mmengine's ``pytorch`` launcher and only rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import torch
+
+from . import mmcv_compat
+
+mmcv_compat.install()
+
+from mmengine.hooks import Hook  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+
+from ..errors import DataError, SatbenchError  # noqa: E402
+from ..io import atomic_torch_save, atomic_write_bytes, canonical_hash  # noqa: E402
+from ..results import make_record, write_record  # noqa: E402
+from .backbone import resolve_card  # noqa: E402
+from .config import SEG_DATASETS, build_config, check_data_root, default_data_root, get_seg_dataset  # noqa: E402
+
+FINAL_WEIGHTS = "final_weights.pth"
+CONFIG_NAME = "satbench_seg_config.py"
+
+
+class _KeepMetrics(Hook):
+    """Remembers the metrics of the latest validation and the training losses of this process."""
+
+    priority = "VERY_LOW"
+
+    def __init__(self) -> None:
+        self.metrics: Optional[dict[str, Any]] = None
+        self.losses: list[float] = []
+
+    def after_train_iter(self, runner: Runner, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+        if outputs and "loss" in outputs:
+            self.losses.append(round(float(outputs["loss"].detach()), 5))
+
+    def after_val_epoch(self, runner: Runner, metrics: Optional[dict[str, Any]] = None) -> None:
+        self.metrics = dict(metrics or {})
+
+
+def resolve_dataset(dataset: str, seg_format: Optional[str] = None) -> tuple[str, Path]:
+    """``potsdam|vaihingen|loveda`` (under ``$SATBENCH_DATA``) or a folder -> (dataset kind, root)."""
+    if dataset in SEG_DATASETS:
+        root = default_data_root(dataset)
+        if root is None:
+            raise DataError(f"--dataset {dataset}: set SATBENCH_DATA to the folder holding {SEG_DATASETS[dataset].folder}/ "
+                            f"(as `satbench data prepare {dataset}` writes it) or pass the dataset folder itself")
+        return dataset, root
+    root = Path(dataset).expanduser()
+    if not root.is_dir():
+        raise DataError(f"--dataset {dataset!r} is neither {', '.join(SEG_DATASETS)} nor an existing folder")
+    if seg_format is None:
+        hits = [k for k in SEG_DATASETS if k in root.resolve().name.lower()]
+        if len(hits) != 1:
+            raise DataError(f"cannot tell which dataset {root} holds from its name; pass --seg-format "
+                            f"{'|'.join(SEG_DATASETS)}")
+        seg_format = hits[0]
+    get_seg_dataset(seg_format)
+    return seg_format, root
+
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    return model.module if hasattr(model, "module") else model
+
+
+def _num(v: Any) -> Optional[float]:
+    """mmseg's percent values as plain floats rounded to 2 decimals; NaN (class absent) -> None."""
+    f = float(v)
+    return None if f != f else round(f, 2)
+
+
+def _split_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"units": "percent"}
+    per_class: dict[str, dict[str, float]] = {}
+    for k, v in metrics.items():
+        if "." in k:
+            name, cls = k.split(".", 1)
+            per_class.setdefault(name, {})[cls] = _num(v)
+        else:
+            out[k] = _num(v)
+    out["per_class"] = per_class
+    return out
+
+
+def run_segmentation(
+    model: str,
+    dataset: str,
+    crop: int,
+    *,
+    seg_format: Optional[str] = None,
+    weights: Optional[str] = None,
+    seed: int = 0,
+    work_dir: Optional[str | os.PathLike] = None,
+    iters: Optional[int] = None,
+    frozen: bool = False,
+    layer_decay: Optional[float] = None,
+    out_indices: Optional[Sequence[int]] = None,
+    norm_layers: bool = True,
+    total_batch: int = 8,
+    num_workers: Optional[int] = None,
+    resume: Optional[str] = None,
+    build_options: Optional[dict[str, Any]] = None,
+    trust_checkpoint: bool = False,
+    bf16: bool = False,
+    cfg_options: Optional[dict[str, Any]] = None,
+    results_dir: Optional[str | os.PathLike] = None,
+    write: bool = True,
+) -> dict[str, Any]:
+    """Train UperNet on ``dataset`` at ``crop`` px and evaluate it; returns the result record.
+
+    ``resume``: None (fresh run), ``"auto"`` (latest checkpoint in ``work_dir``) or a checkpoint path; the
+    resume load runs with ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` (mmengine's own checkpoints need it on
+    torch >= 2.6), set only around ``runner.train()`` and restored afterwards.
+    """
+    kind, root = resolve_dataset(dataset, seg_format)
+    counts = check_data_root(root, kind)
+    card = resolve_card(model)
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if work_dir is None:
+        work_dir = Path("work_dirs") / "seg" / f"{card.name}_{kind}_{crop}"
+    work_dir = Path(work_dir)
+    if resume not in (None, "auto") and not Path(resume).is_file():
+        raise SatbenchError(f"--resume {resume}: no such checkpoint file")
+    cfg = build_config(model, kind, crop, weights=weights, seed=seed, data_root=root, out_indices=out_indices,
+                       norm_layers=norm_layers, frozen=frozen, layer_decay=layer_decay, build_options=build_options,
+                       trust_checkpoint=trust_checkpoint, total_batch=total_batch, world_size=world_size,
+                       num_workers=num_workers, iters=iters, work_dir=work_dir, cfg_options=cfg_options)
+    cfg.launcher = "pytorch" if world_size > 1 else "none"
+    if not torch.cuda.is_available():
+        cfg.env_cfg.dist_cfg = dict(backend="gloo")
+    if bf16:
+        if not torch.cuda.is_available():
+            raise SatbenchError("--bf16 for segmentation uses mmengine's AmpOptimWrapper, which needs a CUDA device")
+        cfg.optim_wrapper.type = "AmpOptimWrapper"
+        cfg.optim_wrapper.dtype = "bfloat16"
+    if resume is not None:
+        cfg.resume = True
+        cfg.load_from = None if resume == "auto" else str(resume)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    if rank == 0:
+        atomic_write_bytes(work_dir / CONFIG_NAME, cfg.pretty_text.encode())
+
+    runner = Runner.from_cfg(cfg)
+    keep = _KeepMetrics()
+    runner.register_hook(keep)
+    t0 = time.perf_counter()
+    with mmcv_compat.allow_full_checkpoint_load() if resume is not None else nullcontext():
+        runner.train()
+    train_s = time.perf_counter() - t0
+    if keep.metrics is None:
+        raise SatbenchError("training finished without a validation pass (no metrics)")
+    seg_model = _unwrap(runner.model)
+    backbone = seg_model.backbone
+    record_path = None
+    if rank == 0:
+        final = work_dir / FINAL_WEIGHTS
+        atomic_torch_save({"state_dict": {k: v.detach().cpu() for k, v in seg_model.state_dict().items()},
+                           "meta": {"dataset_meta": dict(runner.train_dataloader.dataset.metainfo),
+                                    "config": CONFIG_NAME, "iter": runner.iter}}, final)
+    metrics = _split_metrics(keep.metrics)
+    info = get_seg_dataset(kind)
+    params = {
+        "config": cfg.satbench["config"], "crop": crop, "iters": cfg.train_cfg.max_iters,
+        "total_batch": total_batch, "world_size": world_size, "batch_per_process": cfg.train_dataloader.batch_size,
+        "optimizer": cfg.optim_wrapper.optimizer.to_dict(), "optim_wrapper": cfg.optim_wrapper.type,
+        "layer_decay": layer_decay, "param_scheduler": [dict(s) for s in cfg.param_scheduler],
+        "frozen": bool(frozen), "out_indices": list(backbone.out_indices), "norm_layers": bool(norm_layers),
+        "neck": "Feature2Pyramid[4,2,1,0.5]", "decode_head": "UPerHead", "channels": cfg.model.decode_head.channels,
+        "aux_head": "FCNHead(in_index=2, loss_weight=0.4)", "test_cfg": cfg.model.test_cfg.to_dict(),
+        "seed": seed, "resumed": resume is not None, "cfg_options": dict(cfg_options or {}),
+    }
+    protocol = {"name": f"upernet_{kind}_{crop}", "task": "segmentation", "params": params,
+                "hash": canonical_hash(params)}
+    record = make_record(
+        task="segmentation", model=card.name, weights=backbone.weights_info.as_dict(), protocol=protocol,
+        dataset={"name": kind, "root": str(root), "counts": counts, "mmseg_type": info.dataset_type,
+                 "num_classes": info.num_classes, "channels": info.channels},
+        metrics=metrics, summary={"mIoU": metrics["mIoU"], "crop": crop},
+        extractor={"normalization": card.norm.as_dict(), "mean_255": list(cfg.model.data_preprocessor.mean),
+                   "std_255": list(cfg.model.data_preprocessor.std), "bf16": bf16,
+                   "model_options": backbone.options["model_options"]},
+        timings={"train_s": round(train_s, 3), "s_per_iter": round(train_s / max(1, cfg.train_cfg.max_iters), 4)},
+        extra={"work_dir": str(work_dir), "config_file": str(work_dir / CONFIG_NAME),
+               "final_weights": str(work_dir / FINAL_WEIGHTS), "final_iter": runner.iter,
+               "train_loss": keep.losses},
+        device=str(next(seg_model.parameters()).device),
+    )
+    if write and rank == 0:
+        record_path = write_record(record, results_dir)
+        record["_path"] = str(record_path)
+    return record
