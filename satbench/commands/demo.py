@@ -39,14 +39,21 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         trainer.resume()
     trainer.train()
-    rows = []
+    rows, records = [], []
     for label, weights in (("pretrained (demo)", out / "teacher.pth"), ("random init", "random")):
         rec = knn_eval(weights, cfg, seed=cfg["seed"], progress=not args.no_progress)
         rec.setdefault("extra", {})["demo"] = label
         path = write_record(rec, args.results_dir)
+        records.append(rec)
         s = rec["summary"]
         rows.append([label, rec["model"], f"{s['top1_avg']:.2f}",
                      *[f"{v:.2f}" for v in s["top1_per_scale"].values()], str(path)])
     scales = list(rec["summary"]["top1_per_scale"])
     print(tabulate(rows, headers=["weights", "model", "kNN top1 avg", *[f"@{s}" for s in scales], "record"]))
+    from ..leaderboard import build_tables, render
+
+    print()
+    for table in build_tables(records, "knn"):
+        print(render(table, "md"))
+        print()
     return 0

@@ -24,7 +24,8 @@ def card_for_config(cfg: dict[str, Any], normalization: Optional[str] = None) ->
                 return card
         except UnknownNameError:
             pass
-    name = f"satdino-{cfg['arch']}-{cfg['patch_size']}" + (f"-d{depth}" if depth != dims["depth"] else "") + "-pretrained"
+    # an architecture name: the weights (teacher sha256 or random seed) tell the demo rows apart
+    name = f"satdino-{cfg['arch']}-{cfg['patch_size']}" + (f"-d{depth}" if depth != dims["depth"] else "")
     return ModelCard(name=name, family="satdino", patch_size=cfg["patch_size"], embed_dim=dims["embed_dim"],
                      depth=depth, feature_dim=dims["embed_dim"], normalization=norm, arch=cfg["arch"],
                      num_heads=dims["num_heads"], description="trained with satbench pretrain",
