@@ -7,20 +7,19 @@ In a non-editable install these are package data (``satbench._models``, ``satben
 
 from __future__ import annotations
 
-import importlib.resources
 import os
 from pathlib import Path
 
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def _locate(package: str, repo_rel: str) -> Path:
-    try:
-        p = Path(str(importlib.resources.files(package)))
-        if p.is_dir():
-            return p
-    except (ModuleNotFoundError, TypeError):
-        pass
+def _locate(package_dir: str, repo_rel: str) -> Path:
+    """``satbench/<package_dir>`` in an installed wheel, else ``<repo>/<repo_rel>`` in a source checkout or editable
+    install. (These data packages have no ``__init__.py``: ``importlib.resources`` would hand back a namespace
+    ``MultiplexedPath``, so the folder is located directly.)"""
+    p = Path(__file__).resolve().parent / package_dir
+    if p.is_dir():
+        return p
     p = _REPO_ROOT / repo_rel
     if p.is_dir():
         return p
@@ -29,17 +28,17 @@ def _locate(package: str, repo_rel: str) -> Path:
 
 def models_dir() -> Path:
     """Folder holding the model cards (``*.yaml``)."""
-    return _locate("satbench._models", "models")
+    return _locate("_models", "models")
 
 
 def tasks_dir() -> Path:
     """Folder holding the protocols (``tasks/<task>/<name>.yaml``) and segmentation configs."""
-    return _locate("satbench._tasks", "tasks")
+    return _locate("_tasks", "tasks")
 
 
 def reference_dir() -> Path:
     """Folder holding the papers' reference numbers."""
-    return _locate("satbench._reference", "results/reference")
+    return _locate("_reference", "results/reference")
 
 
 def bundled_data_dir() -> Path:
