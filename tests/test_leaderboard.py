@@ -100,3 +100,16 @@ def test_empty_results_still_show_paper_tables(tmp_path, capsys):
     assert main(["leaderboard", "--results-dir", str(tmp_path / "none"), "--task", "knn"]) == 0
     out = capsys.readouterr().out
     assert "0 records" in out and "93.21" in out and "SatDINO ViT-S/16 (paper)" in out
+
+
+def test_linear_records_appear_in_the_linear_table():
+    """A record in the linear/finetune convention (summary top1/top5) shows up next to the paper's fMoW numbers."""
+    from satbench.leaderboard import build_tables, render
+    from satbench.results import make_record
+
+    rec = make_record(task="linear", model="satdino-vit_small-16", weights={"source": "file", "sha256": "ab" * 32},
+                      protocol={"name": "cached-linear-v1", "hash": "h" * 64}, dataset={"name": "uc_merced"},
+                      metrics={}, summary={"top1": 61.23, "top5": 88.0})
+    tables = build_tables([rec], "linear")
+    text = "\n".join(render(t, "md") for t in tables)
+    assert "61.23" in text and "73.53" in text  # the run and the paper's ViT-S/8 fMoW linear reference
