@@ -23,19 +23,18 @@ the official loader (``teacher`` strictly into the ViT, ``linear_head`` into ``L
 from __future__ import annotations
 
 import math
-import random
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
+from ..rng import rng_state, set_rng_state
 from ..data.images import read_rgb
 from ..data.transforms import eval_transform, train_transform
 from ..errors import ProtocolError, SatbenchError, WeightsError
@@ -227,29 +226,6 @@ def head_state(head: nn.Module) -> dict[str, Tensor]:
     return {k.removeprefix("module."): v.detach().cpu().clone() for k, v in sd.items()}
 
 
-def _rng_state() -> dict[str, Any]:
-    np_state = np.random.get_state()
-    state: dict[str, Any] = {
-        "torch": torch.get_rng_state(),
-        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]), int(np_state[3]),
-                  float(np_state[4])],
-        "python": random.getstate(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    n = state["numpy"]
-    np.random.set_state((n[0], n[1].numpy().astype(np.uint32), n[2], n[3], n[4]))
-    py = state["python"]
-    random.setstate((py[0], tuple(py[1]), py[2]))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
 def load_linear_head(state: dict[str, Tensor], dim: int, *, where: str = "linear_head") -> LinearClassifier:
     """A :class:`LinearClassifier` holding ``state`` (``module.`` prefix allowed), loaded strictly."""
     sd = {k.removeprefix("module."): v for k, v in state.items()}
@@ -384,7 +360,7 @@ def train_classifier(
         start_epoch = int(ck["epoch"])
         best = dict(ck["best"])
         history = [dict(h) for h in ck["history"]]
-        _set_rng_state(ck["rng"])
+        set_rng_state(ck["rng"])
 
     t_run = time.perf_counter()
     epoch_secs: list[float] = []
@@ -443,7 +419,7 @@ def train_classifier(
                 "best_acc": best["acc1"],
                 "best": best,
                 "history": history,
-                "rng": _rng_state(),
+                "rng": rng_state(),
                 "mode": s.mode,
                 "num_labels": num_classes,
                 "model": extractor.card.name,

@@ -9,46 +9,17 @@
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from ..errors import WeightsError
 from ..io import atomic_torch_save
+from ..rng import rng_state, set_rng_state  # noqa: F401  (re-exported for the trainer)
 
 CHECKPOINT = "checkpoint.pth"
 TEACHER = "teacher.pth"
-
-
-def rng_state() -> dict[str, Any]:
-    """This process's RNG states as plain, ``weights_only``-loadable objects."""
-    np_state = np.random.get_state()
-    state: dict[str, Any] = {
-        "torch": torch.get_rng_state(),
-        "numpy": [np_state[0], torch.from_numpy(np.asarray(np_state[1]).astype(np.int64)), int(np_state[2]),
-                  int(np_state[3]), float(np_state[4])],
-        "python": _py_state_to_plain(random.getstate()),
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _py_state_to_plain(s: Any) -> list[Any]:
-    return [s[0], list(s[1]), s[2]]
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    n = state["numpy"]
-    np.random.set_state((n[0], n[1].numpy().astype(np.uint32), n[2], n[3], n[4]))
-    p = state["python"]
-    random.setstate((p[0], tuple(p[1]), p[2]))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def backbone_state(wrapper_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
