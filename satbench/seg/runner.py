@@ -94,6 +94,44 @@ def _split_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _replace_norm_type(node: Any, old: str, new: str) -> int:
+    """Replace ``type=old`` by ``type=new`` in every norm_cfg dict of a (nested) config; returns the count."""
+    n = 0
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "norm_cfg" and isinstance(value, dict) and value.get("type") == old:
+                value["type"] = new
+                n += 1
+            else:
+                n += _replace_norm_type(value, old, new)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            n += _replace_norm_type(value, old, new)
+    return n
+
+
+def _prepare_cpu_distributed(cfg: Any) -> dict[str, Any]:
+    """Make mmengine's ``pytorch`` launcher work on CPU (gloo) under torchrun.
+
+    mmengine's ``init_dist`` calls ``torch.cuda.set_device`` and its DDP wrapper passes ``device_ids=[LOCAL_RANK]``,
+    both of which fail without CUDA, and ``SyncBatchNorm`` only runs on accelerators. satbench therefore starts
+    the gloo process group itself (mmengine skips ``init_dist`` when one exists), wraps with ``device_ids=None``,
+    and uses per-process ``BN`` instead of ``SyncBN`` (recorded as ``cpu_distributed`` in the protocol params).
+    """
+    import torch.distributed as dist
+
+    per_process = int(cfg.train_dataloader.batch_size)
+    if per_process < 2:
+        raise SatbenchError(f"--seg-batch gives {per_process} image per process under torchrun on CPU; per-process "
+                            "BatchNorm (SyncBN needs CUDA) needs at least 2: raise --seg-batch to 2 x nproc_per_node")
+    if not dist.is_initialized():
+        dist.init_process_group(backend="gloo")
+    cfg.model_wrapper_cfg = dict(type="MMDistributedDataParallel", device_ids=None)
+    replaced = _replace_norm_type(cfg.model, "SyncBN", "BN")
+    return {"backend": "gloo", "device_ids": None, "norm": "BN per process (SyncBN needs CUDA)",
+            "syncbn_replaced": replaced}
+
+
 def run_segmentation(
     model: str,
     dataset: str,
@@ -139,8 +177,11 @@ def run_segmentation(
                        trust_checkpoint=trust_checkpoint, total_batch=total_batch, world_size=world_size,
                        num_workers=num_workers, iters=iters, work_dir=work_dir, cfg_options=cfg_options)
     cfg.launcher = "pytorch" if world_size > 1 else "none"
+    cpu_dist = None
     if not torch.cuda.is_available():
         cfg.env_cfg.dist_cfg = dict(backend="gloo")
+        if world_size > 1:
+            cpu_dist = _prepare_cpu_distributed(cfg)
     if bf16:
         if not torch.cuda.is_available():
             raise SatbenchError("--bf16 for segmentation uses mmengine's AmpOptimWrapper, which needs a CUDA device")
@@ -182,6 +223,8 @@ def run_segmentation(
         "aux_head": "FCNHead(in_index=2, loss_weight=0.4)", "test_cfg": cfg.model.test_cfg.to_dict(),
         "seed": seed, "resumed": resume is not None, "cfg_options": dict(cfg_options or {}),
     }
+    if cpu_dist is not None:
+        params["cpu_distributed"] = cpu_dist
     protocol = {"name": f"upernet_{kind}_{crop}", "task": "segmentation", "params": params,
                 "hash": canonical_hash(params)}
     record = make_record(
