@@ -21,6 +21,10 @@ def register(dsub: argparse._SubParsersAction) -> None:
     p.add_argument("--any-extension", action="store_true",
                    help="accept files whose extension differs from the split entry (e.g. .jpg re-encodings of .tif); "
                         "the written split files name the files present")
+    p.add_argument("--clip-size", type=int, default=None,
+                   help="potsdam/vaihingen: tile size of mmseg's converter (default 512)")
+    p.add_argument("--stride-size", type=int, default=None,
+                   help="potsdam/vaihingen: the converter's --stride_size (default 256; mmseg 1.2.2 steps by the clip size)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=_prepare)
 
@@ -34,6 +38,14 @@ def _prepare(args: argparse.Namespace) -> int:
         opts["splits"] = args.splits
     if args.any_extension:
         opts["any_extension"] = True
+    for key in ("clip_size", "stride_size"):
+        value = getattr(args, key)
+        if value is not None:
+            if args.name not in ("potsdam", "vaihingen"):
+                raise DataError(f"--{key.replace('_', '-')} applies to potsdam and vaihingen only, not {args.name}")
+            if value < 1:
+                raise DataError(f"--{key.replace('_', '-')} must be a positive number of pixels, got {value}")
+            opts[key] = value
     report = preparer(args.src, args.out, **opts)
     if args.json:
         print(json.dumps(report, indent=2))
