@@ -36,6 +36,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def one_line(exc: BaseException) -> str:
+    """The message of ``exc`` as one line. An error raised in a DataLoader worker comes back as
+    "Caught X in DataLoader worker process N. Original Traceback ...": keep only the original message."""
+    msg = str(exc).strip()
+    if "Original Traceback" in msg:
+        last = [ln for ln in msg.splitlines() if ln.strip()][-1].strip()
+        prefix = f"{type(exc).__module__}.{type(exc).__name__}: "
+        for p in (prefix, f"{type(exc).__name__}: "):
+            if last.startswith(p):
+                last = last[len(p):]
+        return last
+    return msg.splitlines()[0] if msg else ""
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``satbench`` console script."""
     debug = os.environ.get("SATBENCH_DEBUG", "") not in ("", "0")
@@ -49,7 +63,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except SatbenchError as exc:
         if debug:
             raise
-        print(f"satbench: error: {exc}", file=sys.stderr)
+        print(f"satbench: error: {one_line(exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("satbench: interrupted", file=sys.stderr)
@@ -62,7 +76,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except Exception as exc:  # never a bare traceback
         if debug:
             raise
-        print(f"satbench: internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+        print(f"satbench: internal error: {type(exc).__name__}: {one_line(exc)} "
               f"(set SATBENCH_DEBUG=1 for the traceback)", file=sys.stderr)
         return 3
 

@@ -22,6 +22,25 @@ def default_results_dir() -> Path:
     return Path(os.environ.get("SATBENCH_RESULTS") or "results/runs")
 
 
+def check_results_folder(folder: str | os.PathLike | None = None) -> Path:
+    """Fail before any work when records could not be written to ``folder`` (default: :func:`default_results_dir`):
+    the folder is created if needed and a hidden probe file is written and removed. Returns the folder."""
+    import tempfile
+
+    folder = Path(folder) if folder else default_results_dir()
+    if folder.exists() and not folder.is_dir():
+        raise ResultsError(f"results folder {folder} is not a directory")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".satbench-write-check-", suffix=".tmp", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ResultsError(f"cannot write in {folder}: {exc.strerror or exc} (checked before the run, so no "
+                           f"work is lost; pass --results-dir or set $SATBENCH_RESULTS)") from None
+    return folder
+
+
 def make_record(*, task: str, model: str, weights: dict[str, Any], protocol: dict[str, Any],
                 dataset: dict[str, Any], metrics: dict[str, Any], summary: dict[str, Any] | None = None,
                 extractor: dict[str, Any] | None = None, timings: dict[str, Any] | None = None,

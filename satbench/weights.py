@@ -223,7 +223,9 @@ def read_checkpoint(path: str | os.PathLike, *, trust_checkpoint: bool = False) 
                 f"{path}: refused to load: the checkpoint needs the type {m.group(1)}, which is not on satbench's "
                 f"safe list; if you trust this file, pass --trust-checkpoint to load it the unsafe way"
             ) from None
-        raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({msg.splitlines()[0][:160]})") from None
+        detail = next((ln.strip() for ln in msg.splitlines() if "WeightsUnpickler error" in ln), msg.splitlines()[0] if msg else "")
+        raise WeightsError(f"{path}: not a readable PyTorch checkpoint (neither a torch.save zip archive nor a "
+                           f"loadable legacy pickle: {detail[:160]})") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, AttributeError, ImportError,
             ModuleNotFoundError, TypeError, KeyError, IndexError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -94,3 +94,43 @@ def test_read_only_results_folder_is_a_clear_error(monkeypatch, tmp_path, capsys
     err = capsys.readouterr().err
     lines = [ln for ln in err.strip().splitlines() if ln.strip() and "%|" not in ln]
     assert code != 0 and len(lines) == 1 and "Permission denied" in lines[0], lines
+
+
+def _unwritable_folder(tmp_path):
+    """A folder this process really cannot write in: chmod 0o555 for a normal user; as root (CI) chmod does not
+    stop writes, so use sysfs, which refuses file creation even to root."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    if os.geteuid() != 0:
+        d = tmp_path / "read_only"
+        d.mkdir()
+        d.chmod(0o555)
+        return d
+    d = Path("/sys/kernel")
+    try:
+        fd, p = tempfile.mkstemp(dir=d)
+    except OSError:
+        return d
+    os.close(fd)
+    os.unlink(p)
+    pytest.skip("no unwritable folder available on this machine")
+
+
+@pytest.mark.parametrize("task", [["--task", "knn", "--scales", "0.125", "--k", "1", "--no-cache"],
+                                  ["--task", "linear", "--epochs", "1", "--dataset", "ucm-mini"]])
+def test_really_unwritable_results_folder_fails_before_any_work(task, tmp_path, capsys, monkeypatch):
+    """No injection: a folder the OS refuses to write in. The run stops before loading a model or reading data."""
+    import satbench.weights as sw
+
+    def must_not_load(*a, **k):
+        raise AssertionError("the model was loaded although no record could be written")
+
+    monkeypatch.setattr(sw, "load_model", must_not_load)
+    folder = _unwritable_folder(tmp_path)
+    code = main(["run", *task, "--model", "satdino-test-tiny", "--weights", "random", "--no-progress",
+                 "--results-dir", str(folder)])
+    lines = [ln for ln in capsys.readouterr().err.strip().splitlines() if ln.strip() and "%|" not in ln]
+    assert code != 0 and len(lines) == 1 and f"cannot write in {folder}" in lines[0], lines
+    assert "checked before the run" in lines[0]

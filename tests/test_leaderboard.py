@@ -97,9 +97,13 @@ def test_other_tables_and_formats(results, tmp_path, capsys):
 
 
 def test_empty_results_still_show_paper_tables(tmp_path, capsys):
+    (tmp_path / "none").mkdir()
     assert main(["leaderboard", "--results-dir", str(tmp_path / "none"), "--task", "knn"]) == 0
     out = capsys.readouterr().out
     assert "0 records" in out and "93.21" in out and "SatDINO ViT-S/16 (paper)" in out
+    # a mistyped --results-dir is an error, not an empty leaderboard
+    assert main(["leaderboard", "--results-dir", str(tmp_path / "nonee"), "--task", "knn"]) == 2
+    assert "nonee: no such folder" in capsys.readouterr().err
 
 
 def test_linear_records_appear_in_the_linear_table():

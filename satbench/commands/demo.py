@@ -30,6 +30,9 @@ def run(args: argparse.Namespace) -> int:
     from ..pretrain.trainer import Trainer
     from ..results import write_record
 
+    from ..results import check_results_folder
+
+    check_results_folder(args.results_dir)
     proto = load_config("satdino-demo-tiny", args.sets)
     cfg = resolved(proto)
     out = Path(args.output)

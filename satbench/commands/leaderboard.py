@@ -24,6 +24,11 @@ def _leaderboard(args: argparse.Namespace) -> int:
     from ..results import default_results_dir, read_records
 
     folder = Path(args.results_dir) if args.results_dir else default_results_dir()
+    if args.results_dir and not folder.is_dir():
+        from ..errors import DataError
+
+        raise DataError(f"--results-dir {folder}: no such folder (result records are the *.json files that "
+                        f"`satbench run` writes there)")
     records = read_records(folder)
     tables = build_tables(records, args.task)
     print(f"{len(records)} records in {folder}\n")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 
 from ..errors import UnknownNameError, close_matches
@@ -40,4 +41,8 @@ def _run(args: argparse.Namespace) -> int:
     if task is None:
         raise UnknownNameError(f"unknown task {args.task!r}{close_matches(args.task, sorted(TASKS))}; "
                                f"known: {', '.join(sorted(TASKS))}")
+    if int(os.environ.get("RANK", "0")) == 0:  # only rank 0 writes records
+        from ..results import check_results_folder
+
+        check_results_folder(args.results_dir)
     return task.run(args)

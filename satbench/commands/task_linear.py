@@ -78,7 +78,16 @@ def resolve_data(args: argparse.Namespace, need_train: bool = True) -> ResolvedD
         raise SatbenchError("--train-csv/--val-csv go with --dataset fmow")
     from ..data.scene import open_scene_dataset
 
-    ds = open_scene_dataset(args.dataset, data_root=getattr(args, "data_root", None))
+    from ..normalization import parse_normalization
+
+    spec = getattr(args, "normalization", None)
+    if spec == "compute":
+        raise SatbenchError("--normalization compute applies to --task knn; for linear / fine-tuning give a preset "
+                            "or mean=..;std=.. (e.g. from `satbench data check DIR --compute-stats`)")
+    # Fixed 224-px crops: an unnamed folder needs no --native-size; --normalization only for protocols that use it
+    ds = open_scene_dataset(args.dataset, data_root=getattr(args, "data_root", None),
+                            normalization=parse_normalization(spec) if spec else None,
+                            native_size=getattr(args, "native_size", None), require_stats=False)
     train = ds.samples("train") if need_train else []
     val = ds.samples("val")
     return ResolvedData(train, val, len(ds.classes), ds.splits["train"].sha256, ds.splits["val"].sha256,
@@ -114,7 +123,8 @@ def _normalization(name: str, data: ResolvedData):
         return None
     if name == "dataset":
         if data.normalization is None:
-            raise SatbenchError("protocol normalization 'dataset' needs a scene dataset (fMoW has no table entry)")
+            raise SatbenchError("protocol normalization 'dataset' needs a known scene dataset or --normalization "
+                                "(fMoW and unnamed folders have no table entry)")
         return data.normalization
     return get_normalization(name)
 

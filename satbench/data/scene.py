@@ -133,8 +133,8 @@ class SceneDataset:
     name: str
     root: Path
     info: Optional[SceneDatasetInfo]
-    native_size: int
-    normalization: Normalization
+    native_size: Optional[int]  # None only when opened with require_stats=False
+    normalization: Optional[Normalization]
     splits: dict[str, SplitFile] = field(default_factory=dict)
     split_source: str = "folder"
 
@@ -197,7 +197,7 @@ class SceneDataset:
             "root": str(self.root),
             "native_size": self.native_size,
             "num_classes": len(self.classes),
-            "normalization": self.normalization.as_dict(),
+            "normalization": self.normalization.as_dict() if self.normalization is not None else None,
             "split_source": self.split_source,
             "split_hashes": {k: v.sha256 for k, v in self.splits.items()},
             "split_files": {k: str(v.path) for k, v in self.splits.items()},
@@ -213,10 +213,11 @@ def default_data_root() -> Optional[Path]:
 
 def open_scene_dataset(spec: Optional[str] = None, *, data_root: Optional[str | Path] = None,
                        normalization: Optional[Normalization] = None, native_size: Optional[int] = None,
-                       split_source: str = "auto") -> SceneDataset:
+                       split_source: str = "auto", require_stats: bool = True) -> SceneDataset:
     """Open a dataset by bundled name (``ucm-mini``, the default), by name under ``data_root``, or by folder path.
 
-    A folder whose name is not a known dataset needs ``normalization`` and ``native_size`` (nothing is guessed).
+    A folder whose name is not a known dataset needs ``normalization`` and ``native_size`` (nothing is guessed),
+    unless ``require_stats=False`` (tasks with fixed crop sizes): they then stay ``None`` where not given.
     ``split_source``: ``auto`` (the folder's own split files, else the shipped official ones), ``folder`` or ``official``.
     """
     spec = spec or DEFAULT_DATASET
@@ -246,11 +247,11 @@ def open_scene_dataset(spec: Optional[str] = None, *, data_root: Optional[str | 
         info: Optional[SceneDatasetInfo] = get_dataset_info(name)
     except UnknownNameError:
         info = None
-    if info is None and (normalization is None or native_size is None):
+    if info is None and require_stats and (normalization is None or native_size is None):
         raise DataError(f"dataset folder {root}: {name!r} is not a known dataset ({', '.join(DATASETS)}); pass --normalization "
                         f"(a preset or mean=..;std=..) and --native-size to evaluate it")
-    norm = normalization or get_normalization(info.normalization)  # type: ignore[union-attr]
-    native = native_size or info.native_size  # type: ignore[union-attr]
+    norm = normalization or (get_normalization(info.normalization) if info is not None else None)
+    native = native_size or (info.native_size if info is not None else None)
     if split_source not in ("auto", "folder", "official"):
         raise DataError(f"split_source must be auto, folder or official, got {split_source!r}")
     splits: dict[str, SplitFile] = {}

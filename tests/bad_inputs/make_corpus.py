@@ -154,7 +154,115 @@ def build(out: Path) -> list[dict[str, Any]]:
     blocker.write_text("not a folder")
     case("results-dir-is-a-file", [a if a != str(res) else str(blocker) for a in [str(x) for x in knn]] + ["--dataset", "ucm-mini"],
          "error", r"not a directory|cannot write")
+    _other_entry_points(out, res, case, ck)
     return cases
+
+
+def _other_entry_points(out: Path, res: Path, case, ck: Path) -> None:
+    """pretrain, demo, linear / fine-tune, segmentation, seg-predict, leaderboard, export, data prepare / fmow-csv."""
+    tiny = ["--model", "satdino-test-tiny"]
+    fast_pre = ["--config", "satdino-demo-tiny", "--set", "epochs=1", "--set", "warmup_teacher_temp_epochs=0",
+                "--set", "warmup_epochs=0", "--set", "batch_size_per_gpu=4", "--no-progress"]
+
+    # --- pretraining -------------------------------------------------------------------------------------------------
+    empty = out / "no_images"
+    empty.mkdir(exist_ok=True)
+    (empty / "README.txt").write_text("no pictures here\n")
+    pre = ["pretrain", "--config", "satdino-demo-tiny", "--data", "ucm-mini", "--gsd", "0.3", "--no-progress"]
+    case("pretrain-unknown-config", ["pretrain", "--config", "satdino-vit_giant-14", "--data", "ucm-mini", "--gsd", "0.3",
+                                     "--output", out / "p0"], "error", r"unknown protocol 'satdino-vit_giant-14'")
+    case("pretrain-unknown-key", pre + ["--set", "epochz=3", "--output", out / "p1"], "error", r"--set epochz: unknown")
+    case("pretrain-bad-value", pre + ["--set", "epochs=many", "--output", out / "p2"], "error", r"epochs must be int")
+    case("pretrain-set-without-value", pre + ["--set", "epochs", "--output", out / "p3"], "error", r"expected key=value")
+    case("pretrain-inconsistent-config", pre + ["--set", "epochs=1", "--output", out / "p4"], "error",
+         r"warmup_teacher_temp_epochs \(5\) exceeds epochs \(1\)")
+    case("pretrain-missing-data", ["pretrain", "--config", "satdino-demo-tiny", "--data", out / "nowhere", "--gsd", "0.3",
+                                   "--output", out / "p5"], "error", r"no such file, folder or bundled dataset")
+    case("pretrain-folder-without-images", ["pretrain", *fast_pre, "--data", empty, "--gsd", "0.3",
+                                            "--output", out / "p6"], "error", r"no images found")
+    case("pretrain-split-file-without-gsd", ["pretrain", *fast_pre, "--data", UCM / "train.txt", "--output", out / "p7"],
+         "error", r"no per-image GSD; pass --gsd")
+    case("pretrain-negative-gsd", pre + ["--gsd", "-1", "--output", out / "p8"], "error", r"--gsd must be > 0")
+    bad_img = out / "pretrain_images"
+    bad_img.mkdir(exist_ok=True)
+    for f in sorted((UCM / "images" / "airplane").glob("*.jpg"))[:5]:
+        shutil.copy(f, bad_img / f.name)
+    (bad_img / "zzz_zero_byte.jpg").write_bytes(b"")
+    case("pretrain-zero-byte-image", ["pretrain", *fast_pre, "--data", bad_img, "--gsd", "0.3", "--output", out / "p9"],
+         "error", r"zzz_zero_byte\.jpg is not a readable image")
+    fcsv = out / "pretrain_missing_image.csv"
+    fcsv.write_text("id,image_path,category_idx,gsd\nairport/airport_0,train/airport/airport_0/x_rgb.jpg,1,0.5\n")
+    case("pretrain-csv-missing-image", ["pretrain", *fast_pre, "--data", fcsv, "--data-root", out, "--output", out / "p10"],
+         "error", r"pretrain_missing_image\.csv:2: image .* does not exist")
+    resume_dir = out / "pretrain_resume"
+    resume_dir.mkdir(exist_ok=True)
+    (resume_dir / "checkpoint.pth").write_bytes(np.random.default_rng(1).bytes(2048))
+    case("pretrain-resume-garbage-checkpoint", pre + ["--output", resume_dir, "--resume"], "error",
+         r"checkpoint\.pth: not a readable satbench pretraining checkpoint")
+    case("demo-unknown-key", ["demo", "--set", "epochz=1", "--output", out / "demo", "--results-dir", res, "--no-progress"],
+         "error", r"--set epochz: unknown")
+
+    # --- linear probe / fine-tuning ----------------------------------------------------------------------------------
+    lin = ["run", "--task", "linear", *tiny, "--epochs", "1", "--results-dir", res, "--no-progress",
+           "--output-dir", out / "lin"]
+    case("linear-garbage-weights", lin + ["--weights", ck / "garbage.pth", "--dataset", "ucm-mini"], "error",
+         r"garbage\.pth: not a readable PyTorch checkpoint")
+    broken = out / "ds_img_zero-byte"  # made above: one zero-byte jpg in forest/
+    case("linear-zero-byte-image", lin + ["--weights", "random", "--dataset", broken], "error", r"not a readable image")
+    fm = out / "fmow_bad"
+    fm.mkdir(exist_ok=True)
+    header = "id,image_path,category_name,category_idx\n"
+    (fm / "unknown_idx.csv").write_text(header + "a/a_0,train/a/a_0/x.jpg,volcano,99\n")
+    (fm / "name_mismatch.csv").write_text(header + "a/a_0,train/a/a_0/x.jpg,airport,0\n")
+    (fm / "no_columns.csv").write_text("id,path\n1,x.jpg\n")
+    fmow = ["--weights", "random", "--dataset", "fmow", "--data-root", fm]
+    case("linear-fmow-unknown-category", lin + fmow + ["--train-csv", fm / "unknown_idx.csv", "--val-csv", fm / "unknown_idx.csv"],
+         "error", r"unknown_idx\.csv:2: unknown category_idx 99")
+    case("linear-fmow-category-name-mismatch", lin + fmow + ["--train-csv", fm / "name_mismatch.csv",
+                                                            "--val-csv", fm / "name_mismatch.csv"],
+         "error", r"name_mismatch\.csv:2: category_name 'airport' is not category 0")
+    case("linear-fmow-missing-columns", lin + fmow + ["--train-csv", fm / "no_columns.csv", "--val-csv", fm / "no_columns.csv"],
+         "error", r"lacks column\(s\) image_path, category_idx")
+    ft_dir = out / "finetune_resume"
+    ft_dir.mkdir(exist_ok=True)
+    (ft_dir / "checkpoint.pth").write_bytes(np.random.default_rng(2).bytes(2048))
+    case("finetune-resume-garbage-checkpoint", ["run", "--task", "finetune", *tiny, "--weights", "random", "--dataset", "ucm-mini",
+                                                "--epochs", "1", "--output-dir", ft_dir, "--resume", "--results-dir", res,
+                                                "--no-progress"], "error", r"checkpoint\.pth: not a readable")
+
+    # --- segmentation ------------------------------------------------------------------------------------------------
+    seg = ["run", "--task", "segmentation", *tiny, "--weights", "random", "--crop", "224", "--results-dir", res, "--no-progress",
+           "--work-dir", out / "segwork"]
+    case("seg-missing-dataset", seg + ["--dataset", out / "no_such_tiles"], "error", r"neither potsdam, vaihingen, loveda")
+    case("seg-unnamed-folder", seg + ["--dataset", empty], "error", r"pass --seg-format")
+    case("seg-folder-without-tiles", seg + ["--dataset", empty, "--seg-format", "potsdam"],
+         "error", r"img_dir/train is missing")
+    case("seg-crop-not-in-recipe", seg + ["--dataset", "potsdam", "--crop", "300"], "usage", r"invalid choice")
+    case("seg-predict-without-run", ["seg-predict", "--work-dir", out / "nowhere", "--images", UCM / "images", "--out", out / "png"],
+         "error", r"satbench_seg_config\.py does not exist")
+    case("data-prepare-potsdam-without-zips", ["data", "prepare", "potsdam", "--src", empty,
+                                               "--out", out / "segdata"], "error", r"missing 2_Ortho_RGB\.zip")
+
+    # --- leaderboard, export, data tools -------------------------------------------------------------------------------
+    bad_res = out / "results_corrupt"
+    bad_res.mkdir(exist_ok=True)
+    (bad_res / "20260101T000000_knn_x.json").write_text('{"task": "knn", "summary": {"top1_avg": 9')
+    case("leaderboard-corrupt-record", ["leaderboard", "--results-dir", bad_res], "error",
+         r"20260101T000000_knn_x\.json: not a readable record")
+    case("leaderboard-missing-folder", ["leaderboard", "--results-dir", out / "no_results_here"], "error", r"no such folder")
+    case("export-garbage-weights", ["export", *tiny, "--weights", ck / "garbage.pth", "--output", out / "e.safetensors"],
+         "error", r"not a readable PyTorch checkpoint")
+    case("export-nan-weights", ["export", *tiny, "--weights", ck / "nan.pth", "--output", out / "e.safetensors"], "error",
+         r"non-finite")
+    case("export-unknown-format", ["export", *tiny, "--weights", "random", "--format", "onnx", "--output", out / "e.onnx"],
+         "usage", r"invalid choice")
+    case("data-prepare-unknown-dataset", ["data", "prepare", "eurosatt", "--src", out, "--out", out / "d"], "error",
+         r"no preparer for dataset 'eurosatt'")
+    case("data-prepare-missing-src", ["data", "prepare", "eurosat", "--src", out / "no_download", "--out", out / "d"], "error",
+         r"is not a folder")
+    (out / "struct.json").write_text("{not json")
+    case("data-fmow-csv-garbage-struct", ["data", "fmow-csv", "--struct", out / "struct.json", "--split", "train",
+                                          "--out", out / "f.csv"], "error", r"struct\.json is not readable JSON")
 
 
 def main() -> None:
