@@ -95,9 +95,11 @@ def test_pretraining_killed_at_a_random_step_resumes_to_the_same_end(tmp_path):
     assert ta.keys() == tb.keys() and all(torch.equal(ta[k], tb[k]) for k in ta)
 
 
-def test_linear_probe_killed_at_a_random_step_resumes_to_the_same_end(tmp_path):
+@pytest.mark.parametrize("task", ["linear", "finetune"])
+def test_linear_probe_and_finetune_killed_at_a_random_step_resume_to_the_same_end(tmp_path, task):
+    """Fine-tuning trains the backbone too: its tensors (and so the optimizer state of every layer) must match."""
     data = _tiny_dataset(tmp_path, per_class=4)
-    base = ["run", "--task", "linear", "--model", "satdino-test-tiny", "--weights", "random", "--dataset", str(data),
+    base = ["run", "--task", task, "--model", "satdino-test-tiny", "--weights", "random", "--dataset", str(data),
             "--epochs", "5", "--train-batch-size", "4", "--num-workers", "0", "--batch-size", "4", "--no-progress"]
     full, killed = tmp_path / "full", tmp_path / "killed"
     _run(base + ["--output-dir", str(full), "--results-dir", str(tmp_path / "rec_full")])
