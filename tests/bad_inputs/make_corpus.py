@@ -174,7 +174,7 @@ def _other_entry_points(out: Path, res: Path, case, ck: Path) -> None:
     case("pretrain-unknown-key", pre + ["--set", "epochz=3", "--output", out / "p1"], "error", r"--set epochz: unknown")
     case("pretrain-bad-value", pre + ["--set", "epochs=many", "--output", out / "p2"], "error", r"epochs must be int")
     case("pretrain-set-without-value", pre + ["--set", "epochs", "--output", out / "p3"], "error", r"expected key=value")
-    case("pretrain-inconsistent-config", pre + ["--set", "epochs=1", "--output", out / "p4"], "error",
+    case("pretrain-inconsistent-config", pre + ["--set", "warmup_teacher_temp_epochs=5", "--set", "epochs=1", "--output", out / "p4"], "error",
          r"warmup_teacher_temp_epochs \(5\) exceeds epochs \(1\)")
     case("pretrain-missing-data", ["pretrain", "--config", "satdino-demo-tiny", "--data", out / "nowhere", "--gsd", "0.3",
                                    "--output", out / "p5"], "error", r"no such file, folder or bundled dataset")
