@@ -27,6 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gsd", type=float, default=None, help="constant GSD in metres/pixel for sources without a gsd column")
     p.add_argument("--output", required=True, help="output folder: checkpoint.pth, teacher.pth, CSV logs")
     p.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoint.pth")
+    p.add_argument("--allow-cpu-fp16", action="store_true",
+                   help="run precision fp16 (float16 autocast + GradScaler) on a CPU: emulated and slow, for checking "
+                        "the paper's fp16 numerics without a GPU")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
     p.add_argument("--knn-dataset", default="ucm-mini",
                    help="dataset of the kNN monitor that runs every knn_freq epochs (--set knn_freq=N)")
@@ -51,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         source = open_pretrain_source(args.data, gsd=gsd, data_root=args.data_root, temporal=cfg["temporal_dataset"])
         monitor = make_knn_monitor(args.knn_dataset) if cfg["knn_freq"] else None
-        trainer = Trainer(proto, source, out, ctx=ctx, progress=not args.no_progress, monitor=monitor)
+        trainer = Trainer(proto, source, out, ctx=ctx, progress=not args.no_progress, monitor=monitor,
+                          allow_cpu_fp16=args.allow_cpu_fp16)
         if args.resume:
             start = trainer.resume()
             if ctx.is_main:

@@ -105,7 +105,10 @@ class Trainer:
     """Builds everything from a pretraining protocol and an image source, then trains."""
 
     def __init__(self, proto: Protocol, source: Any, output_dir: str | Path, *, ctx: Optional[DistContext] = None,
-                 progress: bool = True, monitor: Optional[Callable[["Trainer", int], dict[str, Any]]] = None) -> None:
+                 progress: bool = True, monitor: Optional[Callable[["Trainer", int], dict[str, Any]]] = None,
+                 allow_cpu_fp16: bool = False) -> None:
+        """``allow_cpu_fp16``: run ``precision: fp16`` (float16 autocast + GradScaler, the paper's setting) on a
+        CPU too, emulated and slow; meant for checking the fp16 numerics and scaler state without a GPU."""
         self.proto = proto
         self.cfg = resolved(proto)
         self.ctx = ctx or DistContext()
@@ -113,9 +116,10 @@ class Trainer:
         self.progress = progress and self.ctx.is_main
         self.monitor = monitor
         cfg, dev = self.cfg, self.ctx.device
-        if cfg["precision"] == "fp16" and dev.type != "cuda":
+        if cfg["precision"] == "fp16" and dev.type != "cuda" and not allow_cpu_fp16:
             raise SatbenchError("precision fp16 (the paper's setting) needs a CUDA device; on CPU pass "
-                                "--set precision=bf16 (autocast) or --set precision=fp32")
+                                "--set precision=bf16 (autocast) or --set precision=fp32 (or --allow-cpu-fp16 to "
+                                "emulate fp16 + GradScaler on the CPU, slowly)")
         self.source = source
         self.augment = MultiCropAugmentation(
             cfg["augmentation_type"], get_normalization(cfg["normalization"]),
@@ -166,7 +170,7 @@ class Trainer:
             groups[0]["params"] += g[0]["params"]
             groups[1]["params"] += g[1]["params"]
         self.optimizer = torch.optim.AdamW(groups)
-        self.scaler = torch.amp.GradScaler("cuda") if cfg["precision"] == "fp16" else None
+        self.scaler = torch.amp.GradScaler(dev.type) if cfg["precision"] == "fp16" else None
 
         # -- data -------------------------------------------------------------------------------------
         self.sampler = DistributedSampler(source, num_replicas=self.ctx.world_size, rank=self.ctx.rank,
