@@ -234,3 +234,33 @@ def test_two_process_gloo_torchrun(tiny_csv, tmp_path):
     assert float(rows[-1][5]) > 0  # lr scaled by the 2-process batch
     # centre is the all-reduced mean: identical on both ranks, so the teacher is identical too
     load_model(card_for_config(resolved(load_config("satdino-demo-tiny", TINY))), str(tmp_path / "ddp" / TEACHER))
+
+
+@pytest.mark.slow
+def test_two_node_rendezvous_matches_one_node_with_two_processes(tiny_csv, tmp_path):
+    """Multi-node through torchrun's own c10d rendezvous, simulated with two agents (--nnodes 2, one process each)
+    on this machine: the same losses and the same teacher as one agent with two processes."""
+    import socket
+
+    args = ["-m", "satbench.cli", "pretrain", "--config", "satdino-demo-tiny", "--data", str(tiny_csv), "--data-root", "/",
+            "--device", "cpu", "--no-progress"] + [a for s in TINY + ["batch_size_per_gpu=2"] for a in ("--set", s)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = [sys.executable, "-m", "torch.distributed.run"]
+    r = subprocess.run(run + ["--standalone", "--nproc_per_node", "2"] + args + ["--output", str(tmp_path / "one")],
+                       capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    node = run + ["--nnodes", "2", "--nproc_per_node", "1", "--rdzv-backend", "c10d",
+                  "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "satbench-two-nodes"]
+    agents = [subprocess.Popen(node + args + ["--output", str(tmp_path / "two")], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+    outs = [a.communicate(timeout=600) for a in agents]
+    assert all(a.returncode == 0 for a in agents), [o[1][-1500:] for o in outs]
+    ck = torch.load(tmp_path / "two" / "checkpoint.pth", weights_only=True)
+    assert ck["meta"]["world_size"] == 2 and len(ck["rng"]) == 2
+    assert _losses(tmp_path / "one") == _losses(tmp_path / "two")
+    a = torch.load(tmp_path / "one" / TEACHER, weights_only=True)["teacher"]
+    b = torch.load(tmp_path / "two" / TEACHER, weights_only=True)["teacher"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
