@@ -178,3 +178,43 @@ def test_sdpa_option_is_close_to_exact_matmul():
     with torch.no_grad():
         torch.testing.assert_close(a(x), b(x), rtol=1e-4, atol=1e-4)
     assert b.options["attn_impl"] == "sdpa"
+
+
+def official_dino_interpolate(pos_embed: torch.Tensor, w: int, h: int, patch: int) -> torch.Tensor:
+    """A transcription of plain DINO's ``interpolate_pos_encoding`` (facebookresearch/dino vision_transformer.py,
+    used by SatDINO's main_dino.py ablation): no register slot, N = number of patches."""
+    npatch = (w // patch) * (h // patch)
+    N = pos_embed.shape[1] - 1
+    if npatch == N and w == h:
+        return pos_embed
+    class_pos_embed = pos_embed[:, 0]
+    patch_pos_embed = pos_embed[:, 1:]
+    dim = pos_embed.shape[-1]
+    w0, h0 = w // patch + 0.1, h // patch + 0.1
+    patch_pos_embed = F.interpolate(
+        patch_pos_embed.reshape(1, int(math.sqrt(N)), int(math.sqrt(N)), dim).permute(0, 3, 1, 2),
+        scale_factor=(w0 / math.sqrt(N), h0 / math.sqrt(N)), mode="bicubic")
+    assert int(w0) == patch_pos_embed.shape[-2] and int(h0) == patch_pos_embed.shape[-1]
+    patch_pos_embed = patch_pos_embed.permute(0, 2, 3, 1).view(1, -1, dim)
+    return torch.cat((class_pos_embed.unsqueeze(0), patch_pos_embed), dim=1)
+
+
+def test_plain_dino_vit_keys_token_layout_and_interpolation():
+    """gsd_register=False is DINO's ViT: 150 keys, pos_embed N+1, [CLS, patches], DINO's interpolation exactly
+    (N = 196, so even 1024 px works at patch 16, unlike SatDINO's sqrt(197))."""
+    torch.manual_seed(0)
+    m = vit_small(16, gsd_register=False)
+    sd = m.state_dict()
+    assert sorted(sd) == sorted(k for k in _official_keys(12) if k != "gsd_register") and len(sd) == 150
+    assert sd["pos_embed"].shape == (1, 197, 384)
+    for size in (224, 112, 64, 16, 288, 1024):
+        got = m.interpolate_pos_encoding(size, size)
+        assert got.shape == (1, (size // 16) ** 2 + 1, 384)
+        torch.testing.assert_close(got, official_dino_interpolate(m.pos_embed.detach(), size, size, 16), rtol=0, atol=0)
+    x = torch.rand(2, 3, 64, 64)
+    out = m.forward_features(x, layers=[1])
+    assert out.register is None and out.patches.shape == (2, 16, 384) and out.layers[1].shape == (2, 16, 384)
+    torch.testing.assert_close(out.cls, m(x))
+    assert m.options["gsd_register"] is False and "gsd_register" not in vit_small(16).options
+    with pytest.raises(RuntimeError, match="gsd_register"):  # SatDINO weights never load into a plain DINO ViT
+        m.load_state_dict(vit_small(16).state_dict())

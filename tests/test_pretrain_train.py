@@ -192,6 +192,33 @@ def test_fp16_with_grad_scaler_resumes_exactly(tiny_csv, tmp_path):
     assert all(torch.equal(a["teacher"][k], b["teacher"][k]) for k in a["teacher"])
 
 
+def test_plain_dino_model_type_trains_and_its_teacher_loads_strictly(tiny_csv, tmp_path):
+    """model_type dino (main_dino.py's ablation): the ViT has no GSD register, the loss is DINO's alone, and the
+    exported teacher (DINO keys) loads strictly through a 'dino-' card; SatDINO-only settings are refused."""
+    with pytest.raises(ProtocolError, match="no GSD register; set gsd_loss: null"):
+        load_config("satdino-demo-tiny", TINY + ["model_type=dino"])
+    proto = load_config("satdino-demo-tiny", TINY + ["model_type=dino", "augmentation_type=dino", "gsd_loss=null",
+                                                     "epochs=1", "warmup_epochs=0", "warmup_teacher_temp_epochs=1"])
+    t = Trainer(proto, open_pretrain_source(str(tiny_csv), data_root="/"), tmp_path / "dino", progress=False)
+    assert t.student.backbone.num_registers == 0 and not hasattr(t.teacher.backbone, "gsd_register")
+    t.train()
+    rows = _losses(tmp_path / "dino")
+    assert len(rows) == 2 and all(float(r[4]) == 0.0 for r in rows)  # no GSD loss
+    sd = torch.load(tmp_path / "dino" / TEACHER, weights_only=True)["teacher"]
+    assert "gsd_register" not in sd and sd["pos_embed"].shape[1] == 14 * 14 + 1  # CLS + patches, no register slot
+    card = card_for_config(resolved(proto))
+    assert card.name == "dino-vit_tiny-16-d2" and card.options == {"depth": 2, "gsd_register": False}
+    loaded = load_model(card, str(tmp_path / "dino" / TEACHER))
+    out = loaded.model.forward_features(torch.rand(1, 3, 64, 64))
+    assert out.register is None and out.patches.shape == (1, 16, 192)
+    # a SatDINO teacher is refused by the plain-DINO card, naming the key
+    sat = load_config("satdino-demo-tiny", TINY)
+    export_teacher(Trainer(sat, open_pretrain_source(str(tiny_csv), data_root="/"), tmp_path / "sat",
+                           progress=False).teacher.state_dict(), tmp_path / "sat", {})
+    with pytest.raises(WeightsError, match="gsd_register"):
+        load_model(card, str(tmp_path / "sat" / TEACHER))
+
+
 def test_sources_need_a_gsd(tmp_path, ucm_mini):
     from satbench.errors import DataError
 

@@ -8,6 +8,9 @@
   ``scale_factor = (n + 0.1) / sqrt(N)``, ``N = pos_embed tokens - 1``; CLS and register not interpolated.
   Sizes the official code rejects raise :class:`InputSizeError` unless ``pos_interp="size"`` is chosen.
 * State-dict keys are the official ones: 151 tensors at depth 12.
+* ``gsd_register=False`` gives the plain DINO ViT of ``main_dino.py`` (the paper's ablation; DINO's
+  ``vision_transformer.py``): tokens ``[CLS, patches]``, ``pos_embed`` of ``N + 1`` tokens, the same
+  interpolation formula (there ``N`` = number of patches, e.g. 196), 150 tensors at depth 12.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ class SatDINOViT(nn.Module):
         drop_path_rate: float = 0.0,
         pos_interp: str = "official",
         attn_impl: str = "matmul",
+        gsd_register: bool = True,
     ) -> None:
         super().__init__()
         if pos_interp not in POS_INTERP_MODES:
@@ -63,6 +67,7 @@ class SatDINOViT(nn.Module):
         self.num_heads = num_heads
         self.pos_interp = pos_interp
         self.attn_impl = attn_impl
+        self.num_registers = 1 if gsd_register else 0
         # No input-size check, as in the official patch embedding: any H, W is accepted (floored).
         self.patch_embed = PatchEmbed(
             img_size=img_size, patch_size=patch_size, in_chans=in_chans, embed_dim=embed_dim,
@@ -70,8 +75,9 @@ class SatDINOViT(nn.Module):
         )
         num_patches = (img_size // patch_size) ** 2
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
-        self.gsd_register = nn.Parameter(torch.zeros(1, 1, embed_dim))
-        self.pos_embed = nn.Parameter(torch.zeros(1, num_patches + 2, embed_dim))
+        if gsd_register:
+            self.gsd_register = nn.Parameter(torch.zeros(1, 1, embed_dim))
+        self.pos_embed = nn.Parameter(torch.zeros(1, num_patches + 1 + self.num_registers, embed_dim))
         dpr = [x.item() for x in torch.linspace(0, drop_path_rate, depth, device="cpu")]  # as the official code; cpu so meta builds work
         norm_layer = partial(nn.LayerNorm, eps=1e-6)
         self.blocks = nn.ModuleList(
@@ -84,7 +90,8 @@ class SatDINOViT(nn.Module):
         self.norm = norm_layer(embed_dim)
         trunc_normal_(self.pos_embed, std=0.02)
         trunc_normal_(self.cls_token, std=0.02)
-        trunc_normal_(self.gsd_register, std=0.02)
+        if gsd_register:
+            trunc_normal_(self.gsd_register, std=0.02)
         self.apply(self._init_weights)
 
     @staticmethod
@@ -100,7 +107,10 @@ class SatDINOViT(nn.Module):
     @property
     def options(self) -> dict[str, Any]:
         """Numerics-changing choices of this instance (recorded in results)."""
-        return {"pos_interp": self.pos_interp, "attn_impl": self.attn_impl}
+        opts: dict[str, Any] = {"pos_interp": self.pos_interp, "attn_impl": self.attn_impl}
+        if not self.num_registers:
+            opts["gsd_register"] = False
+        return opts
 
     # -- positional embedding -------------------------------------------------------------------
     def max_official_patches(self) -> int:
@@ -115,14 +125,14 @@ class SatDINOViT(nn.Module):
     def interpolate_pos_encoding(self, height: int, width: int) -> Tensor:
         """Positional embedding for an input of ``height x width`` pixels (official formula)."""
         pos_embed = self.pos_embed
-        big_n = pos_embed.shape[1] - 1  # SatDINO: num_patches + 1 (the register slot), e.g. 197
+        big_n = pos_embed.shape[1] - 1  # SatDINO: num_patches + 1 (the register slot), e.g. 197; DINO: 196
         gh, gw = height // self.patch_size, width // self.patch_size
         side = int(math.sqrt(big_n))
         if gh * gw == side * side and gh == gw:
             return pos_embed
         class_pos = pos_embed[:, :1]
-        patch_pos = pos_embed[:, 1:-1]
-        reg_pos = pos_embed[:, -1:]
+        patch_pos = pos_embed[:, 1:pos_embed.shape[1] - self.num_registers]
+        reg_pos = pos_embed[:, pos_embed.shape[1] - self.num_registers:]
         dim = pos_embed.shape[-1]
         grid = patch_pos.reshape(1, side, side, dim).permute(0, 3, 1, 2)
         if self.pos_interp == "official":
@@ -144,12 +154,12 @@ class SatDINOViT(nn.Module):
 
     # -- forward --------------------------------------------------------------------------------
     def prepare_tokens(self, x: Tensor) -> Tensor:
-        """Patch-embed, concatenate [CLS, patches, register] and add the (interpolated) pos_embed."""
+        """Patch-embed, concatenate [CLS, patches, register] (DINO: [CLS, patches]) and add the pos_embed."""
         b, _, h, w = x.shape
         tokens = self.patch_embed(x)
         cls = self.cls_token.expand(b, -1, -1)
-        reg = self.gsd_register.expand(b, -1, -1)
-        tokens = torch.cat((cls, tokens, reg), dim=1)
+        parts = [cls, tokens] + ([self.gsd_register.expand(b, -1, -1)] if self.num_registers else [])
+        tokens = torch.cat(parts, dim=1)
         return tokens + self.interpolate_pos_encoding(h, w)
 
     def forward_features(
@@ -166,9 +176,11 @@ class SatDINOViT(nn.Module):
             t = blk(t)
             if i in wanted:
                 inter = self.norm(t) if norm_layers else t
-                taken[i] = inter[:, 1:-1]
+                taken[i] = inter[:, 1:inter.shape[1] - self.num_registers]
         t = self.norm(t)
-        return BackboneOutput(cls=t[:, 0], patches=t[:, 1:-1], register=t[:, -1], layers=taken, grid=(gh, gw))
+        end = t.shape[1] - self.num_registers
+        return BackboneOutput(cls=t[:, 0], patches=t[:, 1:end], register=t[:, -1] if self.num_registers else None,
+                              layers=taken, grid=(gh, gw))
 
     def forward(self, x: Tensor) -> Tensor:
         """The official forward: the layer-normed CLS token ``[B, D]``."""
@@ -190,10 +202,11 @@ def _check_layers(layers: Sequence[int], depth: int) -> set[int]:
 
 def build_satdino(card: Any = None, *, arch: str | None = None, patch_size: int | None = None,
                   drop_path_rate: float = 0.0, pos_interp: str = "official", attn_impl: str = "matmul",
-                  img_size: int = 224, depth: int | None = None) -> SatDINOViT:
+                  img_size: int = 224, depth: int | None = None, gsd_register: bool = True) -> SatDINOViT:
     """Build a SatDINO ViT from a card (or from ``arch`` and ``patch_size``).
 
-    ``depth`` overrides the arch's depth (reduced-depth models from ``satbench pretrain`` demo configs).
+    ``depth`` overrides the arch's depth (reduced-depth models from ``satbench pretrain`` demo configs);
+    ``gsd_register=False`` builds the plain DINO ViT (card option, e.g. teachers of ``model_type: dino`` runs).
     """
     arch = arch or card.arch
     patch_size = patch_size or card.patch_size
@@ -203,7 +216,7 @@ def build_satdino(card: Any = None, *, arch: str | None = None, patch_size: int 
     if depth is not None:
         dims["depth"] = int(depth)
     return SatDINOViT(patch_size=patch_size, img_size=img_size, drop_path_rate=drop_path_rate,
-                      pos_interp=pos_interp, attn_impl=attn_impl, **dims)
+                      pos_interp=pos_interp, attn_impl=attn_impl, gsd_register=gsd_register, **dims)
 
 
 def vit_tiny(patch_size: int = 16, **kw: Any) -> SatDINOViT:

@@ -52,6 +52,7 @@ SCHEMA: dict[str, tuple[tuple[type | None, ...], tuple[Any, ...] | None]] = {
     "local_crops_number": ((int,), None),
     "global_crops_size": ((int,), None),
     "local_crops_size": ((int,), None),
+    "model_type": ((str,), ("satdino", "dino")),
     "augmentation_type": ((str,), ("satdino", "dino2", "dino")),
     "normalization": ((str,), None),
     "gsd_loss": ((str, None), ("mse", None)),
@@ -100,6 +101,8 @@ def validate(params: dict[str, Any], where: str) -> dict[str, Any]:
     if missing:
         raise ProtocolError(f"{where}: missing key(s) {', '.join(missing)}")
     out = {k: _check_value(k, v, where) for k, v in params.items()}
+    if out["model_type"] == "dino" and out["gsd_loss"] is not None:
+        raise ProtocolError(f"{where}: model_type dino (plain DINO ViT) has no GSD register; set gsd_loss: null")
     if out["augmentation_type"] == "dino" and out["gsd_loss"] is not None:
         raise ProtocolError(f"{where}: augmentation_type dino carries no per-view GSD; set gsd_loss: null")
     if out["warmup_teacher_temp_epochs"] > out["epochs"]:

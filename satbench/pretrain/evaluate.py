@@ -17,7 +17,8 @@ def card_for_config(cfg: dict[str, Any], normalization: Optional[str] = None) ->
     dims = dict(ARCHS[cfg["arch"]])
     depth = cfg.get("depth") or dims["depth"]
     norm = normalization or cfg["normalization"]
-    if depth == dims["depth"]:
+    plain_dino = cfg.get("model_type", "satdino") == "dino"
+    if depth == dims["depth"] and not plain_dino:
         try:
             card = get_card(f"satdino-{cfg['arch']}-{cfg['patch_size']}")
             if card.normalization == norm:
@@ -25,11 +26,15 @@ def card_for_config(cfg: dict[str, Any], normalization: Optional[str] = None) ->
         except UnknownNameError:
             pass
     # an architecture name: the weights (teacher sha256 or random seed) tell the demo rows apart
-    name = f"satdino-{cfg['arch']}-{cfg['patch_size']}" + (f"-d{depth}" if depth != dims["depth"] else "")
+    prefix = "dino" if plain_dino else "satdino"
+    name = f"{prefix}-{cfg['arch']}-{cfg['patch_size']}" + (f"-d{depth}" if depth != dims["depth"] else "")
+    options: dict[str, Any] = {"depth": depth} if depth != dims["depth"] else {}
+    if plain_dino:
+        options["gsd_register"] = False
     return ModelCard(name=name, family="satdino", patch_size=cfg["patch_size"], embed_dim=dims["embed_dim"],
                      depth=depth, feature_dim=dims["embed_dim"], normalization=norm, arch=cfg["arch"],
-                     num_heads=dims["num_heads"], description="trained with satbench pretrain",
-                     options={"depth": depth} if depth != dims["depth"] else {})
+                     num_heads=dims["num_heads"], description="trained with satbench pretrain"
+                     + (" (plain DINO ViT, no GSD register)" if plain_dino else ""), options=options)
 
 
 def knn_eval(weights: str | Path, cfg: dict[str, Any], *, dataset: str = "ucm-mini", k: int = 20,

@@ -62,7 +62,7 @@ class MultiCropWrapper(nn.Module):
 
     Consecutive crops of equal size go through the backbone in one pass; CLS outputs are concatenated in
     crop-major order and the head runs once. Returns ``(head_out [n*B, K], registers [n*B, D])``, the
-    registers being the normed GSD-register output tokens.
+    registers being the normed GSD-register output tokens (``None`` for a plain DINO ViT).
     """
 
     def __init__(self, backbone: nn.Module, head: nn.Module) -> None:
@@ -81,9 +81,10 @@ class MultiCropWrapper(nn.Module):
                 t = blk(t)
             t = self.backbone.norm(t)
             cls_out.append(t[:, 0])
-            reg_out.append(t[:, -1])
+            if getattr(self.backbone, "num_registers", 1):
+                reg_out.append(t[:, -1])
             start = end
-        return self.head(torch.cat(cls_out)), torch.cat(reg_out)
+        return self.head(torch.cat(cls_out)), (torch.cat(reg_out) if reg_out else None)
 
 
 class GSDHead(nn.Module):

@@ -39,12 +39,13 @@ LOG_COLUMNS = ("epoch", "step", "it", "loss", "dino_loss", "gsd_loss", "gsd_err"
 
 
 def build_backbone(cfg: dict[str, Any], drop_path_rate: float) -> SatDINOViT:
-    """The SatDINO ViT of ``cfg`` (``arch``, ``patch_size``, optional ``depth`` override)."""
+    """The ViT of ``cfg``: SatDINO's (``model_type: satdino``) or plain DINO's without the GSD register
+    (``model_type: dino``, as ``main_dino.py``); ``arch``, ``patch_size``, optional ``depth`` override."""
     arch = dict(ARCHS[cfg["arch"]])
     if cfg.get("depth"):
         arch["depth"] = cfg["depth"]
     return SatDINOViT(patch_size=cfg["patch_size"], drop_path_rate=drop_path_rate, pos_interp=cfg["pos_interp"],
-                      **arch)
+                      gsd_register=cfg.get("model_type", "satdino") == "satdino", **arch)
 
 
 def get_params_groups(model: nn.Module) -> list[dict[str, Any]]:
