@@ -13,6 +13,7 @@ import io
 import json
 import os
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -45,6 +46,7 @@ class FeatureCache:
         self.enabled = enabled
         self.hits = 0
         self.misses = 0
+        self.corrupt = 0
 
     @staticmethod
     def key_of(key: dict[str, Any]) -> str:
@@ -65,11 +67,23 @@ class FeatureCache:
             return None
         try:
             arr = np.load(npy, allow_pickle=False)
-        except (ValueError, OSError, EOFError):
-            self.misses += 1
-            return None
+            info = json.loads(meta.read_text())
+        except (ValueError, OSError, EOFError) as exc:
+            return self._corrupt(npy, f"unreadable ({type(exc).__name__})")
+        if list(arr.shape) != info.get("shape") or str(arr.dtype) != info.get("dtype"):
+            return self._corrupt(npy, f"holds {list(arr.shape)} {arr.dtype}, its metadata says "
+                                      f"{info.get('shape')} {info.get('dtype')}")
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            return self._corrupt(npy, "holds non-finite values")
         self.hits += 1
         return arr
+
+    def _corrupt(self, npy: Path, why: str) -> None:
+        """A damaged entry is never used: say so on stderr, count a miss; the caller recomputes and rewrites it."""
+        print(f"satbench: warning: feature cache entry {npy} {why}; recomputing it", file=sys.stderr)
+        self.corrupt += 1
+        self.misses += 1
+        return None
 
     def put(self, key: dict[str, Any], array: np.ndarray, meta: Optional[dict[str, Any]] = None) -> None:
         """Store ``array`` under ``key`` (atomic; array first, then the metadata that marks it valid)."""

@@ -134,3 +134,32 @@ def test_really_unwritable_results_folder_fails_before_any_work(task, tmp_path, 
     lines = [ln for ln in capsys.readouterr().err.strip().splitlines() if ln.strip() and "%|" not in ln]
     assert code != 0 and len(lines) == 1 and f"cannot write in {folder}" in lines[0], lines
     assert "checked before the run" in lines[0]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "wrong-shape"])
+def test_damaged_feature_cache_entry_is_recomputed_with_a_warning(damage, tmp_path, capsys, monkeypatch):
+    """A cache entry damaged on disk is never used: a warning names it, the run recomputes (same numbers) and
+    rewrites it, and the next run is served from the cache again."""
+    import json
+
+    import numpy as np
+
+    monkeypatch.setenv("SATBENCH_CACHE", str(tmp_path / "cache"))
+    argv = ["run", "--task", "knn", "--model", "satdino-test-tiny", "--weights", "random", "--scales", "0.125", "--k", "1",
+            "--no-progress", "--results-dir", str(tmp_path / "res")]
+    assert main(argv) == 0
+    entries = sorted((tmp_path / "cache").rglob("*.npy"))
+    assert entries
+    victim = entries[0]
+    if damage == "truncated":
+        victim.write_bytes(victim.read_bytes()[:100])
+    else:
+        np.save(victim, np.zeros((3, 3), np.float32))
+    capsys.readouterr()
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert f"feature cache entry {victim}" in err and "recomputing" in err
+    records = [json.loads(p.read_text()) for p in sorted((tmp_path / "res").glob("*.json"))]
+    assert len(records) == 2 and records[0]["metrics"] == records[1]["metrics"]
+    assert main(argv) == 0  # repaired: no warning, served from the cache
+    assert "feature cache entry" not in capsys.readouterr().err
