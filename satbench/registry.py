@@ -72,7 +72,32 @@ def _load_card(path: Path) -> ModelCard:
         if key in data:
             data[key] = tuple(data[key] or ())
     data["weights"] = data.get("weights") or {}
+    _check_card_types(path, data)
     return ModelCard(path=str(path), **data)
+
+
+_CARD_TYPES: dict[str, tuple[type, ...]] = {
+    "name": (str,), "family": (str,), "patch_size": (int,), "embed_dim": (int,), "depth": (int,),
+    "feature_dim": (int,), "normalization": (str,), "arch": (str,), "num_heads": (int,), "img_size": (int,),
+    "description": (str,), "feature": (str,), "params_expected": (int, type(None)), "params_exclude": (tuple,),
+    "weights": (dict,), "paper": (dict,), "options": (dict,), "license": (str,), "aliases": (tuple,),
+}
+_POSITIVE = ("patch_size", "embed_dim", "depth", "feature_dim", "img_size")
+
+
+def _check_card_types(path: Path, data: dict[str, Any]) -> None:
+    """Each key's YAML type (ints are ints, never strings), positive sizes, a known normalisation preset."""
+    for key, value in data.items():
+        types = _CARD_TYPES[key]
+        if isinstance(value, bool) or not isinstance(value, types):
+            want = " or ".join("null" if t is type(None) else {"tuple": "list"}.get(t.__name__, t.__name__) for t in types)
+            raise SatbenchError(f"model card {path}: {key} must be {want}, got {value!r}")
+        if key in _POSITIVE and value <= 0:
+            raise SatbenchError(f"model card {path}: {key} must be > 0, got {value}")
+    try:
+        get_normalization(data["normalization"])
+    except SatbenchError as exc:
+        raise SatbenchError(f"model card {path}: normalization: {exc}") from None
 
 
 @lru_cache(maxsize=None)

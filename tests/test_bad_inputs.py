@@ -163,3 +163,27 @@ def test_damaged_feature_cache_entry_is_recomputed_with_a_warning(damage, tmp_pa
     assert len(records) == 2 and records[0]["metrics"] == records[1]["metrics"]
     assert main(argv) == 0  # repaired: no warning, served from the cache
     assert "feature cache entry" not in capsys.readouterr().err
+
+
+GOOD_CARD = (CARDS / "satdino-test-tiny.yaml").read_text()
+
+
+@pytest.mark.parametrize("name,text,pattern", [
+    ("syntax", "name: [unclosed\n", r"is not valid YAML"),
+    ("missing-keys", "name: missing-keys\nfamily: satdino\n", r"lacks required keys: patch_size"),
+    ("wrong-type", GOOD_CARD.replace("patch_size: 16", "patch_size: sixteen"), r"patch_size must be int, got 'sixteen'"),
+    ("zero-size", GOOD_CARD.replace("depth: 2\n", "depth: 0\n", 1), r"depth must be > 0"),
+    ("unknown-normalization", GOOD_CARD.replace("normalization: fmow", "normalization: fmoww"), r"unknown normalization 'fmoww'"),
+    ("unknown-key", GOOD_CARD + "patchsize: 16\n", r"unknown keys: patchsize"),
+    ("renamed", GOOD_CARD, r"the file must be named satdino-test-tiny\.yaml"),
+])
+def test_malformed_model_cards_are_one_line_errors_naming_the_file(name, text, pattern, tmp_path, capsys, monkeypatch):
+    folder = tmp_path / "cards"
+    folder.mkdir()
+    card = folder / f"{name}.yaml"
+    card.write_text(text.replace("name: satdino-test-tiny", f"name: {name}") if name != "renamed" else text)
+    monkeypatch.setenv("SATBENCH_MODEL_CARDS", str(folder))
+    code = main(["models", "--no-flops"])
+    lines = [ln for ln in capsys.readouterr().err.strip().splitlines() if ln.strip()]
+    assert code != 0 and len(lines) == 1 and lines[0].startswith(f"satbench: error: model card {card}"), lines
+    assert re.search(pattern, lines[0]), lines

@@ -240,6 +240,8 @@ def _other_entry_points(out: Path, res: Path, case, ck: Path) -> None:
     case("seg-crop-not-in-recipe", seg + ["--dataset", "potsdam", "--crop", "300"], "usage", r"invalid choice")
     case("seg-predict-without-run", ["seg-predict", "--work-dir", out / "nowhere", "--images", UCM / "images", "--out", out / "png"],
          "error", r"satbench_seg_config\.py does not exist")
+    case("seg-config-unknown-model", ["seg-config", "--model", "satdino-vit_huge-14", "--dataset", "potsdam", "--crop", "224",
+                                      "--out", out / "seg_cfg.py"], "error", r"unknown model 'satdino-vit_huge-14'")
     case("data-prepare-potsdam-without-zips", ["data", "prepare", "potsdam", "--src", empty,
                                                "--out", out / "segdata"], "error", r"missing 2_Ortho_RGB\.zip")
 
