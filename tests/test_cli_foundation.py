@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -115,3 +116,19 @@ def test_console_script_error_has_no_traceback(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("satbench: error: unknown model 'nope'")
     assert "Traceback" not in proc.stderr
+
+
+def test_attn_impl_option_is_recorded_and_satdino_only(tmp_path, capsys, monkeypatch):
+    """--attn-impl sdpa (fused attention, not bit-identical) reaches the backbone and the record; other families refuse."""
+    import json
+
+    from satbench.cli import main
+
+    monkeypatch.setenv("SATBENCH_MODEL_CARDS", str(Path(__file__).parent / "fixtures" / "cards"))
+    assert main(["run", "--task", "knn", "--model", "satdino-test-tiny", "--weights", "random", "--attn-impl", "sdpa",
+                 "--scales", "0.125", "--k", "1", "--no-progress", "--no-cache", "--results-dir", str(tmp_path)]) == 0
+    rec = json.loads(next(tmp_path.glob("*.json")).read_text())
+    assert rec["extractor"]["model_options"]["attn_impl"] == "sdpa"
+    assert main(["extract", "--model", "satmae-vit_large-16", "--weights", "random", "--attn-impl", "sdpa",
+                 "--images", str(tmp_path), "--output", str(tmp_path / "f.npy")]) == 2
+    assert "--attn-impl applies to SatDINO models only" in capsys.readouterr().err

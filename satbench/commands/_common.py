@@ -9,7 +9,7 @@ from ..errors import SatbenchError
 
 
 def add_model_args(p: argparse.ArgumentParser, *, model_required: bool = True, default_model: str | None = None) -> None:
-    """``--model``, ``--weights``, ``--seed``, ``--trust-checkpoint``, ``--pos-interp``."""
+    """``--model``, ``--weights``, ``--seed``, ``--trust-checkpoint``, ``--pos-interp``, ``--attn-impl``."""
     p.add_argument("--model", required=model_required and default_model is None, default=default_model,
                    help="registered model name (see `satbench models`) or timm:<name>")
     p.add_argument("--weights", default=None,
@@ -21,6 +21,10 @@ def add_model_args(p: argparse.ArgumentParser, *, model_required: bool = True, d
     p.add_argument("--pos-interp", choices=["official", "size"], default=None,
                    help="SatDINO pos-embed interpolation: the official scale-factor formula (default) or plain "
                         "size-based bicubic (allows >= 640 px at patch 16; recorded)")
+    p.add_argument("--attn-impl", choices=["matmul", "sdpa"], default=None,
+                   help="SatDINO attention: the official plain matmul (default, exact) or torch's fused "
+                        "scaled_dot_product_attention (flash kernels on GPUs: much faster in bf16; not bit-identical; "
+                        "recorded)")
 
 
 def add_device_args(p: argparse.ArgumentParser) -> None:
@@ -35,6 +39,8 @@ def model_build_options(args: argparse.Namespace) -> dict[str, Any]:
     opts: dict[str, Any] = {}
     if getattr(args, "pos_interp", None):
         opts["pos_interp"] = args.pos_interp
+    if getattr(args, "attn_impl", None):
+        opts["attn_impl"] = args.attn_impl
     return opts
 
 
@@ -46,7 +52,8 @@ def load_from_args(args: argparse.Namespace, kind: str = "pretrain"):
     card = get_card(args.model)
     opts = model_build_options(args)
     if opts and card.family != "satdino":
-        raise SatbenchError(f"--pos-interp applies to SatDINO models only, not {card.name}")
+        raise SatbenchError(f"--{'/--'.join(k.replace('_', '-') for k in opts)} applies to SatDINO models only, "
+                            f"not {card.name}")
     return load_model(card, args.weights, kind=kind, seed=args.seed,
                       trust_checkpoint=getattr(args, "trust_checkpoint", False), **opts)
 

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from ..backbones.satdino import ARCHS, SatDINOViT
+from ..features import pick_device
 from ..errors import SatbenchError
 from ..normalization import get_normalization
 from ..protocols import Protocol
@@ -112,7 +113,7 @@ class Trainer:
         CPU too, emulated and slow; meant for checking the fp16 numerics and scaler state without a GPU."""
         self.proto = proto
         self.cfg = resolved(proto)
-        self.ctx = ctx or DistContext()
+        self.ctx = ctx or DistContext(device=pick_device("auto"))  # CUDA when present, as the CLI's --device auto
         self.output_dir = Path(output_dir)
         self.progress = progress and self.ctx.is_main
         self.monitor = monitor
