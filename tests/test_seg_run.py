@@ -175,3 +175,25 @@ def test_run_errors_are_one_line(tmp_path, capsys):
                "--seg-format", "loveda"])
     err = capsys.readouterr().err
     assert rc == 2 and "img_dir" in err and len(err.strip().splitlines()) == 1
+
+
+def test_mmengine_checkpoint_writes_are_atomic(tmp_path, monkeypatch):
+    """satbench.seg makes mmengine's LocalBackend.put atomic: a save that fails midway leaves no file under the name."""
+    import errno
+
+    import satbench.io as sio
+    import satbench.seg  # noqa: F401  (installs the patch)
+    from mmengine.runner.checkpoint import save_checkpoint
+
+    target = tmp_path / "work" / "iter_2.pth"
+    save_checkpoint({"meta": {"iter": 2}, "state_dict": {"w": torch.ones(3)}}, str(target))
+    assert torch.load(target, weights_only=True)["meta"]["iter"] == 2
+
+    def no_space(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(sio.os, "fsync", no_space)
+    with pytest.raises(Exception, match="No space left"):
+        save_checkpoint({"meta": {"iter": 4}}, str(tmp_path / "work" / "iter_4.pth"))
+    assert not (tmp_path / "work" / "iter_4.pth").exists()
+    assert sorted(p.name for p in (tmp_path / "work").iterdir()) == ["iter_2.pth"]  # no temp file left either
