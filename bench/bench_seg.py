@@ -5,7 +5,10 @@ Each setting runs in its own subprocess (so peak RSS is per setting): the real s
 (data pre-processor included), and the plain baseline in the same run: the bare SatDINO ViT-S/16
 forward + backward at the same size and batch.
 
-    .venv/bin/python bench/bench_seg.py [--crops 224 512] [--iters 3] [--threads 2] [--frozen]
+    .venv/bin/python bench/bench_seg.py [--crops 224 512] [--iters 3] [--threads 2] [--frozen] [--device cuda]
+
+On CUDA there is also an ``upernet-bf16`` row (mmengine's AmpOptimWrapper, bf16) and the memory column is the
+GPU's peak allocation.
 """
 
 from __future__ import annotations
@@ -19,8 +22,10 @@ import sys
 import time
 
 
-def one(crop: int, mode: str, iters: int, threads: int) -> dict:
+def one(crop: int, mode: str, iters: int, threads: int, device: str = "cpu") -> dict:
     import torch
+
+    dev = torch.device(device)
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -38,9 +43,9 @@ def one(crop: int, mode: str, iters: int, threads: int) -> dict:
     if mode == "vit-only":
         from satbench.backbones.satdino import vit_small
 
-        model = vit_small().train()
+        model = vit_small().train().to(dev)
         opt = torch.optim.AdamW(model.parameters(), lr=6e-5)
-        x = torch.randn(b, 3, crop, crop)
+        x = torch.randn(b, 3, crop, crop, device=dev)
 
         def step():
             opt.zero_grad()
@@ -48,7 +53,10 @@ def one(crop: int, mode: str, iters: int, threads: int) -> dict:
             out.patches.float().mean().backward()
             opt.step()
     else:
-        model = MODELS.build(cfg.model).train()
+        model = MODELS.build(cfg.model).train().to(dev)
+        if mode == "upernet-bf16":
+            cfg.optim_wrapper.type = "AmpOptimWrapper"
+            cfg.optim_wrapper.dtype = "bfloat16"
         ow = build_optim_wrapper(model, cfg.optim_wrapper)
         samples = []
         for _ in range(b):
@@ -61,13 +69,20 @@ def one(crop: int, mode: str, iters: int, threads: int) -> dict:
 
         def step():
             model.train_step(data, ow)
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
     step()  # warm-up
     times = []
     for _ in range(iters):
+        sync()
         t = time.perf_counter()
         step()
+        sync()
         times.append(time.perf_counter() - t)
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mib = (torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda"
+                else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return {"crop": crop, "mode": mode, "s_per_iter_best": min(times), "s_per_iter_median": sorted(times)[len(times) // 2],
             "img_per_s": b / min(times), "peak_rss_mib": peak_mib}
 
@@ -78,20 +93,23 @@ def main() -> int:
     ap.add_argument("--iters", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--frozen", action="store_true", help="also time UperNet with a frozen backbone")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--one", nargs=2, metavar=("CROP", "MODE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
-        print(json.dumps(one(int(args.one[0]), args.one[1], args.iters, args.threads)))
+        print(json.dumps(one(int(args.one[0]), args.one[1], args.iters, args.threads, args.device)))
         return 0
     from tabulate import tabulate
 
-    modes = ["vit-only", "upernet"] + (["upernet-frozen"] if args.frozen else [])
+    modes = ["vit-only", "upernet"] + (["upernet-frozen"] if args.frozen else []) + \
+        (["upernet-bf16"] if args.device == "cuda" else [])
     rows = []
     for crop in args.crops:
         base = None
         for mode in modes:
             out = subprocess.run([sys.executable, __file__, "--one", str(crop), mode, "--iters", str(args.iters),
-                                  "--threads", str(args.threads)], capture_output=True, text=True)
+                                  "--threads", str(args.threads), "--device", args.device], capture_output=True,
+                                 text=True)
             if out.returncode != 0:
                 print(out.stderr[-2000:], file=sys.stderr)
                 return 1
@@ -99,9 +117,11 @@ def main() -> int:
             base = base or r["s_per_iter_best"]
             rows.append([crop, mode, 2, f"{r['s_per_iter_best']:.2f}", f"{r['s_per_iter_median']:.2f}",
                          f"{r['img_per_s']:.2f}", f"{r['peak_rss_mib']:.0f}", f"{r['s_per_iter_best'] / base:.2f}x"])
-    print(f"CPU threads {args.threads}, load average {os.getloadavg()[0]:.1f}, {args.iters} timed iterations after 1 warm-up")
+    where = (f"device cuda ({__import__('torch').cuda.get_device_name()})" if args.device == "cuda"
+             else f"CPU threads {args.threads}, load average {os.getloadavg()[0]:.1f}")
+    print(f"{where}, {args.iters} timed iterations after 1 warm-up")
     print(tabulate(rows, headers=["crop", "setting", "batch", "s/iter best", "s/iter median", "img/s",
-                                  "peak RSS MiB", "vs vit-only"]))
+                                  "peak GPU MiB" if args.device == "cuda" else "peak RSS MiB", "vs vit-only"]))
     return 0
 
 
