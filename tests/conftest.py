@@ -23,6 +23,20 @@ def _isolated_home(tmp_path, monkeypatch):
     yield
 
 
+def _single_thread():
+    """Tiny models run much faster and steadier on one intra-op thread on the shared 2-core test machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+# Opt in per test module with ``pytestmark = pytest.mark.usefixtures("one_thread")`` (or ``one_thread_module``
+# where module-scoped fixtures train models).
+one_thread = pytest.fixture(name="one_thread")(_single_thread)
+one_thread_module = pytest.fixture(name="one_thread_module", scope="module")(_single_thread)
+
+
 @pytest.fixture
 def ucm_mini():
     from satbench.data.scene import open_scene_dataset

@@ -23,12 +23,7 @@ from satbench.registry import ModelCard
 from satbench.weights import LoadedModel, WeightsInfo
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _data(n=60, d=8, c=3, seed=0):

@@ -22,13 +22,7 @@ from satbench.weights import LoadedModel, WeightsInfo, load_model
 TINY = dict(crop=32, resize=36)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The test machine's 2 cores are shared: one intra-op thread is faster and steadier for tiny models."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_extractor(seed: int = 0, depth: int = 2, dim: int = 64) -> FeatureExtractor:

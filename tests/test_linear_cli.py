@@ -19,12 +19,7 @@ from satbench.cli import main
 from satbench.protocols import load_protocol
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _write_fmow(tmp_path: Path, ucm_mini) -> tuple[Path, Path, Path]:

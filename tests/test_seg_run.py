@@ -17,13 +17,7 @@ FIX = Path(__file__).parent / "fixtures" / "seg"
 CARD = str(FIX / "cards" / "seg-test-vit_tiny-16.yaml")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tiny models run much faster on one thread, above all on a shared, loaded CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread_module")
 
 # Shrink the 224 recipe for CPU tests: 64 px crops from 128 px tiles, narrow heads.
 SMALL = [
