@@ -59,6 +59,15 @@ def test_every_case_fails_cleanly_or_converts(corpus, capsys):
                 problem = f"expected one error line matching {c['pattern']!r}, got exit {code}: {lines}"
             elif _records(root) != before:
                 problem = "a record was written despite the error"
+        if problem is None:
+            from pathlib import Path
+
+            appeared = [p for p in c.get("absent", []) if Path(p).exists()]
+            lost = [p for p in c.get("present", []) if not Path(p).exists()]
+            if appeared:
+                problem = f"must not exist afterwards: {appeared}"
+            elif lost:
+                problem = f"lost (must still exist): {lost}"
         if problem:
             failures.append(f"{c['id']}: {problem}")
         else:

@@ -55,8 +55,11 @@ def build(out: Path) -> list[dict[str, Any]]:
     knn = ["run", "--task", "knn", "--model", "satdino-test-tiny", "--weights", "random", "--scales", "0.125", "--k", "1", "--no-progress", "--no-cache",
            "--results-dir", str(res), "--normalization", "imagenet", "--native-size", "64"]
 
-    def case(cid: str, argv: list[str], expect: str = "error", pattern: str = "") -> None:
-        cases.append({"id": cid, "argv": [str(a) for a in argv], "expect": expect, "pattern": pattern})
+    def case(cid: str, argv: list[str], expect: str = "error", pattern: str = "", absent=(), present=()) -> None:
+        if any(c["id"] == cid for c in cases):
+            raise ValueError(f"duplicate corpus case id {cid!r}")
+        cases.append({"id": cid, "argv": [str(a) for a in argv], "expect": expect, "pattern": pattern,
+                      "absent": [str(p) for p in absent], "present": [str(p) for p in present]})
 
     # --- images: broken ones are errors inside a dataset run, unusual ones convert in extract -------------------------
     img = _real_image()
@@ -155,7 +158,22 @@ def build(out: Path) -> list[dict[str, Any]]:
     case("results-dir-is-a-file", [a if a != str(res) else str(blocker) for a in [str(x) for x in knn]] + ["--dataset", "ucm-mini"],
          "error", r"not a directory|cannot write")
     _other_entry_points(out, res, case, ck)
+    _plugin_cases(out, res, case, {"knn": knn, "ck": ck, "unusual": unusual})
     return cases
+
+
+def _plugin_cases(out: Path, res: Path, case, ctx: dict[str, Any]) -> None:
+    """Cases from ``tests/bad_inputs/cases_*.py`` modules: each defines ``add_cases(out, res, case, ctx)``.
+
+    ``case(id, argv, expect, pattern, absent=(), present=())``: ``absent`` lists paths that must not exist after the
+    case (e.g. a marker file a malicious input tries to create), ``present`` paths that must still exist (files a
+    command must not delete). ``ctx`` holds ``knn`` (a fast kNN argv), ``ck`` (the checkpoint folder) and ``unusual``.
+    """
+    import importlib
+
+    for mod in sorted(Path(__file__).resolve().parent.glob("cases_*.py")):
+        module = importlib.import_module(f"bad_inputs.{mod.stem}")
+        module.add_cases(out, res, case, ctx)
 
 
 def _other_entry_points(out: Path, res: Path, case, ck: Path) -> None:
