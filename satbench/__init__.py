@@ -1,3 +1,32 @@
-"""satbench: an evaluation-first benchmark suite for self-supervised remote-sensing backbones."""
+"""satbench: an evaluation-first benchmark suite for self-supervised remote-sensing backbones.
 
-__version__ = "0.1.0"
+The public Python API (imported on first use, so ``import satbench`` stays light)::
+
+    satbench.list_models()                      # registered model cards
+    satbench.load_model(name, weights=...)      # -> Model with .features(images) and .extract(folder_or_split)
+    satbench.open_dataset(name_or_dir)          # catalog name, bundled subset or folder
+    satbench.run(task, model=..., dataset=..., protocol=..., **overrides)   # -> Record
+    satbench.list_protocols(task=None), satbench.list_tasks(), satbench.list_datasets()
+    satbench.read_records(results_dir), satbench.leaderboard(records)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.2.0"
+
+__all__ = ["__version__", "list_models", "load_model", "open_dataset", "run", "list_protocols", "list_tasks",
+           "list_datasets", "read_records", "leaderboard", "Model"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__ and name != "__version__":
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'satbench' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

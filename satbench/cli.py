@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import pkgutil
 import sys
@@ -28,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"satbench {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        if info.name.startswith(("_", "data_", "task_")):  # plug-ins of `data` and `run`
+        if info.name.startswith(("_", "data_")):  # plug-ins of `data`
             continue
         module = importlib.import_module(f"{commands.__name__}.{info.name}")
         if hasattr(module, "register"):
@@ -50,10 +51,31 @@ def one_line(exc: BaseException) -> str:
     return msg.splitlines()[0] if msg else ""
 
 
+class _NoteHandler(logging.Handler):
+    """satbench's informational notes (``logging.getLogger("satbench")``) as ``satbench: note: ...`` lines on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"satbench: note: {record.getMessage()}", file=sys.stderr)
+
+
+def _setup_notes() -> None:
+    log = logging.getLogger("satbench")
+    if not any(isinstance(h, _NoteHandler) for h in log.handlers):
+        log.addHandler(_NoteHandler())
+        log.setLevel(logging.INFO)
+        log.propagate = False
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``satbench`` console script."""
     debug = os.environ.get("SATBENCH_DEBUG", "") not in ("", "0")
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        _setup_notes()
+        if argv[:1] == ["run"]:  # `run` parses with its task's own parser
+            from .commands import run as run_cmd
+
+            return int(run_cmd.main(argv[1:]) or 0)
         parser = build_parser()
         args = parser.parse_args(argv)
         if not getattr(args, "func", None):

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 
-from .data.scene import IMAGE_EXTENSIONS, Sample, _entry_rel, _read_split, get_dataset_info
+from .data.catalog import find_dataset_spec
+from .data.catalog import resolve_normalization as catalog_normalization
+from .data.images import IMAGE_EXTENSIONS
+from .data.scene import Sample, _entry_rel, _read_split
 from .data.transforms import knn_transform, knn_transform_spec
 from .errors import DataError, SatbenchError
 from .eval.extract import ExtractStats, View, extract_views
 from .features import FeatureExtractor
 from .io import atomic_write_bytes, atomic_write_json, sha256_bytes
-from .normalization import Normalization, get_normalization, parse_normalization
+from .normalization import Normalization
 from .weights import LoadedModel
 
 
@@ -46,41 +48,35 @@ def list_images(path: Path) -> tuple[list[Sample], Optional[str], Path]:
 
 
 def resolve_normalization(spec: Optional[str], loaded: LoadedModel, dataset_folder: Path) -> Normalization:
-    """``None`` -> the model's declared normalisation; ``dataset`` -> the per-dataset table by folder name; else a preset
-    name or ``mean=..;std=..``."""
+    """``None`` -> the model's declared normalisation; ``dataset`` -> the catalog dataset's table by folder name;
+    else a preset, a catalog dataset name, or ``mean=..;std=..``."""
     if spec is None:
         return loaded.card.norm
     if spec == "dataset":
         name = dataset_folder.resolve().name
-        try:
-            return get_normalization(get_dataset_info(name).normalization)
-        except SatbenchError:
-            raise DataError(f"--normalization dataset: folder name {name!r} ({dataset_folder}) is not a known dataset; "
-                            f"pass a preset name or mean=a,b,c;std=d,e,f") from None
-    return parse_normalization(spec)
+        ds = find_dataset_spec(name)
+        if ds is None or ds.norm is None:
+            raise DataError(f"--normalization dataset: folder name {name!r} ({dataset_folder}) is not a catalog dataset "
+                            f"with a normalisation table; pass a preset name or mean=a,b,c;std=d,e,f")
+        return ds.norm
+    return catalog_normalization(spec)
 
 
-def extract_to_file(loaded: LoadedModel, images: Path, size: int, output: Path, *, normalization: Optional[str] = None,
-                    device: str = "auto", bf16: bool = False, batch_size: int = 64, progress: bool = True) -> dict[str, Any]:
-    """Write ``[n, D]`` float32 features to ``output`` (.npy) and a JSON sidecar ``output.json``; returns the sidecar."""
-    if output.suffix != ".npy":
-        raise SatbenchError(f"--output {output}: expected a .npy path")
+def extract_features(loaded: LoadedModel, images: Path, size: int, *, normalization: Optional[str] = None,
+                     device: str = "auto", bf16: bool = False, batch_size: int = 64, num_workers: int = 1,
+                     progress: bool = True) -> tuple[np.ndarray, dict[str, Any]]:
+    """``[n, D]`` float32 normed-CLS features of an image folder or split file with the kNN transform at ``size`` px,
+    and the description of how they were made (the sidecar of :func:`extract_to_file`)."""
     if size < loaded.card.patch_size:
         raise SatbenchError(f"--size {size} is smaller than the model's patch size {loaded.card.patch_size}")
-    samples, split_sha, folder = list_images(images)
+    samples, split_sha, folder = list_images(Path(images))
     norm = resolve_normalization(normalization, loaded, folder)
     extractor = FeatureExtractor(loaded, normalization=norm, device=device, bf16=bf16)
     view = View(str(size), knn_transform(size), knn_transform_spec(size))
     stats = ExtractStats()
     feats = extract_views(extractor, samples, [view], split_sha256=split_sha or "", cache=None, batch_size=batch_size,
-                          progress=progress, desc=f"extract {size}px", stats=stats)[view.key]
-    import io as _io
-
-    buf = _io.BytesIO()
-    np.save(buf, feats.astype(np.float32), allow_pickle=False)
-    atomic_write_bytes(output, buf.getvalue())
-    sidecar = {
-        "features": str(output),
+                          num_workers=num_workers, progress=progress, desc=f"extract {size}px", stats=stats)[view.key]
+    description = {
         "shape": list(feats.shape),
         "dtype": "float32",
         "feature": "normed CLS token",
@@ -91,5 +87,21 @@ def extract_to_file(loaded: LoadedModel, images: Path, size: int, output: Path, 
         **extractor.describe(),
         "seconds": round(stats.seconds, 3),
     }
+    return feats.astype(np.float32, copy=False), description
+
+
+def extract_to_file(loaded: LoadedModel, images: Path, size: int, output: Path, *, normalization: Optional[str] = None,
+                    device: str = "auto", bf16: bool = False, batch_size: int = 64, progress: bool = True) -> dict[str, Any]:
+    """Write ``[n, D]`` float32 features to ``output`` (.npy) and a JSON sidecar ``output.json``; returns the sidecar."""
+    import io as _io
+
+    if output.suffix != ".npy":
+        raise SatbenchError(f"--output {output}: expected a .npy path")
+    feats, description = extract_features(loaded, images, size, normalization=normalization, device=device,
+                                          bf16=bf16, batch_size=batch_size, progress=progress)
+    buf = _io.BytesIO()
+    np.save(buf, feats, allow_pickle=False)
+    atomic_write_bytes(output, buf.getvalue())
+    sidecar = {"features": str(output), **description}
     atomic_write_json(output.with_suffix(".json"), sidecar)
     return sidecar

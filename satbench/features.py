@@ -7,7 +7,6 @@ no path without it), runs the backbone at the size it is given, and returns a :c
 from __future__ import annotations
 
 from contextlib import nullcontext
-from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
@@ -15,33 +14,20 @@ import torch
 from torch import Tensor
 
 from .backbones import BackboneOutput
+from .device import parse_device
 from .errors import SatbenchError
 from .normalization import Normalization
 from .weights import LoadedModel
 
 
-@dataclass
-class Features:
-    """Outputs of one batch: normed CLS, patch tokens, register token, intermediate layers."""
-
-    cls: Tensor
-    patches: Tensor
-    register: Optional[Tensor]
-    layers: dict[int, Tensor] = field(default_factory=dict)
-    grid: tuple[int, int] = (0, 0)
+#: What the extractor returns for a batch: the backbone's :class:`~satbench.backbones.base.BackboneOutput` (normed CLS,
+#: patch tokens, register token, intermediate layers, grid), as float32.
+Features = BackboneOutput
 
 
 def pick_device(device: Optional[str] = None) -> torch.device:
-    """``device`` if given, else CUDA when present, else CPU."""
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise SatbenchError(f"unknown device {device!r} (expected auto, cpu, cuda or cuda:N)") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise SatbenchError(f"device {device!r} requested but CUDA is not available here")
-    return dev
+    """``device`` if given, else CUDA when present, else CPU (:func:`satbench.device.parse_device`)."""
+    return parse_device(device)
 
 
 class FeatureExtractor:
@@ -100,8 +86,8 @@ class FeatureExtractor:
             out: BackboneOutput = self.model.forward_features(x, layers=layers, norm_layers=norm_layers,
                                                               input_res=input_res)
         f = lambda t: None if t is None else t.float()  # noqa: E731
-        return Features(cls=f(out.cls), patches=f(out.patches), register=f(out.register),
-                        layers={k: f(v) for k, v in out.layers.items()}, grid=out.grid)
+        return BackboneOutput(cls=f(out.cls), patches=f(out.patches), register=f(out.register),
+                              layers={k: f(v) for k, v in out.layers.items()}, grid=out.grid)
 
     def extract_cls(self, batches: Iterable[Tensor], total: Optional[int] = None, desc: str = "extract",
                     progress: bool = True, input_res: Any = None) -> np.ndarray:

@@ -126,3 +126,52 @@ def canonical_hash(obj: Any) -> str:
     """sha256 of the canonical JSON form (sorted keys, no whitespace) of ``obj``."""
     data = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=_json_default).encode()
     return sha256_bytes(data)
+
+
+MAX_YAML_BYTES = 1 << 20  # protocols, cards and configs are small; anything larger is refused
+
+
+def read_yaml(path: str | os.PathLike, *, what: str = "YAML file", error: type[Exception] = ResultsError,
+              max_bytes: int = MAX_YAML_BYTES) -> Any:
+    """Parse a small YAML file satbench did not write (protocol, card, config): regular files only, at most
+    ``max_bytes``, no anchors/aliases (no alias bombs), safe constructors only. Problems raise ``error`` naming it."""
+    path = Path(path)
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise error(f"{what} {path} cannot be read: {exc.strerror or exc}") from None
+    import stat as _stat
+
+    if not _stat.S_ISREG(st.st_mode):
+        raise error(f"{what} {path} is not a regular file")
+    if st.st_size > max_bytes:
+        raise error(f"{what} {path} is {st.st_size} bytes; at most {max_bytes} are accepted")
+    try:
+        with open(path, "rb") as fh:
+            text = fh.read(max_bytes + 1).decode("utf-8")
+    except UnicodeDecodeError:
+        raise error(f"{what} {path} is not UTF-8 text") from None
+    except OSError as exc:
+        raise error(f"{what} {path} cannot be read: {exc.strerror or exc}") from None
+    return parse_yaml(text, f"{what} {path}", error=error)
+
+
+def parse_yaml(text: str, where: str, *, error: type[Exception] = ResultsError) -> Any:
+    """``yaml.safe_load`` of ``text`` with anchors and aliases refused (one ``error`` line naming ``where``)."""
+    import yaml
+
+    class _NoAliasLoader(yaml.SafeLoader):
+        def compose_node(self, parent: Any, index: Any) -> Any:  # type: ignore[override]
+            if self.check_event(yaml.events.AliasEvent):
+                event = self.peek_event()
+                raise error(f"{where}: YAML aliases (*{event.anchor}) are not accepted "
+                            f"(line {event.start_mark.line + 1})")
+            return super().compose_node(parent, index)
+
+    try:
+        return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.YAMLError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise error(f"{where} is not valid YAML: {first}") from None
+    except RecursionError:
+        raise error(f"{where}: YAML nested too deeply") from None

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from .data.scene import BUNDLED
 from .errors import ResultsError
 from .resources import reference_dir
 
@@ -96,7 +95,9 @@ def protocol_dataset(rec: dict[str, Any]) -> str:
 
 def is_subset(rec: dict[str, Any]) -> bool:
     d = rec["dataset"]
-    return d.get("name") in BUNDLED or d.get("name") != protocol_dataset(rec)
+    if "is_subset" in d:
+        return bool(d["is_subset"])
+    return d.get("name") == "ucm-mini" or d.get("name") != protocol_dataset(rec)  # records written before is_subset
 
 
 def comparable(rec: dict[str, Any], ref_protocol: Optional[str]) -> bool:

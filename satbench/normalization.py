@@ -1,7 +1,8 @@
-"""Normalisation tables, exactly as the official code uses them (spec section 2.5).
+"""Normalisation: the :class:`Normalization` type and the model-level presets (what a card's ``normalization:`` names).
 
-The per-dataset values are the 3-decimal roundings hard-coded in SatDINO's ``satdino/__init__.py``
-(``normalization_values``); the code uses these rounded values, not the full-precision ``stats.json``.
+Per-dataset tables (SatDINO's 3-decimal roundings in ``satdino/__init__.py`` ``normalization_values``) live with the
+datasets in the catalog (``satbench/data/catalog/<name>.yaml``); :func:`satbench.data.catalog.resolve_normalization`
+resolves a user's string against both.
 """
 
 from __future__ import annotations
@@ -27,13 +28,8 @@ PRESETS: dict[str, Normalization] = {
     n.name: n
     for n in [
         Normalization("imagenet", (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+        # SatDINO's pretraining statistics (satdino/__init__.py normalization_values["fmow"]; spec 2.5).
         Normalization("fmow", (0.433, 0.436, 0.407), (0.198, 0.193, 0.195)),
-        Normalization("eurosat", (0.343, 0.379, 0.406), (0.168, 0.110, 0.091)),
-        Normalization("resisc45", (0.367, 0.379, 0.342), (0.131, 0.115, 0.118)),
-        Normalization("uc_merced", (0.482, 0.488, 0.449), (0.116, 0.102, 0.103)),
-        Normalization("whu-rs19", (0.424, 0.446, 0.401), (0.165, 0.147, 0.160)),
-        Normalization("rs_c11", (0.347, 0.342, 0.318), (0.110, 0.104, 0.111)),
-        Normalization("siri-whu", (0.352, 0.378, 0.365), (0.106, 0.101, 0.107)),
         # SatMAE's own fMoW-RGB statistics (spec section 6.1).
         Normalization("satmae-fmow", (0.4182, 0.4215, 0.3991), (0.2877, 0.2754, 0.2764)),
     ]

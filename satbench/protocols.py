@@ -12,8 +12,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .errors import ProtocolError, UnknownNameError, close_matches
 from .io import canonical_hash
 from .resources import tasks_dir
@@ -54,19 +52,37 @@ class Protocol:
         content["params"].update(copy.deepcopy(ov))
         return Protocol(self.name, self.task, content, self.path, self.base_hash, {**self.overrides, **ov})
 
+    def settings(self, cls: type) -> Any:
+        """The protocol's ``params`` as the typed settings ``cls`` (strict: one line naming the file and the key)."""
+        from .settings import load_settings
+
+        where = f"protocol {self.name}" + (f" ({self.path})" if self.path else "")
+        if self.overrides:
+            where += " with overrides " + ", ".join(sorted(self.overrides))
+        return load_settings(cls, self.params, where)
+
     def as_record(self) -> dict[str, Any]:
         """The protocol as stored in a result record."""
         return {"name": self.name, "task": self.task, "hash": self.hash, "base_hash": self.base_hash,
                 "overrides": self.overrides, "content": self.content}
 
 
+TOP_LEVEL_KEYS = ("name", "task", "version", "description", "params")
+
+
 def _read(path: Path) -> Protocol:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ProtocolError(f"protocol file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    from .io import read_yaml
+
+    data = read_yaml(path, what="protocol file", error=ProtocolError)
     if not isinstance(data, dict) or not {"name", "task", "params"} <= set(data):
         raise ProtocolError(f"protocol file {path} must be a mapping with name, task and params")
+    unknown = [k for k in data if k not in TOP_LEVEL_KEYS]
+    if unknown:
+        raise ProtocolError(f"protocol file {path}: unknown top-level key {unknown[0]}{close_matches(str(unknown[0]), list(TOP_LEVEL_KEYS))} "
+                            f"(settings go under params:)")
+    for key in ("name", "task"):
+        if not isinstance(data[key], str) or not data[key]:
+            raise ProtocolError(f"protocol file {path}: {key} must be a non-empty string")
     if path.stem != data["name"]:
         raise ProtocolError(f"protocol file {path} declares name {data['name']!r}; the file must be named {data['name']}.yaml")
     if not isinstance(data["params"], dict):
@@ -78,9 +94,7 @@ def _read(path: Path) -> Protocol:
 @lru_cache(maxsize=None)
 def _all(folder: str) -> dict[str, Protocol]:
     out: dict[str, Protocol] = {}
-    for path in sorted(Path(folder).glob("*/*.yaml")):
-        if path.parent.name == "segmentation":  # mmseg configs live there, not protocols
-            continue
+    for path in sorted(Path(folder).glob("*/*.yaml")):  # tasks/segmentation/*.py are mmseg configs, not protocols
         p = _read(path)
         if p.name in out:
             raise ProtocolError(f"protocol name {p.name!r} is defined twice ({out[p.name].path}, {path})")

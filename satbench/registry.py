@@ -1,114 +1,63 @@
-"""The model registry: one YAML card per model in ``models/``; names resolve to cards and models."""
+"""The model registry: one YAML card per model in ``models/`` (and ``$SATBENCH_MODEL_CARDS`` folders).
+
+Names resolve to :class:`~satbench.cards.ModelCard` objects. A card is checked twice: its own schema
+(:func:`satbench.cards.card_from_mapping`) and its family's rules (declared options and their values, dimensions
+against the arch). A bad card never breaks the registry: :func:`list_cards` skips it and :func:`card_problems`
+reports it; resolving that card's own name raises its error. Names with a family prefix (``timm:<model>``)
+are resolved by the family that declares the prefix.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
-import yaml
-
+from .backbones import FAMILIES
+from .cards import CardError, ModelCard, read_card_file
 from .errors import SatbenchError, UnknownNameError, close_matches
-from .normalization import Normalization, get_normalization
 from .resources import models_dir
 
-REQUIRED_CARD_KEYS = ("name", "family", "patch_size", "embed_dim", "depth", "feature_dim", "normalization")
+__all__ = ["ModelCard", "get_card", "list_cards", "card_problems", "load_card_file", "card_folders"]
 
 
-@dataclass(frozen=True)
-class ModelCard:
-    """A registered model: architecture, weights sources, normalisation and expected size."""
-
-    name: str
-    family: str
-    patch_size: int
-    embed_dim: int
-    depth: int
-    feature_dim: int
-    normalization: str
-    arch: str = ""
-    num_heads: int = 0
-    img_size: int = 224
-    description: str = ""
-    feature: str = "cls"
-    params_expected: int | None = None
-    params_exclude: tuple[str, ...] = ()
-    weights: dict[str, dict[str, Any]] = field(default_factory=dict)
-    paper: dict[str, Any] = field(default_factory=dict)
-    options: dict[str, Any] = field(default_factory=dict)
-    license: str = ""
-    aliases: tuple[str, ...] = ()
-    path: str = ""
-
-    @property
-    def norm(self) -> Normalization:
-        return get_normalization(self.normalization)
-
-    def as_dict(self) -> dict[str, Any]:
-        from dataclasses import asdict
-
-        d = asdict(self)
-        d.pop("path", None)
-        return d
-
-
-def _load_card(path: Path) -> ModelCard:
+def check_card_family(card: ModelCard, where: str) -> ModelCard:
+    """The family exists, the card's options are ones it declares, and its family-specific rules hold."""
+    family = FAMILIES.get(card.family)
+    if family is None:
+        raise CardError(f"{where}: unknown family {card.family!r}{close_matches(card.family, sorted(FAMILIES))} "
+                        f"(known: {', '.join(sorted(FAMILIES))})")
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise SatbenchError(f"model card {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise SatbenchError(f"model card {path} must be a mapping")
-    missing = [k for k in REQUIRED_CARD_KEYS if k not in data]
-    if missing:
-        raise SatbenchError(f"model card {path} lacks required keys: {', '.join(missing)}")
-    known = set(ModelCard.__dataclass_fields__)
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise SatbenchError(f"model card {path} has unknown keys: {', '.join(unknown)}")
-    for key in ("params_exclude", "aliases"):
-        if key in data:
-            data[key] = tuple(data[key] or ())
-    data["weights"] = data.get("weights") or {}
-    _check_card_types(path, data)
-    return ModelCard(path=str(path), **data)
-
-
-_CARD_TYPES: dict[str, tuple[type, ...]] = {
-    "name": (str,), "family": (str,), "patch_size": (int,), "embed_dim": (int,), "depth": (int,),
-    "feature_dim": (int,), "normalization": (str,), "arch": (str,), "num_heads": (int,), "img_size": (int,),
-    "description": (str,), "feature": (str,), "params_expected": (int, type(None)), "params_exclude": (tuple,),
-    "weights": (dict,), "paper": (dict,), "options": (dict,), "license": (str,), "aliases": (tuple,),
-}
-_POSITIVE = ("patch_size", "embed_dim", "depth", "feature_dim", "img_size")
-
-
-def _check_card_types(path: Path, data: dict[str, Any]) -> None:
-    """Each key's YAML type (ints are ints, never strings), positive sizes, a known normalisation preset."""
-    for key, value in data.items():
-        types = _CARD_TYPES[key]
-        if isinstance(value, bool) or not isinstance(value, types):
-            want = " or ".join("null" if t is type(None) else {"tuple": "list"}.get(t.__name__, t.__name__) for t in types)
-            raise SatbenchError(f"model card {path}: {key} must be {want}, got {value!r}")
-        if key in _POSITIVE and value <= 0:
-            raise SatbenchError(f"model card {path}: {key} must be > 0, got {value}")
-    try:
-        get_normalization(data["normalization"])
+        family.check_options(dict(card.options), where)
+        if family.check_card is not None:
+            family.check_card(card, where)
+    except CardError:
+        raise
     except SatbenchError as exc:
-        raise SatbenchError(f"model card {path}: normalization: {exc}") from None
+        raise CardError(str(exc)) from None
+    return card
+
+
+def load_card_file(path: str | os.PathLike) -> ModelCard:
+    """Read one card file with every check (schema and family)."""
+    path = Path(path)
+    card = read_card_file(path)
+    return check_card_family(card, f"model card {path}")
 
 
 @lru_cache(maxsize=None)
-def _cards_in(folder: str) -> dict[str, ModelCard]:
+def _cards_in(folder: str) -> tuple[dict[str, ModelCard], dict[str, str]]:
+    """``(cards by name, problems by file)`` of one folder."""
     cards: dict[str, ModelCard] = {}
+    problems: dict[str, str] = {}
     for path in sorted(Path(folder).glob("*.yaml")):
-        card = _load_card(path)
-        if path.stem != card.name:
-            raise SatbenchError(f"model card {path} declares name {card.name!r}; the file must be named {card.name}.yaml")
+        try:
+            card = load_card_file(path)
+        except SatbenchError as exc:
+            problems[str(path)] = str(exc)
+            continue
         cards[card.name] = card
-    return cards
+    return cards, problems
 
 
 def card_folders() -> list[Path]:
@@ -120,42 +69,57 @@ def card_folders() -> list[Path]:
     return [models_dir(), *extra]
 
 
-def _cards(_unused: str = "") -> dict[str, ModelCard]:
+def _registry() -> tuple[dict[str, ModelCard], dict[str, str]]:
     cards: dict[str, ModelCard] = {}
+    problems: dict[str, str] = {}
     for folder in card_folders():
-        for name, card in _cards_in(str(folder)).items():
+        found, bad = _cards_in(str(folder))
+        problems.update(bad)
+        for name, card in found.items():
             if name in cards:
-                raise SatbenchError(f"model {name!r} is defined twice ({cards[name].path}, {card.path})")
+                problems[card.path] = (f"model card {card.path}: model {name!r} is already defined by "
+                                       f"{cards[name].path}")
+                continue
             cards[name] = card
-    return cards
+    return cards, problems
 
 
 def list_cards() -> list[ModelCard]:
-    """All registered cards (shipped and ``$SATBENCH_MODEL_CARDS``), sorted by name."""
-    return sorted(_cards().values(), key=lambda c: c.name)
+    """All valid registered cards (shipped and ``$SATBENCH_MODEL_CARDS``), sorted by name."""
+    return sorted(_registry()[0].values(), key=lambda c: c.name)
+
+
+def card_problems() -> dict[str, str]:
+    """Card files that were skipped, with the one-line reason for each."""
+    return _registry()[1]
 
 
 def dynamic_card(name: str) -> ModelCard | None:
     """Cards made on the fly for prefixed names (``timm:<model>``); None for plain names."""
-    if name.startswith("timm:"):
-        try:
-            from .backbones import timm_vit  # type: ignore[attr-defined]
-        except ImportError:
-            raise UnknownNameError(f"model {name!r}: the timm family is not available in this build") from None
-        return timm_vit.card_for(name)
+    for family in FAMILIES.values():
+        if family.name_prefix and name.startswith(family.name_prefix) and family.dynamic_card is not None:
+            return family.dynamic_card(name)
     return None
 
 
 def get_card(name: str) -> ModelCard:
-    """Resolve a model name (or alias) to its card; unknown names list close matches."""
+    """Resolve a model name (or alias, or a card file path ``*.yaml``) to its card; unknown names list close matches."""
+    if name.endswith((".yaml", ".yml")):
+        p = Path(name).expanduser()
+        if not p.is_file():
+            raise SatbenchError(f"model card file {p} does not exist")
+        return load_card_file(p)
     card = dynamic_card(name)
     if card is not None:
         return card
-    cards = _cards()
+    cards, problems = _registry()
     if name in cards:
         return cards[name]
     for c in cards.values():
         if name in c.aliases:
             return c
+    for path, problem in problems.items():
+        if Path(path).stem == name:
+            raise CardError(problem)
     names = sorted(cards)
     raise UnknownNameError(f"unknown model {name!r}{close_matches(name, names)}; registered: {', '.join(names)}")

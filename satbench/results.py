@@ -41,12 +41,45 @@ def check_results_folder(folder: str | os.PathLike | None = None) -> Path:
     return folder
 
 
+class Record(dict):
+    """One result record: the JSON mapping written to ``results/runs/`` (schema :data:`SCHEMA`), with accessors.
+
+    Keys starting with ``_`` (``_path``: where it was written or read from) are never written.
+    """
+
+    @property
+    def task(self) -> str:
+        return self["task"]
+
+    @property
+    def model(self) -> str:
+        return self["model"]
+
+    @property
+    def dataset_name(self) -> str:
+        return self["dataset"].get("name", "")
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return self.get("summary", {})
+
+    @property
+    def path(self) -> Path | None:
+        return Path(self["_path"]) if self.get("_path") else None
+
+    def write(self, results_dir: str | os.PathLike | None = None) -> Path:
+        """Write atomically as a new file in ``results_dir`` (default: :func:`default_results_dir`)."""
+        path = write_record(self, results_dir)
+        self["_path"] = str(path)
+        return path
+
+
 def make_record(*, task: str, model: str, weights: dict[str, Any], protocol: dict[str, Any],
                 dataset: dict[str, Any], metrics: dict[str, Any], summary: dict[str, Any] | None = None,
                 extractor: dict[str, Any] | None = None, timings: dict[str, Any] | None = None,
-                extra: dict[str, Any] | None = None, device: Any = None) -> dict[str, Any]:
+                extra: dict[str, Any] | None = None, device: Any = None) -> Record:
     """Assemble a record. ``summary`` holds the headline numbers the leaderboard shows."""
-    return {
+    return Record({
         "schema": SCHEMA,
         "id": uuid.uuid4().hex[:12],
         "task": task,
@@ -60,7 +93,7 @@ def make_record(*, task: str, model: str, weights: dict[str, Any], protocol: dic
         "timings": timings or {},
         "extra": extra or {},
         "provenance": provenance(device),
-    }
+    })
 
 
 def _slug(s: str) -> str:
@@ -78,10 +111,11 @@ def write_record(record: dict[str, Any], results_dir: str | os.PathLike | None =
     stamp = record["provenance"]["date"].replace(":", "").replace("-", "")[:15]
     ds = record["dataset"].get("name", "data") if isinstance(record["dataset"], dict) else "data"
     base = f"{stamp}_{_slug(record['task'])}_{_slug(record['model'])}_{_slug(ds)}_{record['id']}"
+    public = {k: v for k, v in record.items() if not str(k).startswith("_")}
     for attempt in range(100):
         name = f"{base}.json" if attempt == 0 else f"{base}-{attempt}.json"
         try:
-            return atomic_write_json(folder / name, record, exclusive=True)
+            return atomic_write_json(folder / name, public, exclusive=True)
         except FileExistsError:
             continue
     raise ResultsError(f"could not find a free record name in {folder}")
@@ -103,6 +137,7 @@ def read_records(results_dir: str | os.PathLike | None = None, task: str | None 
             raise ResultsError(f"{path}: not a readable record ({exc})") from None
         if not isinstance(rec, dict) or rec.get("schema") != SCHEMA:
             continue  # other JSON (e.g. leaderboard exports) is not a record
+        rec = Record(rec)
         rec["_path"] = str(path)
         if task is None or rec.get("task") == task:
             out.append(rec)

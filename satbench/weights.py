@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from .backbones import FAMILIES
 from .errors import SatbenchError, WeightsError
 from .io import sha256_file
-from .registry import ModelCard
+from .cards import ModelCard
 from .resources import satbench_home
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".pth.tar", ".ckpt", ".bin", ".safetensors")

@@ -338,14 +338,14 @@ def test_mean_pool_option(name):
 ])
 def test_knn_end_to_end_through_baseline(name, protocol, policy, tmp_path, ucm_mini):
     from satbench.eval.knn import run_knn
-    from satbench.normalization import get_normalization
+    from satbench.data.catalog import get_dataset_spec
     from satbench.protocols import load_protocol
 
     fam = FAMILY[name]
     path = save_mae_checkpoint(tmp_path / "ckpt.pth", {**encoder_keys(fam), **decoder_keys(fam)})
     loaded = load_model(small_card(name), str(path))
     proto = load_protocol(protocol).with_overrides(scales=[0.125], k=[10, 20])
-    norm = get_normalization("uc_merced") if protocol == "scalemae-knn-v1" else None  # its table has EuroSAT only
+    norm = get_dataset_spec("uc_merced").norm if protocol == "scalemae-knn-v1" else None  # its table has EuroSAT only
     rec = run_knn(loaded, ucm_mini, proto, device="cpu", batch_size=64, progress=False, backend="faiss",
                   normalization=norm)
     assert 0.0 <= rec["summary"]["top1_avg"] <= 100.0

@@ -118,8 +118,9 @@ def test_console_script_error_has_no_traceback(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
-def test_attn_impl_option_is_recorded_and_satdino_only(tmp_path, capsys, monkeypatch):
-    """--attn-impl sdpa (fused attention, not bit-identical) reaches the backbone and the record; other families refuse."""
+def test_attn_impl_option_is_recorded_and_family_checked(tmp_path, capsys, monkeypatch):
+    """--attn-impl sdpa (fused attention, not bit-identical) reaches the backbone and the record; the MAE families
+    declare attn_impl too; --pos-interp only SatDINO declares (its families decide, not a family name)."""
     import json
 
     from satbench.cli import main
@@ -129,6 +130,9 @@ def test_attn_impl_option_is_recorded_and_satdino_only(tmp_path, capsys, monkeyp
                  "--scales", "0.125", "--k", "1", "--no-progress", "--no-cache", "--results-dir", str(tmp_path)]) == 0
     rec = json.loads(next(tmp_path.glob("*.json")).read_text())
     assert rec["extractor"]["model_options"]["attn_impl"] == "sdpa"
-    assert main(["extract", "--model", "satmae-vit_large-16", "--weights", "random", "--attn-impl", "sdpa",
+    assert main(["extract", "--model", "satmae-vit_large-16", "--weights", "random", "--pos-interp", "size",
                  "--images", str(tmp_path), "--output", str(tmp_path / "f.npy")]) == 2
-    assert "--attn-impl applies to SatDINO models only" in capsys.readouterr().err
+    assert "--pos-interp does not apply to satmae-vit_large-16" in capsys.readouterr().err
+    from satbench.backbones import FAMILIES
+
+    assert {"satmae", "scalemae", "satdino"} <= {n for n, f in FAMILIES.items() if "attn_impl" in f.options}

@@ -10,11 +10,13 @@ import torch
 
 from satbench.backbones.satdino import SatDINOViT
 from satbench.cache import FeatureCache
-from satbench.data.scene import DATASETS, open_scene_dataset
+from satbench.data.catalog import get_dataset_spec
+from satbench.data.scene import open_scene_dataset
 from satbench.data.transforms import knn_input_size, knn_resize_size
 from satbench.errors import ProtocolError
 from satbench.eval.knn import knn_classify, knn_search, knn_vote, l2_normalize, run_knn
-from satbench.eval.knn_protocols import build_scale_entries, input_res_for
+from satbench.backbones import get_family
+from satbench.eval.knn_protocols import build_scale_entries
 from satbench.protocols import load_protocol
 from satbench.registry import get_card
 from satbench.weights import LoadedModel, WeightsInfo
@@ -43,9 +45,9 @@ class _FakeInfoDataset:
     """Only what build_scale_entries reads."""
 
     def __init__(self, name: str) -> None:
-        self.info = DATASETS[name]
+        self.protocol_name = name
         self.name = name
-        self.native_size = DATASETS[name].native_size
+        self.native_size = get_dataset_spec(name).native_size
 
 
 @pytest.mark.parametrize("name", sorted(SPEC_TABLE))
@@ -54,7 +56,7 @@ def test_input_size_table_of_spec_3_3(name):
     entries = build_scale_entries(proto, _FakeInfoDataset(name), "satdino")
     got = [(e.target, e.size, e.resize) for e in entries]
     assert got == SPEC_TABLE[name]
-    native = DATASETS[name].native_size
+    native = get_dataset_spec(name).native_size
     assert [e.key for e in entries] == [f"{native}->{t}({f})" for t, f, _ in SPEC_TABLE[name]]
     for t, f, r in SPEC_TABLE[name]:  # independent of the protocol machinery
         assert knn_resize_size(f) == r == round(f * 256 / 224)
@@ -77,7 +79,8 @@ def test_size_multiple_is_16_even_for_patch_8():
 
 
 def test_input_res_policy():
-    assert input_res_for("224/size", 112) == 2.0 and input_res_for("1.0", 56) == 1.0 and input_res_for("none", 5) is None
+    fam = get_family("scalemae")
+    assert fam.input_res("224/size", 112) == 2.0 and fam.input_res("1.0", 56) == 1.0 and fam.input_res("none", 5) is None
     with pytest.raises(ProtocolError, match="takes no input resolution|take no input"):
         build_scale_entries(load_protocol("scalemae-knn-v1"), _FakeInfoDataset("eurosat"), "satdino")
 

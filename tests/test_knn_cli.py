@@ -29,9 +29,9 @@ def _tiny(args=None):
 
 @pytest.fixture
 def tiny(monkeypatch):
-    import satbench.commands.task_knn as tk
+    import satbench.api as api
 
-    monkeypatch.setattr(tk, "load_from_args", _tiny)
+    monkeypatch.setattr(api, "_load", lambda *a, **k: _tiny())
 
 
 def records(folder: Path) -> list[dict]:
@@ -118,11 +118,40 @@ def test_bad_dataset_folders_one_line_error_no_record(tiny, tmp_path, capsys, ki
     assert records(res) == []
 
 
-def test_unknown_folder_needs_normalization(tiny, tmp_path, capsys):
+def test_unknown_folder_works_without_hand_made_arguments(tiny, tmp_path, capsys):
+    """A small folder that is not in the catalog: native size read from the images, normalisation computed from its
+    train split (as --normalization compute), k clipped to the train size -- each said on stderr and recorded."""
+    from PIL import Image
+
     root = make_bad(tmp_path, "none")
+    for split in ("train", "val"):  # keep the 256 x 256 images (UC Merced has a few 252- and 247-px ones)
+        lines = (root / f"{split}.txt").read_text().split()
+        keep = [ln for ln in lines if Image.open(root / "images" / ln[2:]).size == (256, 256)]
+        (root / f"{split}.txt").write_text("\n".join(keep) + "\n")
     code = main(["run", "--task", "knn", "--weights", "random", "--dataset", str(root), "--scales", "0.125",
-                 "--results-dir", str(tmp_path / "res")])
-    one_line_error(capsys, code, "not a known dataset.*--normalization")
+                 "--results-dir", str(tmp_path / "res"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    (rec,) = records(tmp_path / "res")
+    assert rec["dataset"]["native_size"] == 256 and rec["dataset"]["facts_source"]["native_size"] == "measured from the images"
+    assert rec["dataset"]["in_catalog"] is False and rec["dataset"]["protocol_dataset"] is None
+    assert rec["extra"]["normalization_computed"]["name"] == "computed:myset:train"
+    n = rec["metrics"]["n_train"]
+    assert n < 100 and rec["metrics"]["k_clipped"] == {"requested": [10, 20, 100, 200], "used": [10, 20, n],
+                                                      "n_train": n}
+    assert rec["protocol"]["overrides"]["k"] == [10, 20, n] and rec["summary"]["k"] == 20
+    assert "normalisation is computed" in err and "clipped" in err
+
+
+def test_folder_of_mixed_sizes_needs_native_size(tiny, tmp_path, capsys):
+    from PIL import Image
+
+    root = make_bad(tmp_path, "none")
+    victim = next((root / "images" / "beach").glob("*.jpg"))
+    Image.open(victim).resize((200, 200)).save(victim)
+    code = main(["run", "--task", "knn", "--weights", "random", "--dataset", str(root), "--scales", "0.125",
+                 "--results-dir", str(tmp_path / "res"), "--no-progress"])
+    one_line_error(capsys, code, "images differ in size.*pass --native-size")
 
 
 def test_normalization_compute_is_recorded(tiny, tmp_path, capsys):

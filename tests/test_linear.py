@@ -11,7 +11,7 @@ from torch import nn
 
 from satbench.backbones.satdino import SatDINOViT
 from satbench.errors import ProtocolError, SatbenchError
-from satbench.eval.distributed import DistInfo, EpochShuffleSampler, ShardSampler
+from satbench.distributed import DistInfo, EpochShuffleSampler, ShardSampler
 from satbench.eval.linear import (LabeledImages, LinearClassifier, LinearSettings, evaluate_with_head,
                                   train_classifier, topk_correct)
 from satbench.features import FeatureExtractor

@@ -81,7 +81,7 @@ DDP_SCRIPT = textwrap.dedent("""
     from satbench.features import FeatureExtractor
     from satbench.data.scene import open_scene_dataset
     from satbench.protocols import load_protocol
-    from satbench.eval.distributed import init_distributed, shutdown
+    from satbench.distributed import init_distributed, shutdown
     from satbench.eval.linear import train_classifier
 
     mode, batch, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]

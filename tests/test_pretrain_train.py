@@ -207,7 +207,7 @@ def test_plain_dino_model_type_trains_and_its_teacher_loads_strictly(tiny_csv, t
     sd = torch.load(tmp_path / "dino" / TEACHER, weights_only=True)["teacher"]
     assert "gsd_register" not in sd and sd["pos_embed"].shape[1] == 14 * 14 + 1  # CLS + patches, no register slot
     card = card_for_config(resolved(proto))
-    assert card.name == "dino-vit_tiny-16-d2" and card.options == {"depth": 2, "gsd_register": False}
+    assert card.name == "dino-vit_tiny-16-d2" and card.depth == 2 and card.options == {"gsd_register": False}
     loaded = load_model(card, str(tmp_path / "dino" / TEACHER))
     out = loaded.model.forward_features(torch.rand(1, 3, 64, 64))
     assert out.register is None and out.patches.shape == (1, 16, 192)

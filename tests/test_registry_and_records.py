@@ -13,7 +13,7 @@ from satbench.cache import FeatureCache
 from satbench.errors import ProtocolError, SatbenchError, UnknownNameError
 from satbench.io import atomic_write_json, canonical_hash
 from satbench.normalization import PRESETS, parse_normalization
-from satbench.registry import _load_card, get_card, list_cards
+from satbench.registry import get_card, list_cards, load_card_file as _load_card
 from satbench.results import make_record, read_records, write_record
 
 
@@ -28,9 +28,14 @@ def test_cards_declare_everything():
 
 
 def test_normalization_tables_are_the_official_rounded_values():
-    assert PRESETS["eurosat"].mean == (0.343, 0.379, 0.406) and PRESETS["eurosat"].std == (0.168, 0.110, 0.091)
-    assert PRESETS["siri-whu"].std == (0.106, 0.101, 0.107)
-    assert PRESETS["whu-rs19"].mean == (0.424, 0.446, 0.401)
+    from satbench.data.catalog import get_dataset_spec
+
+    eurosat = get_dataset_spec("eurosat").norm
+    assert eurosat.name == "eurosat" and eurosat.mean == (0.343, 0.379, 0.406) and eurosat.std == (0.168, 0.110, 0.091)
+    assert get_dataset_spec("siri-whu").norm.std == (0.106, 0.101, 0.107)
+    assert get_dataset_spec("whu-rs19").norm.mean == (0.424, 0.446, 0.401)
+    assert get_dataset_spec("ucm-mini").norm == get_dataset_spec("uc_merced").norm  # a subset uses its parent's table
+    assert PRESETS["fmow"].mean == (0.433, 0.436, 0.407) and PRESETS["fmow"].std == (0.198, 0.193, 0.195)
     assert parse_normalization("mean=0.1,0.2,0.3;std=0.4,0.5,0.6").std == (0.4, 0.5, 0.6)
     with pytest.raises(UnknownNameError):
         parse_normalization("mean=1,2;std=3")
@@ -39,7 +44,7 @@ def test_normalization_tables_are_the_official_rounded_values():
 def test_bad_cards_are_rejected(tmp_path):
     p = tmp_path / "x.yaml"
     p.write_text(yaml.safe_dump({"name": "x", "family": "satdino"}))
-    with pytest.raises(SatbenchError, match="lacks required keys"):
+    with pytest.raises(SatbenchError, match="missing key patch_size"):
         _load_card(p)
     p.write_text("name: [unclosed")
     with pytest.raises(SatbenchError, match="not valid YAML"):

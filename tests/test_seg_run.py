@@ -136,7 +136,7 @@ def test_loss_goes_down_on_a_fixed_batch():
     from mmseg.registry import DATASETS, MODELS
 
     from satbench.seg.config import build_config
-    from satbench.commands.task_segmentation import parse_cfg_options
+    from satbench.eval.task_segmentation import parse_cfg_options
 
     torch.manual_seed(0)
     cfg = build_config(CARD, "vaihingen", 224, weights="random", data_root=FIX / "vaihingen",

@@ -19,6 +19,8 @@ from typing import Any, Callable, Optional
 import torch
 from torch import Tensor, nn
 
+from ..errors import SatbenchError
+
 
 @dataclass
 class BackboneOutput:
@@ -39,19 +41,86 @@ class BackboneOutput:
     grid: tuple[int, int] = (0, 0)
 
 
-@dataclass
+@dataclass(frozen=True)
+class OptionSpec:
+    """A build option a family accepts in a card's ``options:`` or from the command line.
+
+    ``choices``: the allowed values (empty: any value of ``type``); ``default``: the official behaviour.
+    """
+
+    type: type = str
+    choices: tuple[Any, ...] = ()
+    default: Any = None
+    doc: str = ""
+
+    def check(self, key: str, value: Any, where: str) -> None:
+        ok_type = isinstance(value, self.type) and not (self.type is not bool and isinstance(value, bool))
+        if self.type is float and isinstance(value, int) and not isinstance(value, bool):
+            ok_type = True
+        if not ok_type or (self.choices and value not in self.choices):
+            want = f"one of {', '.join(map(repr, self.choices))}" if self.choices else f"a {self.type.__name__}"
+            raise SatbenchError(f"{where}: option {key} must be {want}, got {value!r}")
+
+
+@dataclass(frozen=True)
 class Family:
-    """How to build one family's backbone from a card and pull its weights out of a checkpoint.
+    """One backbone family: how to build it, how to read its checkpoints, and what it can do.
 
     build(card, **options) -> nn.Module
     state_dict_from_checkpoint(obj, card) -> (backbone_state_dict, extras) where ``extras`` may hold
         e.g. ``{"linear_head": {...}}``. It raises :class:`satbench.errors.WeightsError` when ``obj``
         is not a checkpoint of this family.
+
+    Capabilities (read by the rest of satbench instead of branching on a family's name):
+    options: build options it accepts (``attn_impl``, ``pos_interp``, ``pool``...) with their allowed values.
+    input_res_policies: the ``input_res`` policies of a kNN protocol it accepts (``none`` only, unless its
+        positional encoding is GSD-aware); :meth:`input_res` turns a policy into the ratio for an input size.
+    layer_decay_embedding_names: parameters that get layer id 0 in layer-wise lr decay (token / embedding names).
+    no_weight_decay_names: parameter names excluded from weight decay in layer-wise decay.
+    key_prefixes: checkpoint key prefixes stripped when reading weights.
+    name_prefix / dynamic_card: names like ``timm:<model>`` resolve to cards made at run time by ``dynamic_card``.
+    check_card(card, where): family-specific consistency of a card (dimensions vs arch...), raising SatbenchError.
     """
 
     name: str
     build: Callable[..., nn.Module]
     state_dict_from_checkpoint: Callable[[Any, Any], tuple[dict[str, Tensor], dict[str, Any]]]
+    options: dict[str, OptionSpec] = field(default_factory=dict)
+    input_res_policies: tuple[str, ...] = ("none",)
+    input_res_fn: Optional[Callable[[str, int], Optional[float]]] = None
+    layer_decay_embedding_names: tuple[str, ...] = ("cls_token", "pos_embed", "patch_embed")
+    no_weight_decay_names: tuple[str, ...] = ("cls_token", "pos_embed")
+    key_prefixes: tuple[str, ...] = ("module.",)
+    name_prefix: str = ""
+    dynamic_card: Optional[Callable[[str], Any]] = None
+    check_card: Optional[Callable[[Any, str], None]] = None
+
+    @property
+    def takes_input_res(self) -> bool:
+        """Whether the backbone's forward takes a ground-resolution ratio (``input_res``)."""
+        return any(p != "none" for p in self.input_res_policies)
+
+    def input_res(self, policy: str, size: int) -> Optional[float]:
+        """The ``input_res`` for an input of ``size`` px under ``policy`` (None for policy ``none``)."""
+        from ..errors import ProtocolError
+
+        policy = str(policy)
+        if policy not in self.input_res_policies:
+            raise ProtocolError(f"input_res policy {policy!r} does not apply to {self.name} backbones "
+                                f"(they accept: {', '.join(self.input_res_policies)})")
+        if policy == "none" or self.input_res_fn is None:
+            return None
+        return self.input_res_fn(policy, size)
+
+    def check_options(self, options: dict[str, Any], where: str) -> None:
+        """Every option is one the family declares, with an allowed value."""
+        for key, value in options.items():
+            spec = self.options.get(key)
+            if spec is None:
+                known = ", ".join(sorted(self.options)) or "none"
+                raise SatbenchError(f"{where}: option {key} is not a build option of the {self.name} family "
+                                    f"(it accepts: {known})")
+            spec.check(key, value, where)
 
 
 FAMILIES: dict[str, Family] = {}
@@ -61,6 +130,16 @@ def register_family(family: Family) -> Family:
     """Register a backbone family under ``family.name``."""
     FAMILIES[family.name] = family
     return family
+
+
+def get_family(name: str) -> Family:
+    """The registered family ``name``; unknown names list the known ones."""
+    if name not in FAMILIES:
+        from ..errors import UnknownNameError, close_matches
+
+        raise UnknownNameError(f"unknown backbone family {name!r}{close_matches(name, sorted(FAMILIES))}; "
+                               f"known: {', '.join(sorted(FAMILIES))}")
+    return FAMILIES[name]
 
 
 def count_params(model: nn.Module, exclude: tuple[str, ...] = ()) -> int:

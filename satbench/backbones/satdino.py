@@ -26,7 +26,7 @@ from timm.models.vision_transformer import Block
 from torch import Tensor, nn
 
 from ..errors import InputSizeError, SatbenchError, WeightsError
-from .base import BackboneOutput, Family, register_family
+from .base import BackboneOutput, Family, OptionSpec, register_family
 
 ARCHS: dict[str, dict[str, int]] = {
     "vit_tiny": dict(embed_dim=192, depth=12, num_heads=3),
@@ -202,21 +202,43 @@ def _check_layers(layers: Sequence[int], depth: int) -> set[int]:
 
 def build_satdino(card: Any = None, *, arch: str | None = None, patch_size: int | None = None,
                   drop_path_rate: float = 0.0, pos_interp: str = "official", attn_impl: str = "matmul",
-                  img_size: int = 224, depth: int | None = None, gsd_register: bool = True) -> SatDINOViT:
-    """Build a SatDINO ViT from a card (or from ``arch`` and ``patch_size``).
-
-    ``depth`` overrides the arch's depth (reduced-depth models from ``satbench pretrain`` demo configs);
-    ``gsd_register=False`` builds the plain DINO ViT (card option, e.g. teachers of ``model_type: dino`` runs).
-    """
-    arch = arch or card.arch
-    patch_size = patch_size or card.patch_size
-    if arch not in ARCHS:
-        raise SatbenchError(f"unknown SatDINO arch {arch!r}; expected one of {sorted(ARCHS)}")
-    dims = dict(ARCHS[arch])
+                  img_size: int | None = None, depth: int | None = None, gsd_register: bool = True) -> SatDINOViT:
+    """Build a SatDINO ViT from a card (its ``embed_dim``, ``depth``, ``num_heads``, ``patch_size``) or from ``arch``
+    and ``patch_size``. ``depth`` overrides the depth (reduced-depth models built directly, e.g. by the pretraining
+    loop); ``gsd_register=False`` builds the plain DINO ViT (card option ``gsd_register: false``)."""
+    if card is not None:
+        dims = {"embed_dim": card.embed_dim, "depth": card.depth, "num_heads": card.num_heads or
+                ARCHS.get(card.arch, {}).get("num_heads", 0)}
+        patch_size = patch_size or card.patch_size
+        img_size = img_size or card.img_size
+    else:
+        if arch not in ARCHS:
+            raise SatbenchError(f"unknown SatDINO arch {arch!r}; expected one of {sorted(ARCHS)}")
+        dims = dict(ARCHS[arch])
     if depth is not None:
         dims["depth"] = int(depth)
-    return SatDINOViT(patch_size=patch_size, img_size=img_size, drop_path_rate=drop_path_rate,
+    return SatDINOViT(patch_size=patch_size or 16, img_size=img_size or 224, drop_path_rate=drop_path_rate,
                       pos_interp=pos_interp, attn_impl=attn_impl, gsd_register=gsd_register, **dims)
+
+
+def check_satdino_card(card: Any, where: str) -> None:
+    """A SatDINO card's dimensions agree with its arch (depth may be reduced) and its feature is the CLS token."""
+    if card.arch and card.arch not in ARCHS:
+        raise SatbenchError(f"{where}: arch must be one of {', '.join(ARCHS)}, got {card.arch!r}")
+    ref = ARCHS.get(card.arch, {})
+    for key in ("embed_dim", "num_heads"):
+        value = getattr(card, key)
+        if ref and value and value != ref[key]:
+            raise SatbenchError(f"{where}: {key} {value} contradicts arch {card.arch} ({key} {ref[key]})")
+    if not (card.num_heads or ref):
+        raise SatbenchError(f"{where}: num_heads is required when arch is not one of {', '.join(ARCHS)}")
+    if card.embed_dim % (card.num_heads or ref["num_heads"]):
+        raise SatbenchError(f"{where}: embed_dim {card.embed_dim} is not divisible by num_heads")
+    if card.feature_dim != card.embed_dim:
+        raise SatbenchError(f"{where}: feature_dim {card.feature_dim} must equal embed_dim {card.embed_dim} "
+                            f"(the feature is the normed CLS token)")
+    if card.feature != "cls":
+        raise SatbenchError(f"{where}: feature must be cls for the satdino family, got {card.feature!r}")
 
 
 def vit_tiny(patch_size: int = 16, **kw: Any) -> SatDINOViT:
@@ -280,4 +302,18 @@ def satdino_state_dict_from_checkpoint(obj: Any, card: Any) -> tuple[dict[str, T
     return sd, extras
 
 
-register_family(Family("satdino", build_satdino, satdino_state_dict_from_checkpoint))
+register_family(Family(
+    "satdino", build_satdino, satdino_state_dict_from_checkpoint,
+    options={
+        "pos_interp": OptionSpec(str, POS_INTERP_MODES, "official", "pos-embed interpolation: the official "
+                                 "scale-factor formula, or plain size-based bicubic (allows >= 640 px at patch 16)"),
+        "attn_impl": OptionSpec(str, ATTN_IMPLS, "matmul", "attention: the official plain matmul (exact) or "
+                                "torch's fused scaled_dot_product_attention (faster, not bit-identical)"),
+        "drop_path_rate": OptionSpec(float, (), 0.0, "stochastic depth (training only)"),
+        "gsd_register": OptionSpec(bool, (True, False), True, "false builds the plain DINO ViT (no GSD register)"),
+    },
+    layer_decay_embedding_names=("cls_token", "pos_embed", "gsd_register", "register", "patch_embed"),
+    no_weight_decay_names=("cls_token", "pos_embed", "gsd_register"),
+    key_prefixes=("module.", "backbone."),
+    check_card=check_satdino_card,
+))

@@ -29,7 +29,7 @@ from timm.models.vision_transformer import Block
 from torch import Tensor, nn
 
 from ..errors import SatbenchError, WeightsError
-from .base import BackboneOutput, Family, register_family
+from .base import BackboneOutput, Family, OptionSpec, register_family
 from .satdino import ARCHS, _check_layers, strip_prefixes
 from .sincos import mae_2d_sincos
 
@@ -245,4 +245,29 @@ def satmae_state_dict_from_checkpoint(obj: Any, card: Any) -> tuple[dict[str, Te
     return mae_state_dict_from_checkpoint(obj, card, SATMAE_DECODER_KEYS)
 
 
-register_family(Family("satmae", build_satmae, satmae_state_dict_from_checkpoint))
+def check_mae_card(card: Any, where: str) -> None:
+    """An MAE-family card: dimensions known (from the card or its arch) and a CLS-sized feature."""
+    dims = mae_dims(card, None)
+    if card.embed_dim and card.embed_dim != dims["embed_dim"]:
+        raise SatbenchError(f"{where}: embed_dim {card.embed_dim} contradicts the arch")
+    if card.feature_dim != dims["embed_dim"]:
+        raise SatbenchError(f"{where}: feature_dim {card.feature_dim} must equal embed_dim {dims['embed_dim']}")
+    if dims["embed_dim"] % 4 or dims["embed_dim"] % dims["num_heads"]:
+        raise SatbenchError(f"{where}: embed_dim {dims['embed_dim']} must be divisible by 4 (2-D sin-cos) and by "
+                            f"num_heads {dims['num_heads']}")
+
+
+#: Build options shared by the MAE-format encoders (SatMAE, Scale-MAE).
+MAE_OPTIONS = {
+    "pool": OptionSpec(str, POOLS, "cls", "feature: the final-normed CLS token, or the mean of the normed patch tokens"),
+    "attn_impl": OptionSpec(str, ATTN_IMPLS, "matmul", "attention: plain matmul (exact) or fused sdpa (faster)"),
+}
+MAE_EMBEDDING_NAMES = ("cls_token", "pos_embed", "mask_token", "patch_embed")
+
+register_family(Family(
+    "satmae", build_satmae, satmae_state_dict_from_checkpoint,
+    options={**MAE_OPTIONS, "pos_embed": OptionSpec(str, POS_EMBED_MODES, "regenerate", "positions at a grid other "
+                                                    "than 14x14: regenerated sin-cos, or bicubic of the stored table")},
+    layer_decay_embedding_names=MAE_EMBEDDING_NAMES, no_weight_decay_names=("cls_token", "pos_embed", "mask_token"),
+    check_card=check_mae_card,
+))

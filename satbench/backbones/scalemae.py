@@ -21,7 +21,8 @@ from torch import Tensor
 
 from ..errors import InputSizeError, ProtocolError, SatbenchError
 from .base import Family, register_family
-from .satmae import SATMAE_DECODER_KEYS, MAEEncoderViT, mae_dims, mae_state_dict_from_checkpoint
+from .satmae import (MAE_EMBEDDING_NAMES, MAE_OPTIONS, SATMAE_DECODER_KEYS, MAEEncoderViT, check_mae_card, mae_dims,
+                     mae_state_dict_from_checkpoint)
 from .sincos import scalemae_2d_sincos
 
 #: Decoder-side names of Scale-MAE's ``models_mae.MaskedAutoencoderViT`` (its ``__init__``): the MAE decoder
@@ -93,7 +94,14 @@ def scalemae_state_dict_from_checkpoint(obj: Any, card: Any) -> tuple[dict[str, 
     return mae_state_dict_from_checkpoint(obj, card, SCALEMAE_DECODER_KEYS)
 
 
-register_family(Family("scalemae", build_scalemae, scalemae_state_dict_from_checkpoint))
+register_family(Family(
+    "scalemae", build_scalemae, scalemae_state_dict_from_checkpoint,
+    options=dict(MAE_OPTIONS),
+    input_res_policies=("none",) + INPUT_RES_POLICIES,
+    input_res_fn=input_res_for,
+    layer_decay_embedding_names=MAE_EMBEDDING_NAMES, no_weight_decay_names=("cls_token", "pos_embed", "mask_token"),
+    check_card=check_mae_card,
+))
 
 __all__ = ["ScaleMAEViT", "build_scalemae", "input_res_for", "input_res_tensor", "SCALEMAE_DECODER_KEYS",
            "scalemae_state_dict_from_checkpoint"]

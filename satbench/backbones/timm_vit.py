@@ -26,7 +26,7 @@ from torch import Tensor
 
 from ..errors import SatbenchError, UnknownNameError, WeightsError
 from ..normalization import PRESETS, Normalization, register_normalization
-from .base import BackboneOutput, Family, register_family
+from .base import BackboneOutput, Family, OptionSpec, register_family
 from .satdino import _check_layers, strip_prefixes
 
 PREFIX = "timm:"
@@ -91,7 +91,7 @@ def card_for(name: str) -> Any:
     """The dynamic card for ``timm:<model_name>`` (family ``timm``)."""
     from timm.models import get_pretrained_cfg
 
-    from ..registry import ModelCard
+    from ..cards import ModelCard
 
     tname = _timm_name(name)
     model = _create(tname, meta=True)
@@ -201,6 +201,14 @@ def timm_state_dict_from_checkpoint(obj: Any, card: Any) -> tuple[dict[str, Tens
     return kept, {"dropped_classifier_keys": len(dropped)}
 
 
-register_family(Family("timm", build_timm, timm_state_dict_from_checkpoint))
+register_family(Family(
+    "timm", build_timm, timm_state_dict_from_checkpoint,
+    options={"timm_model": OptionSpec(str), "dynamic_img_size": OptionSpec(bool, (True,), True),
+             "global_pool": OptionSpec(str)},
+    layer_decay_embedding_names=("cls_token", "pos_embed", "reg_token", "patch_embed"),
+    no_weight_decay_names=("cls_token", "pos_embed", "reg_token"),
+    name_prefix=PREFIX,
+    dynamic_card=lambda name: card_for(name),
+))
 
 __all__ = ["card_for", "build_timm", "timm_state_dict_from_checkpoint", "TIMM_CLASSIFIER_KEYS", "TimmViTBackbone"]

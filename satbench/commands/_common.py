@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..argtypes import device, positive_float, positive_int, seed  # noqa: F401 (re-exported)
 from ..errors import SatbenchError
 
 
@@ -15,7 +16,7 @@ def add_model_args(p: argparse.ArgumentParser, *, model_required: bool = True, d
     p.add_argument("--weights", default=None,
                    help="a .pth / .safetensors file, a snapshot folder, or 'random' (seeded init); "
                         "default: the card's official weights from the local cache or the hub")
-    p.add_argument("--seed", type=int, default=0, help="seed for --weights random and for training (default 0)")
+    p.add_argument("--seed", type=seed, default=0, help="seed for --weights random and for training (default 0)")
     p.add_argument("--trust-checkpoint", action="store_true",
                    help="load checkpoints that need types outside satbench's safe list (executes pickled code!)")
     p.add_argument("--pos-interp", choices=["official", "size"], default=None,
@@ -29,9 +30,9 @@ def add_model_args(p: argparse.ArgumentParser, *, model_required: bool = True, d
 
 def add_device_args(p: argparse.ArgumentParser) -> None:
     """``--device``, ``--bf16``, ``--batch-size``."""
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
+    p.add_argument("--device", type=device, default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (off by default: exactness first; recorded)")
-    p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default 64)")
+    p.add_argument("--batch-size", type=positive_int, default=64, help="images per forward pass (default 64)")
 
 
 def model_build_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -49,30 +50,15 @@ def load_from_args(args: argparse.Namespace, kind: str = "pretrain"):
     from ..registry import get_card
     from ..weights import load_model
 
+    from ..backbones import FAMILIES
+
     card = get_card(args.model)
     opts = model_build_options(args)
-    if opts and card.family != "satdino":
-        raise SatbenchError(f"--{'/--'.join(k.replace('_', '-') for k in opts)} applies to SatDINO models only, "
-                            f"not {card.name}")
+    family = FAMILIES[card.family]
+    for key in opts:
+        if key not in family.options:
+            raise SatbenchError(f"--{key.replace('_', '-')} does not apply to {card.name}: the {family.name} family "
+                                f"has no {key} option (its options: {', '.join(sorted(family.options)) or 'none'})")
+    family.check_options(opts, f"model {card.name}")
     return load_model(card, args.weights, kind=kind, seed=args.seed,
                       trust_checkpoint=getattr(args, "trust_checkpoint", False), **opts)
-
-
-def positive_int(value: str) -> int:
-    try:
-        v = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
-    return v
-
-
-def positive_float(value: str) -> float:
-    try:
-        v = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}") from None
-    if not v > 0 or v != v or v == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}")
-    return v

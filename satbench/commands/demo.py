@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if (out / "checkpoint.pth").exists() and not args.resume:
         raise SatbenchError(f"{out} already holds a demo checkpoint; pass --resume or choose another --output")
-    trainer = Trainer(proto, open_pretrain_source("ucm-mini", gsd=0.3), out, progress=not args.no_progress)
+    trainer = Trainer(proto, open_pretrain_source("ucm-mini"), out, progress=not args.no_progress)
     if args.resume:
         trainer.resume()
     trainer.train()

@@ -7,9 +7,6 @@ from pathlib import Path
 
 from ..errors import SatbenchError
 
-#: GSD (metres/pixel) of the bundled datasets, used when ``--gsd`` is not given (recorded in the checkpoint).
-BUNDLED_GSD = {"ucm-mini": 0.3}
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -40,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..pretrain.config import load_config, resolved
     from ..pretrain.data import open_pretrain_source
-    from ..pretrain.distributed import init_distributed, shutdown
+    from ..distributed import init_distributed, shutdown
     from ..pretrain.evaluate import make_knn_monitor
     from ..pretrain.trainer import Trainer
 
@@ -49,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if (out / "checkpoint.pth").exists() and not args.resume:
         raise SatbenchError(f"{out} already holds a checkpoint.pth; pass --resume to continue it or choose another --output")
-    gsd = args.gsd if args.gsd is not None else BUNDLED_GSD.get(args.data)
+    gsd = args.gsd  # None: a bundled dataset's catalog GSD (recorded in the checkpoint)
     ctx = init_distributed(args.device)
     try:
         source = open_pretrain_source(args.data, gsd=gsd, data_root=args.data_root, temporal=cfg["temporal_dataset"])

@@ -22,27 +22,18 @@ import io
 import json
 import os
 import random
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Optional, Sequence
 
 from ..errors import DataError
 from ..io import atomic_write_bytes
+from .catalog import get_dataset_spec
 from .images import read_rgb
 
-#: The 63-class fMoW-baseline label order (``params.py``); false_detection = 0, impoverished_settlement = 43.
-FMOW_CATEGORIES: tuple[str, ...] = (
-    "false_detection", "airport", "airport_hangar", "airport_terminal", "amusement_park", "aquaculture",
-    "archaeological_site", "barn", "border_checkpoint", "burial_site", "car_dealership", "construction_site",
-    "crop_field", "dam", "debris_or_rubble", "educational_institution", "electric_substation",
-    "factory_or_powerplant", "fire_station", "flooded_road", "fountain", "gas_station", "golf_course",
-    "ground_transportation_station", "helipad", "hospital", "interchange", "lake_or_pond", "lighthouse",
-    "military_facility", "multi-unit_residential", "nuclear_powerplant", "office_building",
-    "oil_or_gas_facility", "park", "parking_lot_or_garage", "place_of_worship", "police_station", "port",
-    "prison", "race_track", "railway_bridge", "recreational_facility", "impoverished_settlement",
-    "road_bridge", "runway", "shipyard", "shopping_mall", "single-unit_residential", "smokestack",
-    "solar_farm", "space_facility", "stadium", "storage_tank", "surface_mine", "swimming_pool", "toll_booth",
-    "tower", "tunnel_opening", "waste_disposal", "water_treatment_facility", "wind_farm", "zoo",
-)
+#: The 63-class fMoW-baseline label order (``params.py``); false_detection = 0, impoverished_settlement = 43. The list
+#: itself is data: ``classes`` of the catalog's fmow spec (``satbench/data/catalog/fmow.yaml``).
+FMOW_CATEGORIES: tuple[str, ...] = get_dataset_spec("fmow").classes
 CSV_COLUMNS = ("id", "image_path", "feature_path", "split", "category_name", "category_idx", "gsd", "hour",
                "month", "year")
 SPLITS = ("train", "val")
@@ -236,3 +227,68 @@ class FMoWTemporalDataset:
             crops, meta_out = self.transform(images, meta)
             return crops, r["category_idx"], meta_out
         return images, r["category_idx"], meta
+
+
+@dataclass(frozen=True)
+class FmowSample:
+    """One labelled fMoW image: path, category index, line of its CSV."""
+
+    path: Path
+    label: int
+    line: int
+
+
+class FmowCsvDataset:
+    """fMoW-RGB for the classification tasks: train / val CSVs (``satbench data fmow-csv``) and the image root.
+
+    The same interface as :class:`satbench.data.scene.SceneDataset`: ``samples(split)``, ``classes``,
+    ``split_sha256(split)`` (the CSV file's sha256), ``normalization`` (SatDINO's fmow statistics), ``describe()``.
+    """
+
+    def __init__(self, csvs: dict[str, str | os.PathLike], data_root: str | os.PathLike) -> None:
+        from ..io import sha256_file
+
+        if not data_root:
+            raise DataError("fmow needs --data-root (the folder the CSVs' image_path entries are relative to)")
+        self.spec = get_dataset_spec("fmow")
+        self.name = "fmow"
+        self.root = Path(data_root)
+        self.csvs = {k: Path(v) for k, v in csvs.items() if v}
+        for split, path in self.csvs.items():
+            if not path.is_file():
+                raise DataError(f"fmow {split} CSV {path} does not exist")
+        self._hashes = {k: sha256_file(v) for k, v in self.csvs.items()}
+        self.normalization = self.spec.norm
+        self.native_size = self.spec.native_size
+        self.protocol_name = "fmow"
+        self.is_subset = False
+        self._samples: dict[str, list[FmowSample]] = {}
+
+    @property
+    def classes(self) -> list[str]:
+        return list(FMOW_CATEGORIES)
+
+    @property
+    def num_classes(self) -> int:
+        return len(FMOW_CATEGORIES)
+
+    def split_sha256(self, split: str) -> str:
+        self._need(split)
+        return self._hashes[split]
+
+    def _need(self, split: str) -> None:
+        if split not in self.csvs:
+            raise DataError(f"fmow: no {split} CSV given (--{split}-csv)")
+
+    def samples(self, split: str) -> list[FmowSample]:
+        self._need(split)
+        if split not in self._samples:
+            self._samples[split] = [FmowSample(Path(r["path"]), int(r["category_idx"]), int(r["line"]))
+                                    for r in read_fmow_csv(self.csvs[split], self.root)]
+        return self._samples[split]
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": "fmow", "protocol_dataset": "fmow", "num_classes": self.num_classes,
+                "data_root": str(self.root), "split_files": {k: str(v) for k, v in self.csvs.items()},
+                "split_hashes": dict(self._hashes), "is_subset": False, "in_catalog": True,
+                **{f"n_{k}": len(self.samples(k)) for k in self.csvs}}

@@ -23,6 +23,23 @@ from PIL import Image, UnidentifiedImageError
 
 from ..errors import DataError
 
+#: File suffixes satbench reads as images (dataset folders, extraction, pretraining sources, segmentation tiles).
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """``(width, height)`` from the file header, without decoding the pixels."""
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                return im.size
+    except FileNotFoundError:
+        raise DataError(f"image {path} does not exist") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        raise DataError(f"image {path} is not a readable image (empty, corrupt or not an image format)") from None
+
 
 def read_rgb(path: str | Path) -> Image.Image:
     """Open ``path`` and return a fully decoded 8-bit RGB PIL image."""

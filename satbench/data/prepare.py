@@ -1,42 +1,42 @@
-"""Raw-download preparation: a registry of preparers, one per dataset name.
+"""Raw-download preparation, chosen by the dataset's catalog kind.
 
-``PREPARERS[name](src, dst, **options) -> dict`` converts a raw download into satbench's layout and
-returns a report (counts, missing files). Dataset families register theirs in their own modules
-(``prepare_scene.py`` for the six scene datasets, the segmentation module for Potsdam / Vaihingen /
-LoveDA); :func:`get_preparer` imports them all.
+``get_preparer(name)(src, dst, **options) -> dict`` converts a raw download into satbench's layout and returns a
+report (counts, missing files): scene datasets with official split files through
+:func:`satbench.data.prepare_scene.prepare_scene`, segmentation datasets through mmseg's own converters
+(:func:`satbench.seg.prepare.convert`, imported only then: it needs mmsegmentation).
 """
 
 from __future__ import annotations
 
-import importlib
+from functools import partial
 from typing import Any, Callable
 
-from ..errors import UnknownNameError, close_matches
-
-PREPARERS: dict[str, Callable[..., dict[str, Any]]] = {}
-_PROVIDERS = ("satbench.data.prepare_scene", "satbench.seg.prepare")
+from ..errors import DataError, UnknownNameError
+from .catalog import find_dataset_spec, list_datasets
 
 
-def register_preparer(name: str) -> Callable:
-    def deco(fn: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
-        PREPARERS[name] = fn
-        return fn
-
-    return deco
-
-
-def _load_providers() -> None:
-    for mod in _PROVIDERS:
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as exc:
-            if exc.name != mod:  # a real missing dependency inside the provider
-                raise
+def preparable() -> list[str]:
+    """Names of the catalog datasets ``data prepare`` can convert."""
+    return [s.name for s in list_datasets() if (s.kind == "scene" and s.official_splits and not s.bundled)
+            or s.kind == "segmentation"]
 
 
 def get_preparer(name: str) -> Callable[..., dict[str, Any]]:
-    _load_providers()
-    if name not in PREPARERS:
-        raise UnknownNameError(f"no preparer for dataset {name!r}{close_matches(name, sorted(PREPARERS))}; "
-                               f"known: {', '.join(sorted(PREPARERS))}")
-    return PREPARERS[name]
+    """The preparer of dataset ``name`` (see the module docstring)."""
+    from ..errors import close_matches
+
+    spec = find_dataset_spec(name)
+    if spec is None:
+        known = preparable()
+        raise UnknownNameError(f"no preparer for dataset {name!r}{close_matches(name, known)}; known: {', '.join(known)}")
+    if spec.kind == "scene" and spec.official_splits and not spec.bundled:
+        from .prepare_scene import prepare_scene
+
+        return partial(prepare_scene, spec.name)
+    if spec.kind == "segmentation":
+        from ..seg.prepare import convert
+
+        return partial(convert, spec.name)
+    raise DataError(f"dataset {spec.name!r} ({spec.kind}) has nothing to prepare: "
+                    + ("it is bundled with satbench" if spec.bundled else
+                       "use `satbench data fmow-csv` for fMoW" if spec.kind == "fmow" else "no official split files"))

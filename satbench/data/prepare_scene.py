@@ -14,21 +14,11 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..errors import DataError
-from .prepare import register_preparer
-from .scene import DATASETS, IMAGE_EXTENSIONS, SPLITS_DIR, _read_split
+from .catalog import get_dataset_spec
+from .images import IMAGE_EXTENSIONS
+from .scene import SPLITS_DIR, _read_split
 
 MAX_DEPTH = 5
-
-#: Names of the raw class-holding folder in the usual downloads (a hint for messages; any folder holding the classes works).
-RAW_HINTS = {
-    "eurosat": "EuroSAT RGB zip: 2750/<Class>/*.jpg (or EuroSAT_RGB/<Class>/*.jpg)",
-    "resisc45": "NWPU-RESISC45/<class>/*.jpg",
-    "uc_merced": "UCMerced_LandUse/Images/<class>/*.tif",
-    "whu-rs19": "WHU-RS19/<Class>/*.jpg",
-    "rs_c11": "RS_C11_Database/<class>/*.png",
-    "siri-whu": "12class_tif/<class>/*.tif",
-}
-
 
 def _split_entries(split_dir: Path) -> dict[str, list[tuple[int, str]]]:
     out = {}
@@ -95,10 +85,11 @@ def prepare_scene(name: str, src: str | os.PathLike, out: str | os.PathLike, *, 
     ``any_extension``: accept a file whose stem matches but extension differs (e.g. ``.jpg`` re-encodings of ``.tif``
     originals) and write split files naming the file actually present (the record then says ``modulo-extension``).
     """
-    info = DATASETS[name]
+    info = get_dataset_spec(name, kind="scene")
     src = Path(src).expanduser()
     if not src.is_dir():
-        raise DataError(f"--src {src} is not a folder (expected the raw download of {name}: {RAW_HINTS[name]})")
+        hint = f": {info.raw_layout}" if info.raw_layout else ""
+        raise DataError(f"--src {src} is not a folder (expected the raw download of {name}{hint})")
     split_dir = Path(splits) if splits else SPLITS_DIR / name
     entries = _split_entries(split_dir)
     classes = {_rel(e)[0] for lines in entries.values() for _, e in lines}
@@ -146,15 +137,3 @@ def prepare_scene(name: str, src: str | os.PathLike, out: str | os.PathLike, *, 
     report["expected_classes"] = info.num_classes
     report["ok"] = not any(report["missing"].values())
     return report
-
-
-def _make(name: str):
-    def preparer(src: str | os.PathLike, out: str | os.PathLike, **options: Any) -> dict[str, Any]:
-        return prepare_scene(name, src, out, **options)
-
-    preparer.__doc__ = f"Prepare {name} from its raw download ({RAW_HINTS[name]})."
-    return preparer
-
-
-for _name in DATASETS:
-    register_preparer(_name)(_make(_name))

@@ -18,55 +18,30 @@ from functools import cached_property
 from pathlib import Path, PurePosixPath
 from typing import Any, Optional
 
-from ..errors import DataError, UnknownNameError, close_matches
+from ..errors import DataError, UnknownNameError
 from ..io import sha256_bytes
-from ..normalization import Normalization, get_normalization
-from ..resources import bundled_data_dir
+from ..normalization import Normalization
+from .catalog import SPLITS_DIR, DatasetSpec, find_dataset_spec, get_dataset_spec, list_datasets, spec_for_folder
+from .images import IMAGE_EXTENSIONS, image_size
 
-SPLITS_DIR = Path(__file__).resolve().parent / "splits"
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
-
-
-@dataclass(frozen=True)
-class SceneDatasetInfo:
-    """Hard-coded facts of a scene dataset (spec 3.2): native size, class count, normalisation key."""
-
-    name: str
-    native_size: int
-    num_classes: int
-    normalization: str
-    train_count: int
-    val_count: int
-    description: str = ""
-
-    @property
-    def official_split_dir(self) -> Path:
-        return SPLITS_DIR / self.name
-
-
-DATASETS: dict[str, SceneDatasetInfo] = {d.name: d for d in [
-    SceneDatasetInfo("eurosat", 64, 10, "eurosat", 21600, 5400, "EuroSAT RGB (Sentinel-2, 10 m)"),
-    SceneDatasetInfo("resisc45", 256, 45, "resisc45", 25200, 6300, "NWPU-RESISC45"),
-    SceneDatasetInfo("uc_merced", 256, 21, "uc_merced", 1680, 420, "UC Merced Land Use (0.3 m)"),
-    SceneDatasetInfo("whu-rs19", 600, 19, "whu-rs19", 799, 206, "WHU-RS19 (all 1,005 images)"),
-    SceneDatasetInfo("rs_c11", 512, 11, "rs_c11", 981, 251, "RS_C11"),
-    SceneDatasetInfo("siri-whu", 200, 12, "siri-whu", 1920, 480, "SIRI-WHU"),
-]}
-
-#: Bundled real subsets: name -> (folder under satbench/data/bundled, the full dataset whose protocol facts apply).
-BUNDLED: dict[str, str] = {"ucm-mini": "uc_merced"}
-ALIASES = {"ucmerced": "uc_merced", "uc-merced": "uc_merced", "ucm": "uc_merced", "nwpu-resisc45": "resisc45",
-           "whu_rs19": "whu-rs19", "rs-c11": "rs_c11", "siri_whu": "siri-whu", "siriwhu": "siri-whu"}
 DEFAULT_DATASET = "ucm-mini"
+#: Longest split-file entry accepted (a path of a few folders and a file name; anything longer is not a split line).
+MAX_ENTRY_CHARS = 1024
+
+__all__ = ["SceneDataset", "Sample", "SplitFile", "open_scene_dataset", "get_dataset_info", "compute_normalization",
+           "default_data_root", "IMAGE_EXTENSIONS", "SPLITS_DIR", "DEFAULT_DATASET"]
 
 
-def get_dataset_info(name: str) -> SceneDatasetInfo:
-    """Facts of a known dataset (aliases and bundled subsets resolve to their full dataset)."""
-    key = BUNDLED.get(name, ALIASES.get(name.lower(), name.lower()))
-    if key not in DATASETS:
-        names = sorted(DATASETS) + sorted(BUNDLED)
+def get_dataset_info(name: str) -> DatasetSpec:
+    """The catalog spec of a scene (or fMoW) dataset whose protocol facts apply to ``name`` (a subset resolves to
+    its parent); unknown names list the known ones."""
+    spec = find_dataset_spec(name)
+    if spec is None or spec.kind == "segmentation":
+        names = [s.name for s in list_datasets() if s.kind != "segmentation"]
+        from ..errors import close_matches
+
         raise UnknownNameError(f"unknown dataset {name!r}{close_matches(name, names)}; known: {', '.join(names)}")
-    return DATASETS[key]
+    return get_dataset_spec(spec.subset_of) if spec.subset_of else spec
 
 
 @dataclass(frozen=True)
@@ -100,6 +75,9 @@ def _read_split(path: Path) -> SplitFile:
 
 
 def _entry_rel(entry: str, split_path: Path, line_no: int) -> PurePosixPath:
+    if len(entry) > MAX_ENTRY_CHARS:
+        raise DataError(f"{split_path}:{line_no}: entry of {len(entry)} characters; split lines are ./<class>/<file> "
+                        f"(at most {MAX_ENTRY_CHARS} characters)")
     e = entry.replace("\\", "/")
     p = PurePosixPath(e)
     if p.is_absolute() or (len(e) > 1 and e[1] == ":"):
@@ -124,23 +102,42 @@ def _official_match(own: SplitFile, official: Optional[SplitFile]) -> str:
 
 @dataclass
 class SceneDataset:
-    """A scene-classification dataset folder with its train/val split files.
+    """A scene-classification dataset folder with its train/val split files and its catalog spec.
 
     Use :func:`open_scene_dataset`. ``samples(split)`` validates every entry (existing file, known class) and raises a
-    :class:`DataError` naming the split file, line and entry at fault.
+    :class:`DataError` naming the split file, line and entry at fault. ``spec`` is the catalog entry (for a folder that
+    is not in the catalog, one made at run time); ``protocol_name`` is the dataset whose protocol facts apply.
+    ``native_size`` / ``normalization`` may be None for a folder that is not in the catalog when nothing was given
+    (tasks that need them decide: the native size is read from the images, the kNN normalisation is computed).
     """
 
     name: str
     root: Path
-    info: Optional[SceneDatasetInfo]
-    native_size: Optional[int]  # None only when opened with require_stats=False
+    spec: DatasetSpec
+    native_size: Optional[int]
     normalization: Optional[Normalization]
     splits: dict[str, SplitFile] = field(default_factory=dict)
     split_source: str = "folder"
+    in_catalog: bool = True
+    facts_source: dict[str, str] = field(default_factory=dict)
 
     @property
     def images_dir(self) -> Path:
         return self.root / "images"
+
+    @property
+    def protocol_name(self) -> str:
+        """The dataset whose protocol facts (native size, normalisation, result keys) apply."""
+        return self.spec.protocol_name if self.in_catalog else self.name
+
+    @property
+    def is_subset(self) -> bool:
+        return self.spec.is_subset
+
+    @property
+    def info(self) -> Optional[DatasetSpec]:
+        """The catalog spec whose protocol facts apply (a subset's parent), or None for a user folder."""
+        return get_dataset_info(self.spec.name) if self.in_catalog else None
 
     @cached_property
     def classes(self) -> list[str]:
@@ -150,6 +147,13 @@ class SceneDataset:
         if not classes:
             raise DataError(f"{self.images_dir} has no class folders")
         return classes
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def split_sha256(self, split: str) -> str:
+        return self.splits[split].sha256
 
     def samples(self, split: str) -> list[Sample]:
         """The (path, label) list of ``split`` in split-file order, every entry checked."""
@@ -185,15 +189,34 @@ class SceneDataset:
         empty = [c for c, n in used.items() if n == 0]
         if empty:
             raise DataError(f"dataset {self.root}: class folder(s) with no split entries: {', '.join(empty[:5])}")
-        if self.info is not None and self.info.num_classes != len(self.classes) and self.name not in BUNDLED:
-            raise DataError(f"dataset {self.root}: {len(self.classes)} class folders, expected {self.info.num_classes} for {self.info.name}")
+        if self.in_catalog and self.spec.num_classes != len(self.classes):
+            raise DataError(f"dataset {self.root}: {len(self.classes)} class folders, expected {self.spec.num_classes} "
+                            f"for {self.spec.name}")
         return report
+
+    def measured_native_size(self) -> int:
+        """The common side of every image of both splits, read from the file headers (no decode); an error naming
+        two differing images when they are not all the same square size."""
+        sizes: dict[tuple[int, int], Path] = {}
+        for split in self.splits:
+            for smp in self.samples(split):
+                sizes.setdefault(image_size(smp.path), smp.path)
+                if len(sizes) > 1:
+                    break
+        if len(sizes) != 1:
+            (a, pa), (b, pb) = list(sizes.items())[:2]
+            raise DataError(f"dataset folder {self.root}: images differ in size ({pa.name} is {a[0]}x{a[1]}, "
+                            f"{pb.name} is {b[0]}x{b[1]}); pass --native-size")
+        (w, h), p = next(iter(sizes.items()))
+        if w != h:
+            raise DataError(f"dataset folder {self.root}: images are {w}x{h}, not square; pass --native-size")
+        return w
 
     def describe(self) -> dict[str, Any]:
         """The dataset as recorded in results."""
         return {
             "name": self.name,
-            "protocol_dataset": self.info.name if self.info else None,
+            "protocol_dataset": self.protocol_name if self.in_catalog else None,
             "root": str(self.root),
             "native_size": self.native_size,
             "num_classes": len(self.classes),
@@ -202,6 +225,9 @@ class SceneDataset:
             "split_hashes": {k: v.sha256 for k, v in self.splits.items()},
             "split_files": {k: str(v.path) for k, v in self.splits.items()},
             "official_split": {k: v.official_match for k, v in self.splits.items()},
+            "is_subset": self.is_subset,
+            "in_catalog": self.in_catalog,
+            **({"facts_source": dict(self.facts_source)} if self.facts_source else {}),
         }
 
 
@@ -211,54 +237,64 @@ def default_data_root() -> Optional[Path]:
     return Path(v) if v else None
 
 
+def _locate(spec_or_path: str, data_root: Optional[str | Path]) -> tuple[Path, Optional[DatasetSpec]]:
+    """(dataset folder, catalog spec or None) for a bundled name, a name under the data root, or a folder."""
+    cat = find_dataset_spec(spec_or_path)
+    if cat is not None and cat.bundled_dir is not None:
+        return cat.bundled_dir, cat
+    p = Path(spec_or_path).expanduser()
+    if p.is_dir():
+        root = p.resolve()
+        if root.name == "images":
+            raise DataError(f"{p} is an images/ folder; pass its parent (the folder holding images/, train.txt and val.txt)")
+        found = find_dataset_spec(root.name)  # the official code names a dataset by its folder
+        return root, found if found is not None and found.kind == "scene" and not found.bundled else None
+    if os.sep in spec_or_path or spec_or_path.startswith("."):
+        raise DataError(f"dataset folder {spec_or_path} does not exist")
+    spec = get_dataset_info(spec_or_path) if cat is None or cat.kind == "segmentation" else cat
+    if spec.kind != "scene":
+        raise DataError(f"dataset {spec.name!r} is a {spec.kind} dataset, not a scene-classification folder")
+    base = Path(data_root) if data_root else default_data_root()
+    if base is None:
+        raise DataError(f"dataset {spec_or_path!r}: no folder given; pass --dataset /path/to/{spec.name} or set --data-root / "
+                        f"$SATBENCH_DATA (get it with `satbench data download {spec.name}` or prepare a raw download with "
+                        f"`satbench data prepare {spec.name} --src DIR --out ROOT`)")
+    root = base / spec.name
+    if not root.is_dir():
+        raise DataError(f"dataset {spec_or_path!r} not found at {root}; get it with `satbench data download {spec.name} "
+                        f"--root {base}` or `satbench data prepare {spec.name} --src DIR --out {base}`")
+    return root.resolve(), spec
+
+
 def open_scene_dataset(spec: Optional[str] = None, *, data_root: Optional[str | Path] = None,
                        normalization: Optional[Normalization] = None, native_size: Optional[int] = None,
-                       split_source: str = "auto", require_stats: bool = True) -> SceneDataset:
+                       split_source: str = "auto", require_stats: bool = False) -> SceneDataset:
     """Open a dataset by bundled name (``ucm-mini``, the default), by name under ``data_root``, or by folder path.
 
-    A folder whose name is not a known dataset needs ``normalization`` and ``native_size`` (nothing is guessed),
-    unless ``require_stats=False`` (tasks with fixed crop sizes): they then stay ``None`` where not given.
-    ``split_source``: ``auto`` (the folder's own split files, else the shipped official ones), ``folder`` or ``official``.
+    A catalog dataset brings its native size and normalisation (``native_size`` / ``normalization`` override them,
+    recorded). A folder that is not in the catalog is a dataset made at run time: its native size is read from the
+    images when they all have one square size (recorded as measured), its normalisation stays None unless given.
+    ``require_stats=True`` makes a missing size or normalisation an error. ``split_source``: ``auto`` (the folder's own
+    split files, else the shipped official ones), ``folder`` or ``official``.
     """
-    spec = spec or DEFAULT_DATASET
-    if spec in BUNDLED:
-        root = bundled_data_dir() / spec
-        name = spec
-    else:
-        p = Path(spec).expanduser()
-        if p.is_dir():
-            root = p
-        else:
-            base = Path(data_root) if data_root else default_data_root()
-            if os.sep in spec or spec.startswith("."):
-                raise DataError(f"dataset folder {spec} does not exist")
-            get_dataset_info(spec)  # unknown names fail here with close matches
-            if base is None:
-                raise DataError(f"dataset {spec!r}: no folder given; pass --dataset /path/to/{spec} or set --data-root / $SATBENCH_DATA "
-                                f"(prepare raw downloads with `satbench data prepare {spec} --src DIR --out ROOT`)")
-            root = base / get_dataset_info(spec).name
-            if not root.is_dir():
-                raise DataError(f"dataset {spec!r} not found at {root}; prepare it with `satbench data prepare {spec} --src DIR --out {base}`")
-        name = root.resolve().name
-        if name == "images":
-            raise DataError(f"{root} is an images/ folder; pass its parent (the folder holding images/, train.txt and val.txt)")
-    root = root.resolve()
-    try:
-        info: Optional[SceneDatasetInfo] = get_dataset_info(name)
-    except UnknownNameError:
-        info = None
-    if info is None and require_stats and (normalization is None or native_size is None):
-        raise DataError(f"dataset folder {root}: {name!r} is not a known dataset ({', '.join(DATASETS)}); pass --normalization "
-                        f"(a preset or mean=..;std=..) and --native-size to evaluate it")
-    norm = normalization or (get_normalization(info.normalization) if info is not None else None)
-    native = native_size or (info.native_size if info is not None else None)
+    root, cat = _locate(spec or DEFAULT_DATASET, data_root)
+    in_catalog = cat is not None
+    name = cat.name if cat is not None and cat.bundled else root.name
+    facts: dict[str, str] = {}
+    norm = normalization if normalization is not None else (cat.norm if cat is not None else None)
+    if normalization is not None:
+        facts["normalization"] = "given"
+    native = native_size or (cat.native_size if cat is not None else None)
+    if native_size:
+        facts["native_size"] = "given"
     if split_source not in ("auto", "folder", "official"):
         raise DataError(f"split_source must be auto, folder or official, got {split_source!r}")
+    official_dir = cat.official_split_dir if cat is not None else None
     splits: dict[str, SplitFile] = {}
     used_source = set()
     for split in ("train", "val"):
         own = root / f"{split}.txt"
-        official_path = info.official_split_dir / f"{split}.txt" if info is not None else None
+        official_path = official_dir / f"{split}.txt" if official_dir is not None else None
         official = _read_split(official_path) if official_path is not None and official_path.is_file() else None
         if split_source == "official" or (split_source == "auto" and not own.is_file()):
             if official is None:
@@ -272,8 +308,18 @@ def open_scene_dataset(spec: Optional[str] = None, *, data_root: Optional[str | 
             sf.official_match = _official_match(sf, official)
         splits[split] = sf
         used_source.add(src)
-    return SceneDataset(name=name, root=root, info=info, native_size=native, normalization=norm, splits=splits,
-                        split_source="+".join(sorted(used_source)))
+    ds_spec = cat if cat is not None else spec_for_folder(root, native_size=native, normalization=norm)
+    ds = SceneDataset(name=name, root=root, spec=ds_spec, native_size=native, normalization=norm, splits=splits,
+                      split_source="+".join(sorted(used_source)), in_catalog=in_catalog, facts_source=facts)
+    if native is None:
+        if require_stats:
+            raise DataError(f"dataset folder {root}: {name!r} is not in the catalog; pass --native-size")
+        ds.native_size = ds.measured_native_size()
+        ds.facts_source["native_size"] = "measured from the images"
+    if norm is None and require_stats:
+        raise DataError(f"dataset folder {root}: {name!r} is not a known dataset; pass --normalization (a preset, "
+                        f"mean=..;std=.. or compute)")
+    return ds
 
 
 def compute_normalization(dataset: SceneDataset, split: str = "train", progress: bool = True) -> Normalization:

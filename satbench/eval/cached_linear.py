@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any, Literal, Optional, Sequence
 
 import numpy as np
 import torch
@@ -27,50 +27,35 @@ from ..data.transforms import eval_transform
 from ..errors import DataError, ProtocolError
 from ..features import FeatureExtractor
 from ..protocols import Protocol
+from ..settings import between, ge, gt, nonempty
 from .extract import ExtractStats, View, extract_views
 from .linear import topk_correct
 
 
 @dataclass(frozen=True)
 class CachedLinearSettings:
-    lrs: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
-    weight_decays: tuple[float, ...] = (0.0, 1e-2, 1e-1, 1.0)
-    epochs: int = 100
-    batch_size: int = 256
-    head_init_std: float = 0.01
-    holdout_fraction: float = 0.2
-    val_resize: int = 256
-    val_crop: int = 224
+    """The typed settings of a cached-heads protocol (strict: unknown keys and wrong types are refused)."""
+
+    method: Literal["cached-heads"]
+    lrs: tuple[float, ...] = field(default=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2), metadata={**gt(0), **nonempty()})
+    weight_decays: tuple[float, ...] = field(default=(0.0, 1e-2, 1e-1, 1.0), metadata={**ge(0), **nonempty()})
+    epochs: int = field(default=100, metadata=gt(0))
+    batch_size: int = field(default=256, metadata=gt(0))
+    head_init_std: float = field(default=0.01, metadata=ge(0))
+    holdout_fraction: float = field(default=0.2, metadata=between(0, 1, lo_open=True, hi_open=True))
+    val_resize: int = field(default=256, metadata=gt(0))
+    val_crop: int = field(default=224, metadata=gt(0))
     normalization: str = "model"
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8
+    betas: tuple[float, float] = field(default=(0.9, 0.999), metadata=between(0, 1, hi_open=True))
+    eps: float = field(default=1e-8, metadata=gt(0))
+    feature: Literal["cls"] = "cls"
 
     @classmethod
     def from_protocol(cls, protocol: Protocol) -> "CachedLinearSettings":
-        p = dict(protocol.params)
-        where = f"protocol {protocol.name}"
-        if p.get("method") != "cached-heads":
-            raise ProtocolError(f"{where}: not a cached-heads protocol (method: {p.get('method')!r})")
-        unknown = sorted(set(p) - set(cls.__dataclass_fields__) - {"method", "feature"})
-        if unknown:
-            raise ProtocolError(f"{where}: unknown parameter(s) {', '.join(unknown)}")
-        if p.get("feature", "cls") != "cls":
-            raise ProtocolError(f"{where}: feature must be 'cls' (the only one implemented), got {p['feature']!r}")
-        kw: dict[str, Any] = {}
-        for k in cls.__dataclass_fields__:
-            if k in p:
-                kw[k] = tuple(p[k]) if isinstance(p[k], list) else p[k]
-        s = cls(**kw)
-        if not s.lrs or any(not (isinstance(v, (int, float)) and v > 0) for v in s.lrs):
-            raise ProtocolError(f"{where}: lrs must be a non-empty list of positive numbers")
-        if not s.weight_decays or any(not (isinstance(v, (int, float)) and v >= 0) for v in s.weight_decays):
-            raise ProtocolError(f"{where}: weight_decays must be a non-empty list of non-negative numbers")
-        if not 0 < s.holdout_fraction < 1:
-            raise ProtocolError(f"{where}: holdout_fraction must be in (0, 1), got {s.holdout_fraction}")
-        for k in ("epochs", "batch_size", "val_resize", "val_crop"):
-            if not isinstance(getattr(s, k), int) or getattr(s, k) <= 0:
-                raise ProtocolError(f"{where}: {k} must be a positive integer")
-        return s
+        if protocol.params.get("method") != "cached-heads":
+            raise ProtocolError(f"protocol {protocol.name}: not a cached-heads protocol "
+                                f"(method: {protocol.params.get('method')!r})")
+        return protocol.settings(cls)
 
     def grid(self) -> list[tuple[float, float]]:
         """(lr, wd) pairs in grid order: learning rates outer, weight decays inner."""

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torchvision import transforms as T
 
+from ..backbones import FAMILIES, get_family
 from ..data.scene import SceneDataset
 from ..data.transforms import knn_input_size, knn_resize_size, knn_transform, knn_transform_spec
 from ..errors import ProtocolError
@@ -24,9 +25,6 @@ from ..normalization import Normalization
 from ..protocols import Protocol
 from .extract import View
 
-#: Backbone families whose ``forward_features`` takes ``input_res`` (a ground-resolution ratio).
-INPUT_RES_FAMILIES = ("scalemae",)
-INPUT_RES_POLICIES = ("none", "224/size", "1.0")
 TRANSFORMS = ("resize-center-crop", "native-area")
 
 
@@ -44,18 +42,6 @@ class ScaleEntry:
     def as_dict(self) -> dict[str, Any]:
         return {"scale": self.scale, "key": self.key, "target": self.target, "size": self.size,
                 "resize": self.resize, "view": self.view.key, "input_res": self.view.input_res}
-
-
-def input_res_for(policy: str, size: int) -> Optional[float]:
-    """Scale-MAE's ``input_res`` for an eval size: ``"224/size"`` (its own eval, ``eval_gsd``), ``"1.0"`` or none."""
-    policy = str(policy)
-    if policy == "none":
-        return None
-    if policy == "224/size":
-        return 224.0 / size
-    if policy == "1.0":
-        return 1.0
-    raise ProtocolError(f"input_res policy must be one of {', '.join(INPUT_RES_POLICIES)}, got {policy!r}")
 
 
 class NativeAreaTransform:
@@ -95,7 +81,7 @@ def protocol_normalization(protocol: Protocol, dataset: SceneDataset,
         return dataset.normalization
     if rule == "table":
         table = protocol.get("normalization_table") or {}
-        key = dataset.info.name if dataset.info is not None else dataset.name
+        key = dataset.protocol_name
         if key not in table:
             raise ProtocolError(f"protocol {protocol.name} has no normalization statistics for {key!r} (it knows "
                                 f"{', '.join(sorted(table)) or 'none'}); pass --normalization (a preset or mean=..;std=..)")
@@ -112,26 +98,26 @@ def build_scale_entries(protocol: Protocol, dataset: SceneDataset, family: str) 
     transform = protocol.get("transform", "resize-center-crop")
     if transform not in TRANSFORMS:
         raise ProtocolError(f"protocol {protocol.name}: transform must be one of {', '.join(TRANSFORMS)}, got {transform!r}")
+    fam = get_family(family)
     policy = str(protocol.get("input_res", "none"))
-    if policy not in INPUT_RES_POLICIES:
-        raise ProtocolError(f"protocol {protocol.name}: input_res must be one of {', '.join(INPUT_RES_POLICIES)}, got {policy!r}")
-    if policy != "none" and family not in INPUT_RES_FAMILIES:
-        raise ProtocolError(f"protocol {protocol.name} sets input_res {policy!r}, but {family} backbones take no input "
-                            f"resolution (only: {', '.join(INPUT_RES_FAMILIES)})")
+    if policy not in fam.input_res_policies:
+        takers = [f.name for f in FAMILIES.values() if f.takes_input_res]
+        raise ProtocolError(f"protocol {protocol.name} sets input_res {policy!r}, but {fam.name} backbones take no input "
+                            f"resolution (only: {', '.join(takers)})")
     ratio_spec = protocol.get("resize_ratio", [256, 224])
     ratio = ratio_spec[0] / ratio_spec[1] if isinstance(ratio_spec, list) else float(ratio_spec)
     interp = protocol.get("interpolation", "bicubic")
     if transform == "resize-center-crop" and interp != "bicubic":
         raise ProtocolError(f"protocol {protocol.name}: only bicubic interpolation is implemented, got {interp!r}")
     native_resize_table = protocol.get("native_resize") or {}
-    proto_ds = dataset.info.name if dataset.info is not None else dataset.name
+    proto_ds = dataset.protocol_name
     native_resize = native_resize_table.get(proto_ds)
     native = dataset.native_size
     views: dict[str, View] = {}
     out: list[ScaleEntry] = []
     for s in _scales(protocol):
         target, size = knn_input_size(native, s, multiple)
-        res = input_res_for(policy, size)
+        res = fam.input_res(policy, size)
         if transform == "resize-center-crop":
             tf: Any = knn_transform(size, ratio)
             spec = {"kind": "satdino-knn", **knn_transform_spec(size, ratio)}

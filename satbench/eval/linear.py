@@ -22,7 +22,6 @@ the official loader (``teacher`` strictly into the ViT, ``linear_head`` into ``L
 
 from __future__ import annotations
 
-import math
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -32,157 +31,23 @@ from typing import Any, Callable, Optional, Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
-from ..rng import rng_state, set_rng_state
-from ..data.images import read_rgb
 from ..data.transforms import eval_transform, train_transform
 from ..errors import ProtocolError, SatbenchError, WeightsError
 from ..features import FeatureExtractor
 from ..io import atomic_torch_save
 from ..protocols import Protocol
-from .distributed import DistInfo, EpochShuffleSampler, ShardSampler, all_reduce_sum, barrier
+from ..rng import rng_state, set_rng_state
+from ..distributed import DistInfo, EpochShuffleSampler, ShardSampler, all_reduce_sum, barrier
+from .labeled_images import LabeledImages, _loader, _mix  # noqa: F401 (re-exported)
+from .linear_head import LinearClassifier, head_state, load_linear_head  # noqa: F401 (re-exported)
+from .linear_settings import MODES, LinearSettings  # noqa: F401 (re-exported)
+from .metrics import EvalMetrics, topk_correct  # noqa: F401 (re-exported)
 
 CHECKPOINT_FORMAT = "satbench.linear/1"
 CHECKPOINT_NAME = "checkpoint.pth"
 BEST_NAME = "checkpoint_best.pth"
-MODES = ("head", "full")
-#: Descriptive protocol parameters with exactly one implemented value (anything else is refused, not ignored).
-FIXED_PARAMS = {"feature": "cls", "scheduler": "cosine-per-epoch", "report": "best-epoch"}
-
-
-class LinearClassifier(nn.Module):
-    """SatDINO's ``LinearClassifier``: one ``nn.Linear`` (key names ``linear.weight``/``linear.bias``)."""
-
-    def __init__(self, dim: int, num_labels: int, init_std: float = 0.01) -> None:
-        super().__init__()
-        self.num_labels = num_labels
-        self.linear = nn.Linear(dim, num_labels)
-        self.linear.weight.data.normal_(mean=0.0, std=init_std)
-        self.linear.bias.data.zero_()
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.linear(x.view(x.size(0), -1))
-
-
-@dataclass(frozen=True)
-class LinearSettings:
-    """The numerics of a linear / fine-tune protocol (from its ``params``)."""
-
-    mode: str = "head"
-    epochs: int = 25
-    lr: float = 1e-5
-    lr_head: float = 0.0
-    lr_scaling_denominator: int = 256
-    batch_size: int = 128
-    optimizer: str = "adamw"
-    weight_decay: float = 0.0
-    momentum: float = 0.9
-    head_init_std: float = 0.01
-    train_crop: int = 224
-    val_resize: int = 256
-    val_crop: int = 224
-    normalization: str = "model"
-    val_freq: int = 1
-
-    @classmethod
-    def from_protocol(cls, protocol: Protocol) -> "LinearSettings":
-        known = set(cls.__dataclass_fields__)
-        where = f"protocol {protocol.name}"
-        unknown = sorted(set(protocol.params) - known - set(FIXED_PARAMS))
-        if unknown:
-            raise ProtocolError(f"{where}: unknown parameter(s) {', '.join(unknown)} for a linear/finetune protocol")
-        for k, allowed in FIXED_PARAMS.items():
-            if k in protocol.params and protocol.params[k] != allowed:
-                raise ProtocolError(f"{where}: {k} must be {allowed!r} (the only one implemented), "
-                                    f"got {protocol.params[k]!r}")
-        p = {k: v for k, v in protocol.params.items() if k in known}
-        s = cls(**p)
-        if s.mode not in MODES:
-            raise ProtocolError(f"{where}: mode must be one of {MODES}, got {s.mode!r}")
-        if s.optimizer not in ("adamw", "sgd"):
-            raise ProtocolError(f"{where}: optimizer must be adamw or sgd, got {s.optimizer!r}")
-        for k in ("epochs", "batch_size", "train_crop", "val_resize", "val_crop", "val_freq", "lr_scaling_denominator"):
-            v = getattr(s, k)
-            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
-                raise ProtocolError(f"{where}: {k} must be a positive integer, got {v!r}")
-        for k in ("lr", "lr_head", "weight_decay", "momentum", "head_init_std"):
-            v = getattr(s, k)
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0 or not math.isfinite(v):
-                raise ProtocolError(f"{where}: {k} must be a non-negative number, got {v!r}")
-        if s.lr <= 0:
-            raise ProtocolError(f"{where}: lr must be > 0, got {s.lr!r}")
-        return s
-
-    def scaled_lr(self, world_size: int, base: Optional[float] = None) -> float:
-        """``base x (batch_per_process x world) / 256``."""
-        return (self.lr if base is None else base) * self.batch_size * world_size / self.lr_scaling_denominator
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Data
-# ---------------------------------------------------------------------------------------------------------------------
-def _mix(*parts: int) -> int:
-    """A 63-bit seed from integers (splitmix-style), stable across processes and runs."""
-    h = 0x9E3779B97F4A7C15
-    for p in parts:
-        h ^= (int(p) + 0x9E3779B97F4A7C15 + ((h << 6) & 0xFFFFFFFFFFFFFFFF) + (h >> 2)) & 0xFFFFFFFFFFFFFFFF
-        h = (h * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
-    return h & 0x7FFFFFFFFFFFFFFF
-
-
-class LabeledImages(Dataset):
-    """``(tensor in [0, 1], label)`` for items with ``.path`` and ``.label`` (scene ``Sample``s or fMoW rows).
-
-    With ``seed`` set, sample ``i``'s random transform in epoch ``e`` draws from a generator seeded by
-    ``(seed, e, i)``: augmentation is independent of batch order, worker count, world size and resumption.
-    """
-
-    def __init__(self, items: Sequence[Any], transform: Callable[[Any], Tensor], seed: Optional[int] = None) -> None:
-        self.items = items
-        self.transform = transform
-        self.seed = seed
-        self.epoch = 0
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, i: int) -> tuple[Tensor, int]:
-        item = self.items[i]
-        img = read_rgb(item.path)
-        if self.seed is None:
-            return self.transform(img), int(item.label)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(_mix(self.seed, self.epoch, i))
-            return self.transform(img), int(item.label)
-
-
-def _loader(ds: Dataset, sampler: Any, batch_size: int, num_workers: int, device: torch.device) -> DataLoader:
-    return DataLoader(ds, batch_size=batch_size, sampler=sampler, num_workers=num_workers, drop_last=False,
-                      pin_memory=device.type == "cuda", persistent_workers=False,
-                      multiprocessing_context="fork" if num_workers > 0 else None)
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Metrics
-# ---------------------------------------------------------------------------------------------------------------------
-@dataclass
-class EvalMetrics:
-    loss: float
-    acc1: float
-    acc5: Optional[float]
-    n: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"val_loss": self.loss, "acc1": self.acc1, "acc5": self.acc5, "n_val": self.n}
-
-
-def topk_correct(logits: Tensor, target: Tensor, ks: Sequence[int]) -> list[int]:
-    """Number of samples whose label is among the top-k logits, for each k (ties broken by ``topk``)."""
-    maxk = min(max(ks), logits.shape[1])
-    pred = logits.topk(maxk, dim=1).indices
-    hit = pred.eq(target.view(-1, 1))
-    return [int(hit[:, :min(k, maxk)].any(dim=1).sum()) for k in ks]
 
 
 @torch.no_grad()
@@ -217,26 +82,6 @@ def _autocast(extractor: FeatureExtractor):
     return torch.autocast(extractor.device.type, dtype=torch.bfloat16) if extractor.bf16 else nullcontext()
 
 
-# ---------------------------------------------------------------------------------------------------------------------
-# Checkpoints
-# ---------------------------------------------------------------------------------------------------------------------
-def head_state(head: nn.Module) -> dict[str, Tensor]:
-    """The head's ``{'linear.weight', 'linear.bias'}`` on the CPU (no ``module.`` prefix)."""
-    sd = head.state_dict()
-    return {k.removeprefix("module."): v.detach().cpu().clone() for k, v in sd.items()}
-
-
-def load_linear_head(state: dict[str, Tensor], dim: int, *, where: str = "linear_head") -> LinearClassifier:
-    """A :class:`LinearClassifier` holding ``state`` (``module.`` prefix allowed), loaded strictly."""
-    sd = {k.removeprefix("module."): v for k, v in state.items()}
-    if sorted(sd) != ["linear.bias", "linear.weight"]:
-        raise WeightsError(f"{where}: expected linear.weight and linear.bias, got {sorted(sd)}")
-    w = sd["linear.weight"]
-    if w.ndim != 2 or w.shape[1] != dim:
-        raise WeightsError(f"{where}: linear.weight {tuple(w.shape)} does not fit feature dim {dim}")
-    head = LinearClassifier(dim, w.shape[0])
-    head.load_state_dict(sd, strict=True)
-    return head
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from ..data.fmow import FMoWTemporalDataset, read_fmow_csv
-from ..data.images import read_rgb
+from ..data.images import IMAGE_EXTENSIONS, read_rgb
 from ..errors import DataError
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 
 
 class ImageListSource:
@@ -103,11 +102,15 @@ def _from_list(path: Path, gsd: float) -> ImageListSource:
 def open_pretrain_source(spec: str, *, gsd: Optional[float] = None, data_root: Optional[str] = None,
                          temporal: bool = False) -> Any:
     """Open ``spec`` (dataset name, folder, split file or CSV) as a pretraining image source."""
-    from ..data.scene import BUNDLED, open_scene_dataset
+    from ..data.catalog import find_dataset_spec
+    from ..data.scene import open_scene_dataset
 
     root = Path(data_root) if data_root else None
     path = Path(spec).expanduser()
-    if spec in BUNDLED or (path.is_dir() and (path / "images").is_dir() and (path / "train.txt").is_file()):
+    bundled = find_dataset_spec(spec)
+    if gsd is None and bundled is not None and bundled.bundled:
+        gsd = bundled.gsd
+    if (bundled is not None and bundled.bundled) or (path.is_dir() and (path / "images").is_dir() and (path / "train.txt").is_file()):
         g = _need_gsd(gsd, spec)
         ds = open_scene_dataset(spec)
         samples = ds.samples("train")
@@ -124,6 +127,6 @@ def open_pretrain_source(spec: str, *, gsd: Optional[float] = None, data_root: O
         return _from_list(path, _need_gsd(gsd, spec))
     if path.is_dir():
         g = _need_gsd(gsd, spec)
-        paths = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        paths = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
         return ImageListSource(paths, [g] * len(paths), {"kind": "folder", "spec": str(path), "n": len(paths), "gsd": g})
     raise DataError(f"--data {spec}: expected a folder, a .txt list, a .csv or a bundled dataset name")

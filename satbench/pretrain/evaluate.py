@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional
 
-from ..registry import ModelCard, get_card
+from ..cards import ModelCard
+from ..registry import get_card
 from ..errors import UnknownNameError
 
 
 def card_for_config(cfg: dict[str, Any], normalization: Optional[str] = None) -> ModelCard:
     """The registered card of ``cfg``'s architecture (``satdino-<arch>-<patch>``) or, for reduced-depth
-    demo models, a card made on the fly (``options: {depth: N}``) that builds the same backbone."""
+    demo models and plain DINO, a card made on the fly (its ``depth``; ``options: {gsd_register: false}``)."""
     from ..backbones.satdino import ARCHS
 
     dims = dict(ARCHS[cfg["arch"]])
@@ -28,7 +29,7 @@ def card_for_config(cfg: dict[str, Any], normalization: Optional[str] = None) ->
     # an architecture name: the weights (teacher sha256 or random seed) tell the demo rows apart
     prefix = "dino" if plain_dino else "satdino"
     name = f"{prefix}-{cfg['arch']}-{cfg['patch_size']}" + (f"-d{depth}" if depth != dims["depth"] else "")
-    options: dict[str, Any] = {"depth": depth} if depth != dims["depth"] else {}
+    options: dict[str, Any] = {}
     if plain_dino:
         options["gsd_register"] = False
     return ModelCard(name=name, family="satdino", patch_size=cfg["patch_size"], embed_dim=dims["embed_dim"],

@@ -30,7 +30,7 @@ from .augment import MultiCropAugmentation
 from .checkpoint import (CHECKPOINT, export_teacher, load_training_checkpoint, rng_state, save_checkpoint,
                          set_rng_state)
 from .config import resolved
-from .distributed import DistContext
+from ..distributed import DistInfo
 from .head import DINOHead, GSDHead, MultiCropWrapper
 from .loss import DINOLoss, gsd_loss
 from .schedules import cosine_scheduler, scaled_lr
@@ -106,14 +106,14 @@ class EpochStats:
 class Trainer:
     """Builds everything from a pretraining protocol and an image source, then trains."""
 
-    def __init__(self, proto: Protocol, source: Any, output_dir: str | Path, *, ctx: Optional[DistContext] = None,
+    def __init__(self, proto: Protocol, source: Any, output_dir: str | Path, *, ctx: Optional[DistInfo] = None,
                  progress: bool = True, monitor: Optional[Callable[["Trainer", int], dict[str, Any]]] = None,
                  allow_cpu_fp16: bool = False) -> None:
         """``allow_cpu_fp16``: run ``precision: fp16`` (float16 autocast + GradScaler, the paper's setting) on a
         CPU too, emulated and slow; meant for checking the fp16 numerics and scaler state without a GPU."""
         self.proto = proto
         self.cfg = resolved(proto)
-        self.ctx = ctx or DistContext(device=pick_device("auto"))  # CUDA when present, as the CLI's --device auto
+        self.ctx = ctx or DistInfo(device=pick_device("auto"))  # CUDA when present, as the CLI's --device auto
         self.output_dir = Path(output_dir)
         self.progress = progress and self.ctx.is_main
         self.monitor = monitor
@@ -165,7 +165,7 @@ class Trainer:
 
         self.dino_loss = DINOLoss(cfg["out_dim"], self.ncrops, cfg["warmup_teacher_temp"], cfg["teacher_temp"],
                                   cfg["warmup_teacher_temp_epochs"], cfg["epochs"], cfg["student_temp"],
-                                  cfg["center_momentum"], all_reduce=self.ctx.all_reduce_sum).to(dev)
+                                  cfg["center_momentum"], all_reduce=lambda t: (self.ctx.all_reduce_sum(t), self.ctx.world_size)).to(dev)
         groups = get_params_groups(self.student)
         if self.gsd_trained:
             g = get_params_groups(self.gsd_head)

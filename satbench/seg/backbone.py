@@ -30,7 +30,8 @@ from mmengine.optim import DefaultOptimWrapperConstructor  # noqa: E402
 from mmseg.registry import MODELS, OPTIM_WRAPPER_CONSTRUCTORS  # noqa: E402
 
 from ..errors import SatbenchError  # noqa: E402
-from ..registry import ModelCard, get_card  # noqa: E402
+from ..cards import ModelCard  # noqa: E402
+from ..registry import get_card  # noqa: E402
 from ..weights import LoadedModel, load_model  # noqa: E402
 
 #: Blocks tapped by default (0-based), per backbone depth (spec section 5, [INF]).
@@ -47,13 +48,6 @@ def default_out_indices(depth: int) -> tuple[int, ...]:
 
 def resolve_card(model: str) -> ModelCard:
     """A card by registered name, or from a card YAML file path (e.g. a private or test-only card)."""
-    p = Path(model).expanduser()
-    if model.endswith((".yaml", ".yml")):
-        if not p.is_file():
-            raise SatbenchError(f"model card file {p} does not exist")
-        from ..registry import _load_card
-
-        return _load_card(p)
     return get_card(model)
 
 

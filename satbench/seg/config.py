@@ -20,20 +20,21 @@ mmcv_compat.install()
 
 from mmengine.config import Config  # noqa: E402
 
-from ..errors import DataError, ProtocolError, SatbenchError, UnknownNameError, close_matches  # noqa: E402
+from ..data.catalog import DatasetSpec, get_dataset_spec, list_datasets  # noqa: E402
+from ..data.segmentation import check_data_root  # noqa: E402,F401 (re-exported)
+from ..errors import DataError, ProtocolError, SatbenchError  # noqa: E402
 from ..io import atomic_write_bytes  # noqa: E402
 from ..resources import tasks_dir  # noqa: E402
+from ..eval.seg_settings import SegmentationSettings  # noqa: E402
 from .backbone import default_out_indices, resolve_card  # noqa: E402
 
 CROPS = (224, 512)
-RECIPE_ITERS = 80000
-RECIPE_WARMUP = 1500
-RECIPE_TOTAL_BATCH = 8
+DEFAULT_PROTOCOL = "upernet-v1"
 
 
 @dataclass(frozen=True)
 class SegDatasetInfo:
-    """One segmentation benchmark: mmseg dataset class, classes, folder name, expected split sizes."""
+    """One segmentation benchmark as mmseg reads it (a view of its catalog spec, ``satbench/data/catalog/``)."""
 
     name: str
     dataset_type: str
@@ -42,15 +43,25 @@ class SegDatasetInfo:
     converter: str
     expected: dict[str, int]
     channels: str = "RGB"
+    required_files: tuple[str, ...] = ()
+    max_label: int = 0
+    classes: tuple[str, ...] = ()
 
 
-SEG_DATASETS: dict[str, SegDatasetInfo] = {
-    # Expected tile counts: mmseg's dataset_prepare.md for its converters' default settings.
-    "potsdam": SegDatasetInfo("potsdam", "PotsdamDataset", 6, "potsdam", "potsdam.py", {"train": 3456, "val": 2016}),
-    "vaihingen": SegDatasetInfo("vaihingen", "ISPRSDataset", 6, "vaihingen", "vaihingen.py", {"train": 344, "val": 398},
-                                channels="IRRG (NIR, R, G) fed as the 3 input channels in stored order"),
-    "loveda": SegDatasetInfo("loveda", "LoveDADataset", 7, "loveda", "loveda.py", {"train": 2522, "val": 1669}),
-}
+def _info(spec: DatasetSpec) -> SegDatasetInfo:
+    seg = spec.segmentation
+    assert seg is not None
+    return SegDatasetInfo(spec.name, seg.mmseg_dataset, spec.num_classes, spec.name, seg.converter, dict(spec.counts),
+                          seg.channels, tuple(seg.required_files), seg.max_label, tuple(spec.classes))
+
+
+def seg_datasets() -> dict[str, SegDatasetInfo]:
+    """Every segmentation dataset of the catalog, by name."""
+    return {s.name: _info(s) for s in list_datasets("segmentation")}
+
+
+#: The shipped segmentation datasets (read once from the catalog; use :func:`seg_datasets` for user additions).
+SEG_DATASETS: dict[str, SegDatasetInfo] = seg_datasets()
 
 
 def seg_configs_dir() -> Path:
@@ -60,10 +71,7 @@ def seg_configs_dir() -> Path:
 
 def get_seg_dataset(name: str) -> SegDatasetInfo:
     """Dataset info by name; unknown names list the known ones."""
-    if name not in SEG_DATASETS:
-        raise UnknownNameError(f"unknown segmentation dataset {name!r}{close_matches(name, list(SEG_DATASETS))}; "
-                               f"known: {', '.join(SEG_DATASETS)}")
-    return SEG_DATASETS[name]
+    return _info(get_dataset_spec(name, kind="segmentation"))
 
 
 def config_path(dataset: str, crop: int) -> Path:
@@ -83,42 +91,43 @@ def default_data_root(dataset: str) -> Optional[Path]:
     return Path(base) / get_seg_dataset(dataset).folder if base else None
 
 
-def check_data_root(root: Path, dataset: str) -> dict[str, int]:
-    """Check an mmseg-layout folder (``img_dir/{train,val}``, ``ann_dir/{train,val}``); returns tile counts."""
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"segmentation data folder {root} does not exist (expected img_dir/ and ann_dir/ as "
-                        f"`satbench data prepare {dataset}` writes them)")
-    counts = {}
-    for split in ("train", "val"):
-        for sub in ("img_dir", "ann_dir"):
-            d = root / sub / split
-            if not d.is_dir():
-                raise DataError(f"{d} is missing (expected {root}/img_dir/{{train,val}} and {root}/ann_dir/{{train,val}})")
-        imgs = sorted(p.stem for p in (root / "img_dir" / split).glob("*.png"))
-        anns = {p.stem for p in (root / "ann_dir" / split).glob("*.png")}
-        if not imgs:
-            raise DataError(f"{root / 'img_dir' / split} holds no .png tiles")
-        lacking = [s for s in imgs if s not in anns]
-        if lacking:
-            raise DataError(f"{root / 'ann_dir' / split}: no label for {len(lacking)} tile(s), e.g. {lacking[0]}.png")
-        counts[split] = len(imgs)
-    return counts
+def default_recipe() -> SegmentationSettings:
+    """The default segmentation protocol's settings (``tasks/segmentation/upernet-v1.yaml``)."""
+    from ..protocols import load_protocol
+
+    return load_protocol(DEFAULT_PROTOCOL, task="segmentation").settings(SegmentationSettings)
 
 
-def _scale_schedule(cfg: Config, iters: int) -> dict[str, Any]:
-    """Shorten the 80k recipe to ``iters`` iterations, scaling the warm-up proportionally."""
-    warmup = RECIPE_WARMUP * iters // RECIPE_ITERS
+def _schedule(cfg: Config, iters: int, recipe: SegmentationSettings) -> dict[str, Any]:
+    """The recipe's schedule for ``iters`` iterations (a shorter run scales the warm-up proportionally)."""
+    warmup = recipe.warmup_for(iters)
     sched = []
     if warmup > 0:
-        sched.append(dict(type="LinearLR", start_factor=1e-6, by_epoch=False, begin=0, end=warmup))
-    sched.append(dict(type="PolyLR", eta_min=0.0, power=1.0, begin=warmup, end=iters, by_epoch=False))
+        sched.append(dict(type="LinearLR", start_factor=recipe.warmup_start_factor, by_epoch=False, begin=0,
+                          end=warmup))
+    sched.append(dict(type="PolyLR", eta_min=0.0, power=recipe.poly_power, begin=warmup, end=iters, by_epoch=False))
     cfg.param_scheduler = sched
     cfg.train_cfg.max_iters = iters
     cfg.train_cfg.val_interval = min(cfg.train_cfg.val_interval, iters)
     cfg.default_hooks.checkpoint.interval = min(cfg.default_hooks.checkpoint.interval, iters)
     cfg.default_hooks.logger.interval = min(cfg.default_hooks.logger.interval, max(1, iters // 10))
-    return {"iters": iters, "warmup": warmup, "scaled_from": RECIPE_ITERS}
+    return {"iters": iters, "warmup": warmup, "scaled_from": recipe.iters}
+
+
+def _apply_recipe(cfg: Config, recipe: SegmentationSettings, crop: int) -> None:
+    """Write the recipe's optimiser, heads and inference window into the config."""
+    if crop not in recipe.crops:
+        raise ProtocolError(f"crop {crop} is not one of the protocol's crops {list(recipe.crops)}")
+    opt = cfg.optim_wrapper.optimizer
+    opt.lr = recipe.lr
+    opt.betas = tuple(recipe.betas)
+    opt.weight_decay = recipe.weight_decay
+    cfg.model.decode_head.channels = recipe.decode_channels
+    cfg.model.auxiliary_head.channels = recipe.aux_channels
+    cfg.model.auxiliary_head.loss_decode.loss_weight = recipe.aux_loss_weight
+    stride = int(round(crop * recipe.test_stride_ratio))
+    cfg.model.test_cfg.mode = recipe.test_mode
+    cfg.model.test_cfg.stride = (stride, stride)
 
 
 def build_config(
@@ -130,30 +139,40 @@ def build_config(
     seed: int = 0,
     data_root: Optional[str | os.PathLike] = None,
     out_indices: Optional[Sequence[int]] = None,
-    norm_layers: bool = True,
-    frozen: bool = False,
+    norm_layers: Optional[bool] = None,
+    frozen: Optional[bool] = None,
     layer_decay: Optional[float] = None,
     build_options: Optional[dict[str, Any]] = None,
     trust_checkpoint: bool = False,
     kind: str = "pretrain",
-    total_batch: int = RECIPE_TOTAL_BATCH,
+    total_batch: Optional[int] = None,
     world_size: int = 1,
     num_workers: Optional[int] = None,
     iters: Optional[int] = None,
     work_dir: Optional[str | os.PathLike] = None,
     cfg_options: Optional[dict[str, Any]] = None,
+    recipe: Optional[SegmentationSettings] = None,
 ) -> Config:
-    """The shipped ``upernet_<dataset>_<crop>.py`` config, filled in for ``model`` (card name or card file).
+    """The shipped ``upernet_<dataset>_<crop>.py`` config, filled in for ``model`` (card name or card file) and the
+    segmentation protocol's ``recipe`` (default: ``upernet-v1``).
 
-    ``total_batch`` images per iteration are split over ``world_size`` processes (must divide).
-    ``iters`` shortens the 80k schedule (warm-up scaled proportionally); ``cfg_options`` are applied last
-    (mmengine ``merge_from_dict`` dotted keys, like mmseg's ``--cfg-options``).
+    Arguments left None take the recipe's value: ``total_batch`` images per iteration are split over ``world_size``
+    processes (must divide); ``iters`` shortens the schedule (warm-up scaled proportionally); ``cfg_options`` are
+    applied last (mmengine ``merge_from_dict`` dotted keys, like mmseg's ``--cfg-options``).
     """
+    recipe = recipe or default_recipe()
     card = resolve_card(model)
     info = get_seg_dataset(dataset)
     cfg = Config.fromfile(str(config_path(dataset, crop)))
+    _apply_recipe(cfg, recipe, crop)
+    norm_layers = recipe.norm_layers if norm_layers is None else norm_layers
+    frozen = recipe.frozen if frozen is None else frozen
+    layer_decay = recipe.layer_decay if layer_decay is None else layer_decay
+    total_batch = recipe.total_batch if total_batch is None else total_batch
     d = card.embed_dim
-    idx = list(out_indices) if out_indices is not None else list(default_out_indices(card.depth))
+    if out_indices is None:
+        out_indices = recipe.out_indices_for(card.depth) or default_out_indices(card.depth)
+    idx = list(out_indices)
     bb = cfg.model.backbone
     bb.model = model if model.endswith((".yaml", ".yml")) else card.name
     bb.weights = weights
@@ -192,10 +211,10 @@ def build_config(
         for key in ("train_dataloader", "val_dataloader", "test_dataloader"):
             cfg[key].dataset.data_root = str(root)
         cfg.data_root = str(root)
-    if iters is not None:
-        if iters <= 0:
-            raise ProtocolError(f"iters must be positive, got {iters}")
-        _scale_schedule(cfg, iters)
+    iters = recipe.iters if iters is None else iters
+    if iters <= 0:
+        raise ProtocolError(f"iters must be positive, got {iters}")
+    _schedule(cfg, iters, recipe)
     if work_dir is not None:
         cfg.work_dir = str(work_dir)
     if cfg_options:

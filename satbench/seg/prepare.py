@@ -23,18 +23,8 @@ from . import mmcv_compat
 
 mmcv_compat.install()
 
-from ..data.prepare import register_preparer  # noqa: E402
 from ..errors import DataError  # noqa: E402
 from .config import check_data_root, get_seg_dataset  # noqa: E402
-
-REQUIRED_ZIPS: dict[str, tuple[str, ...]] = {
-    "potsdam": ("2_Ortho_RGB.zip", "5_Labels_all_noBoundary.zip"),
-    "vaihingen": ("ISPRS_semantic_labeling_Vaihingen.zip",
-                  "ISPRS_semantic_labeling_Vaihingen_ground_truth_eroded_COMPLETE.zip"),
-    "loveda": ("Train.zip", "Val.zip", "Test.zip"),
-}
-MAX_LABEL = {"potsdam": 6, "vaihingen": 6, "loveda": 7}  # raw values; 0 = ignore / no-data
-
 
 def converter_script(kind: str) -> Path:
     """Path of mmseg's converter for ``kind`` inside the installed wheel."""
@@ -47,9 +37,10 @@ def converter_script(kind: str) -> Path:
 
 
 def check_labels(root: Path, kind: str, limit: Optional[int] = None) -> dict[str, Any]:
-    """Label values of (up to ``limit``) masks per split must lie in ``0..MAX_LABEL[kind]``."""
+    """Label values of (up to ``limit``) masks per split must lie in ``0..max_label`` (the catalog's)."""
     from PIL import Image
 
+    max_label = get_seg_dataset(kind).max_label
     seen: set[int] = set()
     for split in ("train", "val"):
         files = sorted((root / "ann_dir" / split).glob("*.png"))[:limit]
@@ -58,8 +49,8 @@ def check_labels(root: Path, kind: str, limit: Optional[int] = None) -> dict[str
             if arr.ndim != 2:
                 raise DataError(f"{f}: label image must be single-channel, got shape {arr.shape}")
             vals = np.unique(arr)
-            if vals.max() > MAX_LABEL[kind]:
-                raise DataError(f"{f}: label value {int(vals.max())} out of range 0..{MAX_LABEL[kind]} for {kind}")
+            if vals.max() > max_label:
+                raise DataError(f"{f}: label value {int(vals.max())} out of range 0..{max_label} for {kind}")
             seen.update(int(v) for v in vals)
     return {"label_values": sorted(seen)}
 
@@ -77,10 +68,11 @@ def convert(kind: str, src: Path, out: Path, *, tmp_dir: Optional[Path] = None, 
     src, dst = Path(src), Path(out) / get_seg_dataset(kind).folder
     if not src.is_dir():
         raise DataError(f"--src {src}: no such folder (expected the official {kind} zip files in it)")
-    missing = [z for z in REQUIRED_ZIPS[kind] if not (src / z).is_file()]
+    required = get_seg_dataset(kind).required_files
+    missing = [z for z in required if not (src / z).is_file()]
     if missing:
         raise DataError(f"{src}: missing {', '.join(missing)} (the official {kind} download; expected "
-                        f"{', '.join(REQUIRED_ZIPS[kind])})")
+                        f"{', '.join(required)})")
     argv = [str(converter_script(kind)), str(src), "-o", str(dst)]
     if tmp_dir is not None:
         argv += ["--tmp_dir", str(tmp_dir)]
@@ -106,21 +98,3 @@ def convert(kind: str, src: Path, out: Path, *, tmp_dir: Optional[Path] = None, 
     expected = get_seg_dataset(kind).expected
     return {"dataset": kind, "src": str(src), "dst": str(dst), "converter": f"mmseg {argv[0].split('/.mim/')[-1]}",
             "counts": counts, "expected_counts": expected, "matches_expected": counts == expected, **labels}
-
-
-@register_preparer("potsdam")
-def prepare_potsdam(src: Path, dst: Path, **options: Any) -> dict[str, Any]:
-    """ISPRS Potsdam from ``2_Ortho_RGB.zip`` + ``5_Labels_all_noBoundary.zip``."""
-    return convert("potsdam", src, dst, **options)
-
-
-@register_preparer("vaihingen")
-def prepare_vaihingen(src: Path, dst: Path, **options: Any) -> dict[str, Any]:
-    """ISPRS Vaihingen (IRRG) from the two official zips."""
-    return convert("vaihingen", src, dst, **options)
-
-
-@register_preparer("loveda")
-def prepare_loveda(src: Path, dst: Path, **options: Any) -> dict[str, Any]:
-    """LoveDA from ``Train.zip``, ``Val.zip``, ``Test.zip``."""
-    return convert("loveda", src, dst, **options)

@@ -27,7 +27,7 @@ from ..errors import DataError, SatbenchError  # noqa: E402
 from ..io import atomic_torch_save, atomic_write_bytes, canonical_hash  # noqa: E402
 from ..results import make_record, write_record  # noqa: E402
 from .backbone import resolve_card  # noqa: E402
-from .config import SEG_DATASETS, build_config, check_data_root, default_data_root, get_seg_dataset  # noqa: E402
+from .config import DEFAULT_PROTOCOL, SEG_DATASETS, build_config, check_data_root, default_data_root, get_seg_dataset  # noqa: E402
 
 FINAL_WEIGHTS = "final_weights.pth"
 CONFIG_NAME = "satbench_seg_config.py"
@@ -142,11 +142,11 @@ def run_segmentation(
     seed: int = 0,
     work_dir: Optional[str | os.PathLike] = None,
     iters: Optional[int] = None,
-    frozen: bool = False,
+    frozen: Optional[bool] = None,
     layer_decay: Optional[float] = None,
     out_indices: Optional[Sequence[int]] = None,
-    norm_layers: bool = True,
-    total_batch: int = 8,
+    norm_layers: Optional[bool] = None,
+    total_batch: Optional[int] = None,
     num_workers: Optional[int] = None,
     resume: Optional[str] = None,
     build_options: Optional[dict[str, Any]] = None,
@@ -155,6 +155,8 @@ def run_segmentation(
     cfg_options: Optional[dict[str, Any]] = None,
     results_dir: Optional[str | os.PathLike] = None,
     write: bool = True,
+    protocol: Any = None,
+    dataset_describe: Optional[dict[str, Any]] = None,
 ) -> dict[str, Any]:
     """Train UperNet on ``dataset`` at ``crop`` px and evaluate it; returns the result record.
 
@@ -162,6 +164,11 @@ def run_segmentation(
     resume load runs with ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` (mmengine's own checkpoints need it on
     torch >= 2.6), set only around ``runner.train()`` and restored afterwards.
     """
+    from ..eval.seg_settings import SegmentationSettings
+    from ..protocols import load_protocol
+
+    protocol = protocol or load_protocol(DEFAULT_PROTOCOL, task="segmentation")
+    recipe = protocol.settings(SegmentationSettings)
     kind, root = resolve_dataset(dataset, seg_format)
     counts = check_data_root(root, kind)
     card = resolve_card(model)
@@ -175,7 +182,8 @@ def run_segmentation(
     cfg = build_config(model, kind, crop, weights=weights, seed=seed, data_root=root, out_indices=out_indices,
                        norm_layers=norm_layers, frozen=frozen, layer_decay=layer_decay, build_options=build_options,
                        trust_checkpoint=trust_checkpoint, total_batch=total_batch, world_size=world_size,
-                       num_workers=num_workers, iters=iters, work_dir=work_dir, cfg_options=cfg_options)
+                       num_workers=num_workers, iters=iters, work_dir=work_dir, cfg_options=cfg_options,
+                       recipe=recipe)
     cfg.launcher = "pytorch" if world_size > 1 else "none"
     cpu_dist = None
     if not torch.cuda.is_available():
@@ -213,30 +221,38 @@ def run_segmentation(
                                     "config": CONFIG_NAME, "iter": runner.iter}}, final)
     metrics = _split_metrics(keep.metrics)
     info = get_seg_dataset(kind)
-    params = {
+    applied = {
         "config": cfg.satbench["config"], "crop": crop, "iters": cfg.train_cfg.max_iters,
-        "total_batch": total_batch, "world_size": world_size, "batch_per_process": cfg.train_dataloader.batch_size,
+        "total_batch": cfg.satbench["total_batch"], "world_size": world_size,
+        "batch_per_process": cfg.train_dataloader.batch_size,
         "optimizer": cfg.optim_wrapper.optimizer.to_dict(), "optim_wrapper": cfg.optim_wrapper.type,
-        "layer_decay": layer_decay, "param_scheduler": [dict(s) for s in cfg.param_scheduler],
-        "frozen": bool(frozen), "out_indices": list(backbone.out_indices), "norm_layers": bool(norm_layers),
-        "neck": "Feature2Pyramid[4,2,1,0.5]", "decode_head": "UPerHead", "channels": cfg.model.decode_head.channels,
-        "aux_head": "FCNHead(in_index=2, loss_weight=0.4)", "test_cfg": cfg.model.test_cfg.to_dict(),
-        "seed": seed, "resumed": resume is not None, "cfg_options": dict(cfg_options or {}),
+        "layer_decay": cfg.satbench["layer_decay"], "param_scheduler": [dict(s) for s in cfg.param_scheduler],
+        "frozen": bool(backbone.frozen), "out_indices": list(backbone.out_indices),
+        "norm_layers": bool(backbone.norm_layers), "neck": "Feature2Pyramid[4,2,1,0.5]", "decode_head": "UPerHead",
+        "channels": cfg.model.decode_head.channels, "aux_head": "FCNHead(in_index=2)",
+        "test_cfg": cfg.model.test_cfg.to_dict(), "seed": seed, "resumed": resume is not None,
+        "cfg_options": dict(cfg_options or {}),
     }
     if cpu_dist is not None:
-        params["cpu_distributed"] = cpu_dist
-    protocol = {"name": f"upernet_{kind}_{crop}", "task": "segmentation", "params": params,
-                "hash": canonical_hash(params)}
+        applied["cpu_distributed"] = cpu_dist
+    # Run settings outside the recipe that still change numbers become overrides of the protocol (recorded).
+    run_overrides = {k: v for k, v in {"out_indices_run": list(out_indices) if out_indices is not None else None,
+                                        "cfg_options": dict(cfg_options) if cfg_options else None}.items()
+                     if v is not None}
+    protocol_record = protocol.as_record()
+    if run_overrides:
+        protocol_record["overrides"] = {**protocol_record["overrides"], **run_overrides}
     record = make_record(
-        task="segmentation", model=card.name, weights=backbone.weights_info.as_dict(), protocol=protocol,
-        dataset={"name": kind, "root": str(root), "counts": counts, "mmseg_type": info.dataset_type,
-                 "num_classes": info.num_classes, "channels": info.channels},
+        task="segmentation", model=card.name, weights=backbone.weights_info.as_dict(), protocol=protocol_record,
+        dataset=dataset_describe or {"name": kind, "root": str(root), "counts": counts,
+                                     "mmseg_type": info.dataset_type, "num_classes": info.num_classes,
+                                     "channels": info.channels},
         metrics=metrics, summary={"mIoU": metrics["mIoU"], "crop": crop},
         extractor={"normalization": card.norm.as_dict(), "mean_255": list(cfg.model.data_preprocessor.mean),
                    "std_255": list(cfg.model.data_preprocessor.std), "bf16": bf16,
                    "model_options": backbone.options["model_options"]},
         timings={"train_s": round(train_s, 3), "s_per_iter": round(train_s / max(1, cfg.train_cfg.max_iters), 4)},
-        extra={"work_dir": str(work_dir), "config_file": str(work_dir / CONFIG_NAME),
+        extra={"applied": applied, "work_dir": str(work_dir), "config_file": str(work_dir / CONFIG_NAME),
                "final_weights": str(work_dir / FINAL_WEIGHTS), "final_iter": runner.iter,
                "train_loss": keep.losses},
         device=str(next(seg_model.parameters()).device),

@@ -1,0 +1,292 @@
+"""satbench's Python API: load a model, open a dataset, run a task, read the leaderboard.
+
+The command line (``satbench.commands``) only parses arguments, calls these functions and prints. The functions
+only wire the pieces: the registry and weights (:mod:`satbench.registry`, :mod:`satbench.weights`), the dataset
+catalog (:mod:`satbench.data.datasets`), protocols (:mod:`satbench.protocols`), the task registry
+(:mod:`satbench.eval.task`) and the results store (:mod:`satbench.results`).
+
+Example::
+
+    import satbench
+    model = satbench.load_model("satdino-vit_small-16", weights="random")
+    feats = model.extract("ucm-mini", size=224)              # [n, 384] normed CLS of the bundled images
+    record = satbench.run("knn", model=model, dataset="ucm-mini", scales=[1.0, 0.5])
+    print(record.summary["top1_avg"])
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Iterable, Optional, Sequence
+
+import numpy as np
+
+from .errors import DataError, ProtocolError, SatbenchError
+
+log = logging.getLogger("satbench")
+
+DEFAULT_MODEL = "satdino-vit_small-16"
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Models
+# ---------------------------------------------------------------------------------------------------------------------
+class Model:
+    """A loaded backbone: its card, the provenance of its weights, and the sealed feature extractor.
+
+    ``features(images)`` runs the backbone on a batch ``[B, 3, H, W]`` (floats in [0, 1] or uint8; the model's
+    normalisation is always applied); ``extract(folder_or_split, size)`` returns the normed-CLS features of every image
+    of a folder, a split file or a bundled dataset with the kNN transform at ``size`` px.
+    """
+
+    def __init__(self, loaded: Any, *, device: str = "auto", bf16: bool = False) -> None:
+        self.loaded = loaded
+        self.device = device
+        self.bf16 = bf16
+        self._extractor: Any = None
+
+    @property
+    def card(self) -> Any:
+        return self.loaded.card
+
+    @property
+    def weights(self) -> Any:
+        return self.loaded.weights
+
+    @property
+    def name(self) -> str:
+        return self.loaded.card.name
+
+    @property
+    def extractor(self) -> Any:
+        if self._extractor is None:
+            from .features import FeatureExtractor
+
+            self._extractor = FeatureExtractor(self.loaded, device=self.device, bf16=self.bf16)
+        return self._extractor
+
+    def features(self, images: Any, *, layers: Sequence[int] = (), input_res: Any = None) -> Any:
+        """:class:`~satbench.backbones.base.BackboneOutput` of a batch of un-normalised images."""
+        import torch
+
+        if isinstance(images, np.ndarray):
+            images = torch.from_numpy(images)
+        return self.extractor(images, layers=layers, input_res=input_res)
+
+    def extract(self, images: str | os.PathLike, size: int = 224, *, normalization: Optional[str] = None,
+                batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        """``[n, D]`` float32 features of an image folder, a split file, or a bundled dataset's val split."""
+        from .data.catalog import find_dataset_spec
+        from .extract_api import extract_features
+
+        path = Path(images)
+        spec = find_dataset_spec(str(images)) if not path.exists() else None
+        if spec is not None and spec.bundled_dir is not None:
+            path = spec.bundled_dir / "val.txt"
+        feats, _ = extract_features(self.loaded, path, size, normalization=normalization, device=self.device,
+                                    bf16=self.bf16, batch_size=batch_size, progress=progress)
+        return feats
+
+    def __repr__(self) -> str:
+        return f"Model({self.name!r}, weights={self.weights.tag or self.weights.source!r})"
+
+
+def list_models() -> list[Any]:
+    """Every registered model card (``models/`` and ``$SATBENCH_MODEL_CARDS``), sorted by name."""
+    from .registry import list_cards
+
+    return list_cards()
+
+
+def load_model(name: str = DEFAULT_MODEL, weights: Optional[str] = None, *, seed: int = 0,
+               trust_checkpoint: bool = False, kind: str = "pretrain", device: str = "auto", bf16: bool = False,
+               **options: Any) -> Model:
+    """Build ``name``'s backbone and load its weights strictly.
+
+    ``weights``: None (the card's official weights from the cache or the hub), ``"random"`` (seeded with ``seed``),
+    a file or a folder. ``options`` are the family's build options (e.g. ``attn_impl="sdpa"``), checked against what
+    the family declares.
+    """
+    return Model(_load(name, weights, seed=seed, trust_checkpoint=trust_checkpoint, kind=kind, options=options),
+                 device=device, bf16=bf16)
+
+
+def _load(name: str, weights: Optional[str], *, seed: int, trust_checkpoint: bool, kind: str,
+          options: dict[str, Any]) -> Any:
+    from . import weights as weights_mod
+    from .backbones import FAMILIES
+    from .registry import get_card
+
+    card = get_card(name)
+    family = FAMILIES[card.family]
+    for key in options:
+        if key not in family.options:
+            raise SatbenchError(f"option {key} does not apply to {card.name}: the {family.name} family has no {key} "
+                                f"option (its options: {', '.join(sorted(family.options)) or 'none'})")
+    family.check_options(dict(options), f"model {card.name}")
+    return weights_mod.load_model(card, weights, kind=kind, seed=seed, trust_checkpoint=trust_checkpoint, **options)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Datasets, protocols, tasks
+# ---------------------------------------------------------------------------------------------------------------------
+def open_dataset(name_or_dir: Optional[str] = None, **kwargs: Any) -> Any:
+    """A dataset by catalog name, bundled subset or folder (see :func:`satbench.data.datasets.open_dataset`)."""
+    from .data.datasets import open_dataset as _open
+
+    return _open(name_or_dir, **kwargs)
+
+
+def list_datasets(kind: Optional[str] = None) -> list[Any]:
+    """The dataset catalog (optionally one kind: ``scene``, ``fmow``, ``segmentation``)."""
+    from .data.catalog import list_datasets as _list
+
+    return _list(kind)
+
+
+def list_protocols(task: Optional[str] = None) -> list[Any]:
+    """Every shipped protocol (optionally those a task accepts), sorted by name."""
+    from .eval.task import get_task
+    from .protocols import list_protocols as _list
+
+    protos = _list()
+    if task is None:
+        return protos
+    t = get_task(task)
+    return [p for p in protos if t.accepts(p)]
+
+
+def list_tasks() -> list[Any]:
+    """Every registered task (built-in and ``$SATBENCH_PLUGINS``)."""
+    from .eval.task import list_tasks as _list
+
+    return _list()
+
+
+def resolve_protocol(task: Any, protocol: Optional[str] = None, overrides: Optional[dict[str, Any]] = None) -> Any:
+    """The task's protocol (its default when None) with ``overrides``, checked against the task's typed settings."""
+    from .protocols import load_protocol
+
+    proto = load_protocol(protocol or task.default_protocol)
+    if not task.accepts(proto):
+        raise ProtocolError(f"protocol {proto.name} (task {proto.task}) does not apply to task {task.name}")
+    ov = task.complete_overrides(proto, {k: v for k, v in (overrides or {}).items() if v is not None})
+    if ov:
+        proto = proto.with_overrides(**ov)
+    if task.settings is not None:
+        proto.settings(task.settings)  # strict: fails here, before any work, naming the file and the key
+    return proto
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Running a task
+# ---------------------------------------------------------------------------------------------------------------------
+RUN_OPTION_NAMES = ("device", "bf16", "batch_size", "num_workers", "use_cache", "progress", "seed", "output_dir",
+                    "resume", "trust_checkpoint")
+DATASET_OPTION_NAMES = ("data_root", "normalization", "native_size", "split_source", "train_csv", "val_csv",
+                        "seg_format")
+
+
+def run(task: str, model: Any = DEFAULT_MODEL, dataset: Any = None, protocol: Optional[str] = None, *,
+        weights: Optional[str] = None, results_dir: Optional[str | os.PathLike] = None, write: bool = True,
+        model_options: Optional[dict[str, Any]] = None, task_options: Optional[dict[str, Any]] = None,
+        **kwargs: Any) -> Any:
+    """Run ``task`` for ``model`` on ``dataset`` under ``protocol``; returns the :class:`~satbench.results.Record`
+    (written to ``results_dir`` unless ``write=False``; None on the non-main processes of a torchrun job).
+
+    ``model``: a registered name (loaded with ``weights``), a :class:`Model`, or a loaded model. ``dataset``: a
+    catalog name, a folder, or an opened dataset (default: the bundled ``ucm-mini``). Keyword arguments are run
+    options (``device``, ``bf16``, ``batch_size``, ``num_workers``, ``use_cache``, ``progress``, ``seed``,
+    ``output_dir``, ``resume``, ``trust_checkpoint``), dataset options (``data_root``, ``normalization`` -- a preset,
+    ``mean=..;std=..`` or ``compute`` --, ``native_size``, ``split_source``, ``train_csv``, ``val_csv``,
+    ``seg_format``), or protocol overrides (e.g. ``scales=[1.0, 0.5]``, ``k=[20]``, ``epochs=1``; recorded).
+    """
+    from .distributed import torchrun_world_size
+    from .eval.task import ModelRef, RunOptions, get_task
+    from .results import check_results_folder
+
+    t = get_task(task)
+    run_kw = {k: kwargs.pop(k) for k in RUN_OPTION_NAMES if k in kwargs}
+    ds_kw = {k: kwargs.pop(k) for k in DATASET_OPTION_NAMES if k in kwargs}
+    overrides = kwargs  # everything else is a protocol parameter (checked against the task's settings)
+    if run_kw.get("num_workers") is None:
+        run_kw["num_workers"] = t.default_num_workers
+    options = RunOptions(**run_kw, extra=dict(task_options or {}))
+    world = torchrun_world_size()
+    if world > 1 and not t.distributed:
+        raise SatbenchError(f"task {t.name} does not shard its work over processes yet: under torchrun with "
+                            f"{world} processes every process would redo the whole job; run it as one process")
+    rank = int(os.environ.get("RANK", "0"))
+    if write and rank == 0:
+        check_results_folder(results_dir)  # before any work: a long run is never lost at the end
+    proto = resolve_protocol(t, protocol, overrides)
+    ds = _dataset(t, dataset, ds_kw, options)
+    loaded = _model(t, model, weights, options, model_options or {})
+    record = t.run(loaded, ds, proto, options)
+    if record is not None and write:
+        record.write(results_dir)
+    return record
+
+
+def _dataset(task: Any, dataset: Any, ds_kw: dict[str, Any], options: Any) -> Any:
+    from .data.catalog import resolve_normalization
+    from .data.datasets import open_dataset as _open
+    from .data.scene import compute_normalization
+
+    if dataset is not None and not isinstance(dataset, (str, os.PathLike)):
+        return dataset
+    norm_spec = ds_kw.pop("normalization", None)
+    compute = norm_spec == "compute"
+    if norm_spec is not None and not compute and not hasattr(norm_spec, "mean"):
+        norm_spec = resolve_normalization(str(norm_spec))
+    ds = _open(str(dataset) if dataset is not None else None, kinds=task.dataset_kinds,
+               normalization=None if compute else norm_spec, **ds_kw)
+    if compute:
+        if not hasattr(ds, "samples") or getattr(ds, "spec", None) is None or ds.spec.kind != "scene":
+            raise DataError("--normalization compute applies to scene datasets")
+        ds.normalization = compute_normalization(ds, "train", progress=options.progress)
+        ds.facts_source["normalization"] = "computed from the train split"
+        options.extra.setdefault("normalization", ds.normalization)
+        options.extra["normalization_computed"] = True
+    elif norm_spec is not None:
+        options.extra.setdefault("normalization", norm_spec)
+    if hasattr(ds, "check"):
+        ds.check()  # every split entry exists and names a class folder: fails before any model is loaded
+    return ds
+
+
+def _model(task: Any, model: Any, weights: Optional[str], options: Any, model_options: dict[str, Any]) -> Any:
+    from .eval.task import ModelRef
+
+    if isinstance(model, Model):
+        return model.loaded
+    if not isinstance(model, str):
+        return model  # a loaded model
+    if not task.needs_loaded_model:
+        from .registry import get_card
+
+        get_card(model)  # unknown names fail now
+        return ModelRef(model, weights, options.seed, dict(model_options), options.trust_checkpoint)
+    return _load(model, weights, seed=options.seed, trust_checkpoint=options.trust_checkpoint,
+                 kind=task.weights_kind(options), options=model_options)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Results
+# ---------------------------------------------------------------------------------------------------------------------
+def read_records(results_dir: Optional[str | os.PathLike] = None, task: Optional[str] = None) -> list[Any]:
+    """Every record in ``results_dir`` (default ``$SATBENCH_RESULTS`` or ``./results/runs``), oldest first."""
+    from .results import read_records as _read
+
+    return _read(results_dir, task)
+
+
+def leaderboard(records: Optional[Iterable[Any]] = None, *, results_dir: Optional[str | os.PathLike] = None,
+                task: Optional[str] = None, fmt: str = "md") -> str:
+    """The leaderboard tables (records next to the papers' numbers) as one document in ``fmt``."""
+    from .leaderboard import build_tables, render
+
+    recs = list(records) if records is not None else read_records(results_dir)
+    return "\n".join(render(t, fmt) for t in build_tables(recs, task))

@@ -1,0 +1,144 @@
+"""Model cards: the :class:`ModelCard` type and the checks of one card file. A leaf module (no satbench imports but
+errors, settings, the normalisation presets and the YAML reader), so backbones, weights and the registry can all use it.
+
+A card is strict: every key has a declared type, unknown keys are an error naming the card and the key, and keys put
+in the wrong place are named with where they belong (e.g. ``pool`` at the top level belongs under ``options:``).
+What a family accepts under ``options:`` and how its dimensions must agree is checked by the family itself
+(:meth:`satbench.backbones.base.Family.check_card`), when the registry loads the card.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from .errors import SatbenchError
+from .normalization import Normalization, get_normalization
+from .settings import ge, gt, load_settings
+
+#: Keys that belong under ``options:`` (build options of some family), not at the top level of a card.
+OPTION_KEYS = ("pool", "pos_interp", "attn_impl", "pos_embed", "gsd_register", "drop_path_rate", "global_pool")
+
+
+class CardError(SatbenchError):
+    """A model card file that is malformed."""
+
+
+@dataclass(frozen=True)
+class WeightEntry:
+    """One declared weight file of a card (``weights: {pretrain: ..., finetune: ...}``)."""
+
+    filename: str
+    hf_repo: str = ""
+    url: str = ""
+    revision: Optional[str] = None
+    sha256: str = ""
+    key_prefix: str = ""
+    known_answer: Optional[dict[str, Any]] = None
+
+    def check(self, where: str) -> None:
+        if not self.filename or "/" in self.filename or self.filename in (".", ".."):
+            raise CardError(f"{where}: weights filename must be a plain file name, got {self.filename!r}")
+        if self.sha256 and (len(self.sha256) != 64 or any(c not in "0123456789abcdef" for c in self.sha256)):
+            raise CardError(f"{where}: weights sha256 must be 64 lower-case hex digits or empty, got {self.sha256!r}")
+
+
+@dataclass(frozen=True)
+class _CardFields:
+    """The schema of a card file (see :class:`ModelCard` for the meaning of each key)."""
+
+    name: str
+    family: str
+    patch_size: int = field(metadata=gt(0))
+    embed_dim: int = field(metadata=gt(0))
+    depth: int = field(metadata=gt(0))
+    feature_dim: int = field(metadata=gt(0))
+    normalization: str
+    arch: str = ""
+    num_heads: int = field(default=0, metadata=ge(0))
+    img_size: int = field(default=224, metadata=gt(0))
+    description: str = ""
+    feature: str = "cls"
+    params_expected: Optional[int] = None
+    params_exclude: tuple[str, ...] = ()
+    weights: dict[str, WeightEntry] = field(default_factory=dict)
+    paper: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    license: str = ""
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """A registered model: architecture, weight sources, normalisation and expected size.
+
+    ``weights`` maps a kind (``pretrain``, ``finetune``) to its entry as a plain dict (``filename``, ``hf_repo`` or
+    ``url``, ``revision``, ``sha256``, ``key_prefix``, ``known_answer``). ``options`` are the family's build options
+    (e.g. ``pool: cls`` for the MAE families). ``path`` is the card file (empty for cards made at run time).
+    """
+
+    name: str
+    family: str
+    patch_size: int
+    embed_dim: int
+    depth: int
+    feature_dim: int
+    normalization: str
+    arch: str = ""
+    num_heads: int = 0
+    img_size: int = 224
+    description: str = ""
+    feature: str = "cls"
+    params_expected: int | None = None
+    params_exclude: tuple[str, ...] = ()
+    weights: dict[str, dict[str, Any]] = field(default_factory=dict)
+    paper: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    license: str = ""
+    aliases: tuple[str, ...] = ()
+    path: str = ""
+
+    @property
+    def norm(self) -> Normalization:
+        """The card's normalisation preset."""
+        return get_normalization(self.normalization)
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("path", None)
+        return d
+
+
+def card_from_mapping(data: Any, where: str, *, path: str = "") -> ModelCard:
+    """Check a card mapping (types, ranges, unknown and misplaced keys, the normalisation preset) -> :class:`ModelCard`."""
+    if not isinstance(data, dict):
+        raise CardError(f"{where} must be a mapping of card keys, got {type(data).__name__}")
+    misplaced = [k for k in data if k in OPTION_KEYS]
+    if misplaced:
+        raise CardError(f"{where}: key {misplaced[0]} belongs under options: (a build option of the family), "
+                        f"not at the top level")
+    fields = load_settings(_CardFields, data, where, error=CardError)
+    try:
+        get_normalization(fields.normalization)
+    except SatbenchError as exc:
+        raise CardError(f"{where}: normalization: {exc}") from None
+    weights = {}
+    for kind, entry in fields.weights.items():
+        entry.check(f"{where}: weights.{kind}")
+        weights[kind] = dict(data["weights"][kind])  # validated above; only the keys the card gives
+    values = {k: getattr(fields, k) for k in _CardFields.__dataclass_fields__}
+    values["weights"] = weights
+    return ModelCard(path=path, **values)
+
+
+def read_card_file(path: Path) -> ModelCard:
+    """Read and check one card file; its file name must be ``<name>.yaml``."""
+    from .io import read_yaml
+
+    where = f"model card {path}"
+    data = read_yaml(path, what="model card", error=CardError)
+    card = card_from_mapping(data, where, path=str(path))
+    if path.stem != card.name:
+        raise CardError(f"{where} declares name {card.name!r}; the file must be named {card.name}.yaml")
+    return card

@@ -1,0 +1,225 @@
+"""The dataset catalog: one YAML spec per dataset, the one place per-dataset facts live.
+
+Specs are ``satbench/data/catalog/<name>.yaml`` (shipped) plus ``<name>.yaml`` files in the folders listed in
+``$SATBENCH_DATASETS`` (a user's own datasets). A spec gives the task kind, native size, classes, SatDINO's
+normalisation table, the official split files, the raw-download layout, licence, citation, download sources and
+checksums (or how to obtain the data by hand), the label and order the leaderboard uses, and, for segmentation
+datasets, the mmseg dataset class, converter, required archives and label range. ``data prepare``, ``data check``,
+``data download``, the kNN normalisation rule, the leaderboard, pretraining defaults and the segmentation configs all
+read it from here. A user's folder that is not in the catalog becomes a spec at run time (:func:`spec_for_folder`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal, Optional
+
+from ..errors import SatbenchError, UnknownNameError, close_matches
+from ..normalization import Normalization, get_normalization, parse_normalization
+from ..settings import ge, gt, load_settings
+
+CATALOG_DIR = Path(__file__).resolve().parent / "catalog"
+SPLITS_DIR = Path(__file__).resolve().parent / "splits"
+BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
+KINDS = ("scene", "segmentation", "fmow")
+
+
+class CatalogError(SatbenchError):
+    """A dataset spec file that is malformed."""
+
+
+@dataclass(frozen=True)
+class NormalizationTable:
+    """Per-channel statistics of images in [0, 1], with where they come from."""
+
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float] = field(metadata=gt(0))
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class DownloadFile:
+    """One file of a public source, pinned by URL (a revision in it) and checked by a checksum before use."""
+
+    url: str
+    filename: str
+    md5: str = ""
+    sha256: str = ""
+    size: Optional[int] = field(default=None, metadata=ge(0))
+
+
+@dataclass(frozen=True)
+class SegmentationFacts:
+    """How mmsegmentation reads a segmentation benchmark."""
+
+    mmseg_dataset: str
+    converter: str
+    required_files: tuple[str, ...]
+    max_label: int = field(metadata=gt(0))
+    channels: str = "RGB"
+    crops: tuple[int, ...] = (224, 512)
+    reduce_zero_label: bool = True
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Everything satbench knows about one dataset (see the module docstring)."""
+
+    name: str
+    kind: Literal["scene", "segmentation", "fmow"]
+    label: str
+    num_classes: int = field(metadata=gt(0))
+    description: str = ""
+    aliases: tuple[str, ...] = ()
+    order: int = 100
+    gsd: Optional[float] = field(default=None, metadata=gt(0))
+    native_size: Optional[int] = field(default=None, metadata=gt(0))
+    counts: dict[str, int] = field(default_factory=dict)
+    classes: tuple[str, ...] = ()
+    normalization: Optional[NormalizationTable] = None
+    normalization_preset: str = ""
+    official_splits: bool = False
+    raw_layout: str = ""
+    license: str = ""
+    citation: str = ""
+    homepage: str = ""
+    subset_of: str = ""
+    bundled: str = ""
+    segmentation: Optional[SegmentationFacts] = None
+    download: tuple[DownloadFile, ...] = ()
+    manual_download: str = ""
+    path: str = ""
+
+    def check(self, where: str) -> None:
+        if self.kind == "segmentation" and self.segmentation is None:
+            raise CatalogError(f"{where}: a segmentation dataset needs a segmentation: block")
+        if self.kind != "segmentation" and self.segmentation is not None:
+            raise CatalogError(f"{where}: segmentation: applies to kind segmentation only")
+        if self.normalization is not None and self.normalization_preset:
+            raise CatalogError(f"{where}: give normalization (a table) or normalization_preset, not both")
+        if self.classes and len(self.classes) != self.num_classes:
+            raise CatalogError(f"{where}: {len(self.classes)} classes listed, num_classes is {self.num_classes}")
+
+    @property
+    def norm(self) -> Optional[Normalization]:
+        """The dataset's normalisation (SatDINO's table for the scene datasets), named after the dataset."""
+        if self.normalization is not None:
+            t = self.normalization
+            return Normalization(self.name, tuple(t.mean), tuple(t.std))  # type: ignore[arg-type]
+        if self.normalization_preset:
+            return get_normalization(self.normalization_preset)
+        if self.subset_of:
+            return get_dataset_spec(self.subset_of).norm
+        return None
+
+    @property
+    def is_subset(self) -> bool:
+        """A subset of a benchmark dataset (e.g. the bundled ucm-mini): never comparable to the paper's numbers."""
+        return bool(self.subset_of)
+
+    @property
+    def protocol_name(self) -> str:
+        """The dataset whose protocol facts apply (the parent of a subset)."""
+        return self.subset_of or self.name
+
+    @property
+    def official_split_dir(self) -> Optional[Path]:
+        """``satbench/data/splits/<name>/`` when satbench ships the official split files."""
+        d = SPLITS_DIR / self.protocol_name
+        return d if self.official_splits and d.is_dir() else None
+
+    @property
+    def bundled_dir(self) -> Optional[Path]:
+        return BUNDLED_DIR / self.bundled if self.bundled else None
+
+
+def _read_spec(path: Path) -> DatasetSpec:
+    from ..io import read_yaml
+
+    where = f"dataset spec {path}"
+    data = read_yaml(path, what="dataset spec", error=CatalogError)
+    spec = load_settings(DatasetSpec, data, where, error=CatalogError)
+    if spec.name != path.stem:
+        raise CatalogError(f"{where} declares name {spec.name!r}; the file must be named {spec.name}.yaml")
+    return replace(spec, path=str(path))
+
+
+def catalog_folders() -> list[Path]:
+    """The shipped catalog, then the folders in ``$SATBENCH_DATASETS`` (os.pathsep-separated)."""
+    extra = [Path(p) for p in os.environ.get("SATBENCH_DATASETS", "").split(os.pathsep) if p]
+    for p in extra:
+        if not p.is_dir():
+            raise CatalogError(f"$SATBENCH_DATASETS names {p}, which is not a folder of dataset specs")
+    return [CATALOG_DIR, *extra]
+
+
+@lru_cache(maxsize=None)
+def _specs_in(folder: str) -> tuple[DatasetSpec, ...]:
+    return tuple(_read_spec(p) for p in sorted(Path(folder).glob("*.yaml")))
+
+
+def _catalog() -> dict[str, DatasetSpec]:
+    out: dict[str, DatasetSpec] = {}
+    for folder in catalog_folders():
+        for spec in _specs_in(str(folder)):
+            if spec.name in out:
+                raise CatalogError(f"dataset {spec.name!r} is defined twice ({out[spec.name].path}, {spec.path})")
+            out[spec.name] = spec
+    for spec in out.values():
+        if spec.subset_of and spec.subset_of not in out:
+            raise CatalogError(f"dataset spec {spec.path}: subset_of names unknown dataset {spec.subset_of!r}")
+    return out
+
+
+def list_datasets(kind: Optional[str] = None) -> list[DatasetSpec]:
+    """Every catalog entry (optionally of one kind), in leaderboard order."""
+    return sorted((s for s in _catalog().values() if kind is None or s.kind == kind), key=lambda s: (s.order, s.name))
+
+
+def find_dataset_spec(name: str) -> Optional[DatasetSpec]:
+    """The spec of ``name`` (or an alias, case-insensitive), or None."""
+    cat = _catalog()
+    if name in cat:
+        return cat[name]
+    low = name.lower()
+    for spec in cat.values():
+        if low == spec.name.lower() or low in (a.lower() for a in spec.aliases):
+            return spec
+    return None
+
+
+def get_dataset_spec(name: str, kind: Optional[str] = None) -> DatasetSpec:
+    """The spec of ``name``; unknown names (or a spec of another kind) are an error listing the known ones."""
+    spec = find_dataset_spec(name)
+    if spec is None or (kind is not None and spec.kind != kind):
+        names = [s.name for s in list_datasets(kind)]
+        what = f"{kind} dataset" if kind else "dataset"
+        raise UnknownNameError(f"unknown {what} {name!r}{close_matches(name, names)}; known: {', '.join(names)}")
+    return spec
+
+
+def parent_spec(spec: DatasetSpec) -> DatasetSpec:
+    """The benchmark dataset a subset belongs to (the spec itself otherwise)."""
+    return get_dataset_spec(spec.subset_of) if spec.subset_of else spec
+
+
+def spec_for_folder(root: Path, *, native_size: Optional[int] = None,
+                    normalization: Optional[Normalization] = None, num_classes: int = 0) -> DatasetSpec:
+    """A catalog entry made at run time for a user's scene folder that is not in the catalog."""
+    table = (NormalizationTable(tuple(normalization.mean), tuple(normalization.std), f"given: {normalization.name}")
+             if normalization is not None else None)
+    return DatasetSpec(name=root.name, kind="scene", label=root.name, num_classes=max(1, num_classes),
+                       description=f"user folder {root}", native_size=native_size, normalization=table,
+                       path=str(root))
+
+
+def resolve_normalization(spec: str) -> Normalization:
+    """A user's ``--normalization`` string: a model preset, a catalog dataset's table, or ``mean=..;std=..``."""
+    if "=" not in spec:
+        ds = find_dataset_spec(spec)
+        if ds is not None and ds.norm is not None:
+            return ds.norm
+    return parse_normalization(spec)

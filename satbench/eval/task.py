@@ -1,0 +1,168 @@
+"""One interface for every task, and the task registry.
+
+A task is one module (``satbench/eval/task_<name>.py``, or a plug-in module, see :func:`load_plugins`) defining a
+:class:`Task` subclass decorated with :func:`register_task`. It declares its name, its default protocol, the typed
+settings its protocols must satisfy, its own command-line options, what kinds of dataset it runs on, and the headline
+metric the leaderboard shows; its :meth:`Task.run` takes a loaded model, an opened dataset and a protocol and returns
+a :class:`~satbench.results.Record`. Nothing here parses a command line or prints: ``satbench.commands.run`` does
+that, and :func:`satbench.api.run` does the wiring for Python callers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import pkgutil
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Optional
+
+from ..errors import UnknownNameError, close_matches
+
+TASKS: dict[str, "Task"] = {}
+
+
+@dataclass(frozen=True)
+class Headline:
+    """What the leaderboard shows for a task: the summary key, its label, the table it belongs to, the paper
+    reference key (``results/reference/*.json``) and the protocol whose paper numbers are comparable."""
+
+    metric: str
+    label: str
+    table: str
+    title: str
+    reference_key: Optional[str] = None
+    reference_protocol: Optional[str] = None
+
+
+@dataclass
+class RunOptions:
+    """How to run (never what to compute: that is the protocol). Recorded where it matters."""
+
+    device: str = "auto"
+    bf16: bool = False
+    batch_size: int = 64
+    num_workers: int = 1
+    use_cache: bool = True
+    progress: bool = True
+    seed: int = 0
+    output_dir: Optional[str] = None
+    resume: bool = False
+    trust_checkpoint: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A model by name and weights spec, not loaded yet: what tasks that build their own model receive (segmentation
+    builds the backbone inside mmseg's registry from these, strictly, like every load)."""
+
+    name: str
+    weights: Optional[str] = None
+    seed: int = 0
+    options: dict[str, Any] = field(default_factory=dict)
+    trust_checkpoint: bool = False
+
+    @property
+    def card(self) -> Any:
+        from ..registry import get_card
+
+        return get_card(self.name)
+
+
+class Task:
+    """Base class of every task (see the module docstring)."""
+
+    name: ClassVar[str] = ""
+    help: ClassVar[str] = ""
+    default_protocol: ClassVar[str] = ""
+    #: The ``task:`` field of the protocol files this task accepts (``tasks/<that>/...``).
+    protocol_task: ClassVar[str] = ""
+    #: The settings dataclass its protocols' ``params`` must satisfy (strict: unknown keys, wrong types refused).
+    settings: ClassVar[Optional[type]] = None
+    dataset_kinds: ClassVar[tuple[str, ...]] = ("scene",)
+    headline: ClassVar[Optional[Headline]] = None
+    default_num_workers: ClassVar[int] = 1
+    #: Whether the task runs data-parallel under torchrun (else it refuses more than one process).
+    distributed: ClassVar[bool] = False
+    #: False: :meth:`run` receives a :class:`ModelRef` and builds the model itself.
+    needs_loaded_model: ClassVar[bool] = True
+
+    def weights_kind(self, options: "RunOptions") -> str:
+        """Which declared weights of the card to load (``pretrain`` unless the task says otherwise)."""
+        return "pretrain"
+
+    def add_arguments(self, parser: argparse._ArgumentGroup) -> None:
+        """Add this task's own command-line options."""
+
+    def protocol_overrides(self, args: argparse.Namespace) -> dict[str, Any]:
+        """Protocol parameters the command line overrides (recorded in the record)."""
+        return {}
+
+    def complete_overrides(self, protocol: Any, overrides: dict[str, Any]) -> dict[str, Any]:
+        """Overrides that follow from others (e.g. kNN's reported k when the k list changes); default: none."""
+        return overrides
+
+    def run_options(self, args: argparse.Namespace) -> dict[str, Any]:
+        """Task-specific run options from the command line (go to :attr:`RunOptions.extra`)."""
+        return {}
+
+    def accepts(self, protocol: Any) -> bool:
+        """Whether ``protocol`` is one of this task's (by default: its ``task:`` field)."""
+        return protocol.task == self.protocol_task
+
+    def run(self, model: Any, dataset: Any, protocol: Any, options: RunOptions) -> Any:
+        """Evaluate ``model`` on ``dataset`` under ``protocol``; return the record (not written)."""
+        raise NotImplementedError
+
+    def describe_result(self, record: Any) -> str:
+        """A table of the record for the terminal."""
+        return ""
+
+
+def register_task(cls: type[Task]) -> type[Task]:
+    """Class decorator: register a task under ``cls.name``."""
+    if not cls.name:
+        raise ValueError(f"task class {cls.__name__} has no name")
+    TASKS[cls.name] = cls()
+    return cls
+
+
+_LOADED = False
+
+
+def load_plugins() -> None:
+    """Import the built-in task modules (``satbench/eval/task_*.py``) and the plug-in modules named in
+    ``$SATBENCH_PLUGINS`` (comma-separated importable module names; they may register tasks, dataset kinds or
+    backbone families). Idempotent."""
+    global _LOADED
+    if _LOADED:
+        return
+    _LOADED = True
+    from .. import eval as eval_pkg
+
+    for info in sorted(pkgutil.iter_modules(eval_pkg.__path__), key=lambda m: m.name):
+        if info.name.startswith("task_"):
+            importlib.import_module(f"{eval_pkg.__name__}.{info.name}")
+    for name in [m.strip() for m in os.environ.get("SATBENCH_PLUGINS", "").split(",") if m.strip()]:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            from ..errors import SatbenchError
+
+            raise SatbenchError(f"$SATBENCH_PLUGINS names {name!r}, which cannot be imported: {exc}") from None
+
+
+def list_tasks() -> list[Task]:
+    """Every registered task, sorted by name."""
+    load_plugins()
+    return [TASKS[k] for k in sorted(TASKS)]
+
+
+def get_task(name: str) -> Task:
+    """The registered task ``name``; unknown names list close matches."""
+    load_plugins()
+    if name not in TASKS:
+        names = sorted(TASKS)
+        raise UnknownNameError(f"unknown task {name!r}{close_matches(name, names)}; known: {', '.join(names)}")
+    return TASKS[name]

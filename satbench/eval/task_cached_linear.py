@@ -1,0 +1,82 @@
+"""Task ``cached-linear``: the fast linear protocol (``cached-linear-v1``): extract once through the feature cache, then
+train a grid of linear heads in one pass (:mod:`satbench.eval.cached_linear`). Not the paper's protocol.
+
+Its protocol files live with the linear ones (``tasks/linear/``, ``task: linear``, ``method: cached-heads``); its
+records say task ``cached-linear`` and appear in the leaderboard's linear table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+from ..argtypes import positive_int
+from .cached_linear import CachedLinearSettings
+from .task import Headline, RunOptions, Task, register_task
+from .task_linear import protocol_normalization
+
+
+@register_task
+class CachedLinearTask(Task):
+    name = "cached-linear"
+    help = "fast linear probe: cached features, a grid of heads trained in one pass (cached-linear-v1)"
+    default_protocol = "cached-linear-v1"
+    protocol_task = "linear"
+    settings = CachedLinearSettings
+    dataset_kinds = ("scene", "fmow")
+    headline = Headline("top1", "top-1 (%)", table="linear", title="Linear probe top-1 (%)", reference_key="linear",
+                        reference_protocol="satdino-linear-v1")
+    default_num_workers = 2
+
+    def accepts(self, protocol: Any) -> bool:
+        return protocol.task == "linear" and protocol.params.get("method") == "cached-heads"
+
+    def add_arguments(self, g: argparse._ArgumentGroup) -> None:
+        g.add_argument("--epochs", type=positive_int, default=None, help="epochs of every head (protocol override)")
+        g.add_argument("--train-csv", default=None, help="fMoW: the train CSV (with --dataset fmow)")
+        g.add_argument("--val-csv", default=None, help="fMoW: the val CSV (with --dataset fmow)")
+        g.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
+
+    def protocol_overrides(self, args: argparse.Namespace) -> dict[str, Any]:
+        return {"epochs": args.epochs} if args.epochs is not None else {}
+
+    def run_options(self, args: argparse.Namespace) -> dict[str, Any]:
+        return {"use_cache": not args.no_cache}
+
+    def run(self, model: Any, dataset: Any, protocol: Any, options: RunOptions) -> Any:
+        from ..cache import FeatureCache
+        from ..features import FeatureExtractor
+        from ..results import make_record
+        from .cached_linear import run_cached_linear
+
+        settings = CachedLinearSettings.from_protocol(protocol)
+        norm = protocol_normalization(settings.normalization, dataset)
+        extractor = FeatureExtractor(model, normalization=norm, device=options.device, bf16=options.bf16)
+        t0 = time.perf_counter()
+        res = run_cached_linear(extractor, dataset.samples("train"), dataset.samples("val"), dataset.num_classes,
+                                protocol, train_split_sha256=dataset.split_sha256("train"),
+                                val_split_sha256=dataset.split_sha256("val"),
+                                cache=FeatureCache(enabled=options.extra.get("use_cache", options.use_cache)),
+                                batch_size=options.batch_size, num_workers=options.num_workers, seed=options.seed,
+                                progress=options.progress)
+        metrics = {"top1": res.top1, "top5": res.top5, "val_loss": res.val_loss, "selected": res.selected,
+                   "grid": res.grid, "holdout": res.holdout}
+        timings = {"total_s": round(time.perf_counter() - t0, 3), **{f"{k}_s": v for k, v in res.seconds.items()}}
+        extra = {"num_classes": dataset.num_classes, "seed": options.seed, "world_size": 1, "extract": res.extract}
+        return make_record(task=self.name, model=model.card.name, weights=model.weights.as_dict(),
+                           protocol=protocol.as_record(), dataset=dataset.describe(), metrics=metrics,
+                           summary=res.summary, extractor=extractor.describe(), timings=timings, extra=extra,
+                           device=extractor.device)
+
+    def describe_result(self, record: Any) -> str:
+        from tabulate import tabulate
+
+        m = record["metrics"]
+        top5 = "-" if m["top5"] is None else f"{m['top5']:.2f}"
+        rows = [["model", record["model"]], ["dataset", record["dataset"].get("name")],
+                ["protocol", record["protocol"]["name"]], ["top-1 (val)", f"{m['top1']:.2f}"], ["top-5 (val)", top5],
+                ["selected lr / wd", f"{m['selected']['lr']:g} / {m['selected']['weight_decay']:g}"],
+                ["hold-out top-1", f"{m['selected']['holdout_top1']:.2f}"],
+                ["features", "cached" if record["extra"]["extract"]["cached_views"] else "extracted"]]
+        return tabulate(rows, tablefmt="simple")

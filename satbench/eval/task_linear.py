@@ -1,0 +1,191 @@
+"""Tasks ``linear`` and ``finetune``: SatDINO's linear probe (``satdino-linear-v1``) and full fine-tuning
+(``satdino-finetune-v1``), resumable and data-parallel under torchrun (spec 4.1, 4.2).
+
+The training loop is :func:`satbench.eval.linear.train_classifier`; this module declares the tasks, chooses the
+normalisation the protocol prescribes, builds the extractor, and turns the training result into a record.
+``--task linear --protocol cached-linear-v1`` (the fast cached protocol) is handed to the ``cached-linear`` task.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Optional
+
+from ..argtypes import positive_float, positive_int
+from ..errors import SatbenchError
+from .linear_settings import LinearSettings
+from .task import Headline, RunOptions, Task, get_task, register_task
+
+
+def protocol_normalization(name: str, dataset: Any) -> Any:
+    """The normalisation a linear / cached-linear protocol names: ``model`` (None: the card's), ``dataset`` (the
+    dataset's table), or a preset / catalog dataset name."""
+    from ..data.catalog import resolve_normalization
+
+    if name == "model":
+        return None
+    if name == "dataset":
+        if getattr(dataset, "normalization", None) is None:
+            raise SatbenchError(f"protocol normalization 'dataset' needs a dataset with a normalisation table; "
+                                f"{dataset.name} has none (pass --normalization)")
+        return dataset.normalization
+    return resolve_normalization(name)
+
+
+def default_output_dir(task: str, model: str, dataset: Any, protocol: str) -> Path:
+    """``$SATBENCH_HOME/runs/<task>/<model>_<dataset>_<protocol>_<UTC time>_<random>``: checkpoints by default."""
+    from ..resources import satbench_home
+
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    return satbench_home() / "runs" / task / f"{model}_{dataset}_{protocol}_{stamp}_{uuid.uuid4().hex[:6]}"
+
+
+def _fmt(v: Optional[float]) -> str:
+    return "-" if v is None else f"{v:.2f}"
+
+
+class _TrainedProbeTask(Task):
+    """Shared body of ``linear`` and ``finetune`` (they differ in protocol: ``mode: head`` or ``full``)."""
+
+    settings = LinearSettings
+    dataset_kinds = ("scene", "fmow")
+    default_num_workers = 2
+    distributed = True
+    mode = "head"
+
+    def add_arguments(self, g: argparse._ArgumentGroup) -> None:
+        g.add_argument("--epochs", type=positive_int, default=None, help="epochs (protocol override)")
+        g.add_argument("--lr", type=positive_float, default=None,
+                       help="base learning rate, scaled by batch x world / 256 (protocol override)")
+        g.add_argument("--train-batch-size", type=positive_int, default=None,
+                       help="training batch per process (protocol override)")
+        g.add_argument("--output-dir", default=None,
+                       help="folder for checkpoint.pth (every epoch) and checkpoint_best.pth "
+                            "(default: a new folder under $SATBENCH_HOME/runs)")
+        g.add_argument("--resume", action="store_true", help="continue the run whose checkpoint.pth is in --output-dir")
+        g.add_argument("--evaluate", action="store_true",
+                       help="evaluate --weights with their linear_head on val (no training)")
+        g.add_argument("--train-csv", default=None, help="fMoW: the train CSV (with --dataset fmow)")
+        g.add_argument("--val-csv", default=None, help="fMoW: the val CSV (with --dataset fmow)")
+
+    def protocol_overrides(self, args: argparse.Namespace) -> dict[str, Any]:
+        out = {"epochs": args.epochs, "lr": args.lr, "batch_size": args.train_batch_size}
+        return {k: v for k, v in out.items() if v is not None}
+
+    def run_options(self, args: argparse.Namespace) -> dict[str, Any]:
+        return {"evaluate": args.evaluate}
+
+    def weights_kind(self, options: RunOptions) -> str:  # noqa: D102
+        """Which declared weights of the card the run loads (``finetune`` for ``--task finetune --evaluate``)."""
+        return "finetune" if self.name == "finetune" and options.extra.get("evaluate") else "pretrain"
+
+    def run(self, model: Any, dataset: Any, protocol: Any, options: RunOptions) -> Any:
+        from ..device import parse_device
+        from ..distributed import broadcast_object, init_distributed, local_device, shutdown
+        from ..features import FeatureExtractor
+        from ..results import make_record
+
+        settings = protocol.settings(LinearSettings)
+        if settings.mode != self.mode:
+            raise SatbenchError(f"protocol {protocol.name} has mode {settings.mode!r}; the {self.name} task runs "
+                                f"mode {self.mode!r} protocols")
+        evaluate = bool(options.extra.get("evaluate"))
+        device = parse_device(options.device)
+        info = init_distributed(device)
+        try:
+            device = local_device(device, info)
+            norm = protocol_normalization(settings.normalization, dataset)
+            extractor = FeatureExtractor(model, normalization=norm, device=str(device), bf16=options.bf16)
+            progress = options.progress and info.is_main
+            val = dataset.samples("val")
+            extra: dict[str, Any] = {"num_classes": dataset.num_classes, "seed": options.seed,
+                                     "world_size": info.world_size}
+            t0 = time.perf_counter()
+            if evaluate:
+                from .linear import evaluate_with_head
+
+                m = evaluate_with_head(extractor, model.linear_head, val, dataset.num_classes, protocol,
+                                       num_workers=options.num_workers, info=info, progress=progress,
+                                       where=str(model.weights.path or "weights"))
+                summary = {"top1": m.acc1, "top5": m.acc5}
+                metrics = {"evaluate": True, **m.as_dict()}
+                timings = {"total_s": round(time.perf_counter() - t0, 3)}
+            else:
+                from .linear import train_classifier
+
+                out = options.output_dir
+                if out is None:
+                    if options.resume:
+                        raise SatbenchError("--resume needs --output-dir (the folder holding checkpoint.pth)")
+                    out = broadcast_object(str(default_output_dir(self.name, model.card.name, dataset.name,
+                                                                  protocol.name)), info)
+                res = train_classifier(extractor, dataset.samples("train"), val, dataset.num_classes, protocol,
+                                       output_dir=out, resume=options.resume, seed=options.seed,
+                                       num_workers=options.num_workers, info=info, progress=progress)
+                summary = {"top1": res.best["acc1"], "top5": res.best["acc5"]}
+                metrics = {"best": res.best, "last": res.last, "per_epoch": res.history,
+                           "effective_lr": res.effective_lr, "resumed_from_epoch": res.resumed_from_epoch}
+                timings = {"total_s": round(res.seconds, 3), "seconds_per_epoch": res.seconds_per_epoch}
+                extra.update(checkpoint=res.checkpoint, best_checkpoint=res.best_checkpoint, output_dir=str(out))
+            if not info.is_main:
+                return None
+            return make_record(task=self.name, model=model.card.name, weights=model.weights.as_dict(),
+                               protocol=protocol.as_record(), dataset=dataset.describe(), metrics=metrics,
+                               summary=summary, extractor=extractor.describe(), timings=timings, extra=extra,
+                               device=extractor.device)
+        finally:
+            shutdown(info)
+
+    def describe_result(self, record: Any) -> str:
+        from tabulate import tabulate
+
+        m, s = record["metrics"], record["summary"]
+        w = record["weights"]
+        rows = [["model", record["model"]], ["weights", (w.get("sha256") or "")[:12] or f"random-seed{w.get('seed')}"],
+                ["dataset", record["dataset"].get("name")], ["protocol", record["protocol"]["name"]]]
+        if m.get("evaluate"):
+            rows += [["top-1 (val)", _fmt(s["top1"])], ["top-5 (val)", _fmt(s["top5"])], ["val images", m["n_val"]]]
+        else:
+            best, last = m["best"], m["last"]
+            epochs = len(m["per_epoch"])
+            rows += [["best top-1 (val)", f"{best['acc1']:.2f} (epoch {best['epoch'] + 1})"],
+                     ["best-epoch top-5", _fmt(best["acc5"])], ["last top-1", _fmt(last["acc1"])],
+                     ["epochs", f"{epochs} (resumed at {m['resumed_from_epoch']})" if m["resumed_from_epoch"] else epochs],
+                     ["effective lr", f"{m['effective_lr']:g}"], ["checkpoints", record["extra"].get("output_dir", "")]]
+        return tabulate(rows, tablefmt="simple")
+
+
+@register_task
+class LinearTask(_TrainedProbeTask):
+    name = "linear"
+    help = "linear probe on the frozen backbone (satdino-linear-v1; the fast cached grid is task cached-linear)"
+    default_protocol = "satdino-linear-v1"
+    protocol_task = "linear"
+    headline = Headline("top1", "top-1 (%)", table="linear", title="Linear probe top-1 (%)", reference_key="linear",
+                        reference_protocol="satdino-linear-v1")
+    mode = "head"
+
+    def accepts(self, protocol: Any) -> bool:
+        return protocol.task == "linear"
+
+    def run(self, model: Any, dataset: Any, protocol: Any, options: RunOptions) -> Any:
+        if protocol.params.get("method") == "cached-heads":  # `--task linear --protocol cached-linear-v1` still works
+            if options.extra.get("evaluate") or options.resume or options.output_dir:
+                raise SatbenchError(f"protocol {protocol.name} trains no checkpoint; --evaluate/--resume/--output-dir "
+                                    f"apply to satdino-linear-v1 and satdino-finetune-v1")
+            return get_task("cached-linear").run(model, dataset, protocol, options)
+        return super().run(model, dataset, protocol, options)
+
+
+@register_task
+class FinetuneTask(_TrainedProbeTask):
+    name = "finetune"
+    help = "fine-tune the whole backbone with a linear head (satdino-finetune-v1)"
+    default_protocol = "satdino-finetune-v1"
+    protocol_task = "finetune"
+    headline = Headline("top1", "top-1 (%)", table="finetune", title="Fine-tuning top-1 (%)",
+                        reference_key="finetune", reference_protocol="satdino-finetune-v1")
+    mode = "full"

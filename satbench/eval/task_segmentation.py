@@ -1,0 +1,131 @@
+"""Task ``segmentation``: UperNet through mmsegmentation on Potsdam, Vaihingen and LoveDA (``upernet-v1``).
+
+The recipe is the protocol (``tasks/segmentation/upernet-v1.yaml``, typed by
+:class:`~satbench.eval.seg_settings.SegmentationSettings`); the run's crop (224 or 512) picks the shipped mmseg
+config. Training goes through mmengine's Runner (:mod:`satbench.seg.runner`, which needs mmsegmentation: imported only
+when a segmentation run starts). Under torchrun, rank 0 writes the one record.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ..argtypes import positive_float, positive_int
+from ..errors import SatbenchError
+from .seg_settings import SegmentationSettings
+from .task import Headline, RunOptions, Task, register_task
+
+
+def _layers(value: str) -> tuple[int, ...]:
+    try:
+        out = tuple(int(v) for v in value.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 4 comma-separated block indices, got {value!r}") from None
+    if len(out) != 4:
+        raise argparse.ArgumentTypeError(f"expected 4 comma-separated block indices, got {value!r}")
+    return out
+
+
+def parse_cfg_options(items: list[str] | None) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs; values parsed as Python/JSON literals when possible (``a=1``, ``b=[1,2]``)."""
+    import ast
+
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise SatbenchError(f"--seg-cfg-options {item!r}: expected KEY=VALUE")
+        key, raw = item.split("=", 1)
+        try:
+            out[key] = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            out[key] = raw
+    return out
+
+
+@register_task
+class SegmentationTask(Task):
+    name = "segmentation"
+    help = "UperNet semantic segmentation via mmsegmentation (Potsdam, Vaihingen, LoveDA)"
+    default_protocol = "upernet-v1"
+    protocol_task = "segmentation"
+    settings = SegmentationSettings
+    dataset_kinds = ("segmentation",)
+    headline = Headline("mIoU", "mIoU (%)", table="segmentation", title="Segmentation mIoU (%)",
+                        reference_key="segmentation", reference_protocol="upernet-v1")
+    default_num_workers = 2
+    distributed = True
+    needs_loaded_model = False
+
+    def add_arguments(self, g: argparse._ArgumentGroup) -> None:
+        g.add_argument("--crop", type=int, choices=[224, 512], default=512, help="training crop (default 512)")
+        g.add_argument("--iters", type=positive_int, default=None,
+                       help="iterations (default: the protocol's 80000; the warm-up is scaled proportionally; recorded)")
+        g.add_argument("--work-dir", default=None,
+                       help="mmengine work dir (default work_dirs/seg/<model>_<dataset>_<crop>)")
+        g.add_argument("--seg-format", choices=["potsdam", "vaihingen", "loveda"], default=None,
+                       help="which dataset a --dataset DIR holds (default: from the folder name)")
+        g.add_argument("--frozen", action="store_true", help="freeze the backbone (protocol override; recorded)")
+        g.add_argument("--layer-decay", type=positive_float, default=None,
+                       help="layer-wise lr decay rate, e.g. 0.65 (protocol override; recorded)")
+        g.add_argument("--seg-batch", type=positive_int, default=None,
+                       help="total images per iteration over all processes (protocol override; default 8)")
+        g.add_argument("--seg-layers", type=_layers, default=None,
+                       help="4 tapped blocks, e.g. 3,5,7,11 (default: the protocol's for the backbone's depth)")
+        g.add_argument("--seg-cfg-options", nargs="+", default=None, metavar="KEY=VALUE",
+                       help="mmengine config overrides applied last (like mmseg's --cfg-options; recorded)")
+        g.add_argument("--resume", action="store_true", help="resume from the latest checkpoint in the work dir")
+        g.add_argument("--lr", type=positive_float, default=None, help="learning rate (protocol override)")
+
+    def protocol_overrides(self, args: argparse.Namespace) -> dict[str, Any]:
+        out: dict[str, Any] = {"iters": args.iters, "layer_decay": args.layer_decay, "total_batch": args.seg_batch,
+                               "lr": args.lr}
+        if args.frozen:
+            out["frozen"] = True
+        return {k: v for k, v in out.items() if v is not None}
+
+    def run_options(self, args: argparse.Namespace) -> dict[str, Any]:
+        return {"crop": args.crop, "work_dir": args.work_dir, "seg_layers": args.seg_layers,
+                "cfg_options": parse_cfg_options(args.seg_cfg_options)}
+
+    def run(self, model: Any, dataset: Any, protocol: Any, options: RunOptions) -> Any:
+        import os
+
+        import torch
+
+        settings = protocol.settings(SegmentationSettings)
+        extra = options.extra
+        device = str(options.device)
+        if device == "cpu" and torch.cuda.is_available():
+            raise SatbenchError("--device cpu with a visible GPU: mmengine picks the GPU; set CUDA_VISIBLE_DEVICES= "
+                                "to train on CPU")
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise SatbenchError(f"--device {device} requested but CUDA is not available here")
+        cfg_options = dict(extra.get("cfg_options") or {})
+        if not options.progress:
+            cfg_options.setdefault("log_level", "WARNING")
+        from ..seg.runner import run_segmentation
+
+        # The segmentor builds its backbone inside mmseg from the model name and weights spec (strict, as always).
+        rec = run_segmentation(
+            model.name, str(dataset.root), int(extra.get("crop", 512)),
+            seg_format=dataset.name, weights=model.weights, seed=model.seed,
+            work_dir=extra.get("work_dir"), iters=settings.iters, frozen=settings.frozen,
+            layer_decay=settings.layer_decay, out_indices=extra.get("seg_layers"), total_batch=settings.total_batch,
+            num_workers=options.num_workers, resume="auto" if options.resume else None,
+            build_options=dict(model.options), trust_checkpoint=model.trust_checkpoint,
+            bf16=options.bf16, cfg_options=cfg_options, write=False, protocol=protocol,
+            dataset_describe=dataset.describe())
+        return rec if int(os.environ.get("RANK", "0")) == 0 else None
+
+    def describe_result(self, record: Any) -> str:
+        from tabulate import tabulate
+
+        m = record["metrics"]
+        applied = record["extra"].get("applied", {})
+        rows = [[record["model"], record["dataset"]["name"], record["summary"].get("crop"), applied.get("iters"),
+                 m.get("mIoU"), m.get("mFscore"), m.get("aAcc")]]
+        out = tabulate(rows, headers=["model", "dataset", "crop", "iters", "mIoU %", "mFscore %", "aAcc %"])
+        iou = m.get("per_class", {}).get("IoU", {})
+        return out + "\n" + tabulate([[k, v] for k, v in iou.items()], headers=["class", "IoU %"]) + \
+            f"\nwork dir: {record['extra']['work_dir']}"
