@@ -175,8 +175,9 @@ def resolve_protocol(task: Any, protocol: Optional[str] = None, overrides: Optio
     ov = task.complete_overrides(proto, {k: v for k, v in (overrides or {}).items() if v is not None})
     if ov:
         proto = proto.with_overrides(**ov)
-    if task.settings is not None:
-        proto.settings(task.settings)  # strict: fails here, before any work, naming the file and the key
+    settings = task.settings_for(proto)
+    if settings is not None:
+        proto.settings(settings)  # strict: fails here, before any work, naming the file and the key
     return proto
 
 
@@ -192,7 +193,7 @@ DATASET_OPTION_NAMES = ("data_root", "normalization", "native_size", "split_sour
 def run(task: str, model: Any = DEFAULT_MODEL, dataset: Any = None, protocol: Optional[str] = None, *,
         weights: Optional[str] = None, results_dir: Optional[str | os.PathLike] = None, write: bool = True,
         model_options: Optional[dict[str, Any]] = None, task_options: Optional[dict[str, Any]] = None,
-        **kwargs: Any) -> Any:
+        overrides: Optional[dict[str, Any]] = None, **kwargs: Any) -> Any:
     """Run ``task`` for ``model`` on ``dataset`` under ``protocol``; returns the :class:`~satbench.results.Record`
     (written to ``results_dir`` unless ``write=False``; None on the non-main processes of a torchrun job).
 
@@ -201,7 +202,8 @@ def run(task: str, model: Any = DEFAULT_MODEL, dataset: Any = None, protocol: Op
     options (``device``, ``bf16``, ``batch_size``, ``num_workers``, ``use_cache``, ``progress``, ``seed``,
     ``output_dir``, ``resume``, ``trust_checkpoint``), dataset options (``data_root``, ``normalization`` -- a preset,
     ``mean=..;std=..`` or ``compute`` --, ``native_size``, ``split_source``, ``train_csv``, ``val_csv``,
-    ``seg_format``), or protocol overrides (e.g. ``scales=[1.0, 0.5]``, ``k=[20]``, ``epochs=1``; recorded).
+    ``seg_format``), or protocol overrides (e.g. ``scales=[1.0, 0.5]``, ``k=[20]``, ``epochs=1``; recorded). A protocol
+    parameter whose name is also a run option (the linear protocol's ``batch_size``) goes in ``overrides={...}``.
     """
     from .distributed import torchrun_world_size
     from .eval.task import ModelRef, RunOptions, get_task
@@ -210,7 +212,7 @@ def run(task: str, model: Any = DEFAULT_MODEL, dataset: Any = None, protocol: Op
     t = get_task(task)
     run_kw = {k: kwargs.pop(k) for k in RUN_OPTION_NAMES if k in kwargs}
     ds_kw = {k: kwargs.pop(k) for k in DATASET_OPTION_NAMES if k in kwargs}
-    overrides = kwargs  # everything else is a protocol parameter (checked against the task's settings)
+    overrides = {**kwargs, **(overrides or {})}  # protocol parameters (checked against the task's settings)
     if run_kw.get("num_workers") is None:
         run_kw["num_workers"] = t.default_num_workers
     options = RunOptions(**run_kw, extra=dict(task_options or {}))

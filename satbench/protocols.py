@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -62,9 +63,9 @@ class Protocol:
         return load_settings(cls, self.params, where)
 
     def as_record(self) -> dict[str, Any]:
-        """The protocol as stored in a result record."""
-        return {"name": self.name, "task": self.task, "hash": self.hash, "base_hash": self.base_hash,
-                "overrides": self.overrides, "content": self.content}
+        """The protocol as stored in a result record (copies: a record never aliases the loaded protocol)."""
+        return copy.deepcopy({"name": self.name, "task": self.task, "hash": self.hash, "base_hash": self.base_hash,
+                              "overrides": self.overrides, "content": self.content})
 
 
 TOP_LEVEL_KEYS = ("name", "task", "version", "description", "params")
@@ -92,19 +93,34 @@ def _read(path: Path) -> Protocol:
 
 
 @lru_cache(maxsize=None)
-def _all(folder: str) -> dict[str, Protocol]:
+def _in_folder(folder: str) -> tuple[Protocol, ...]:
+    # tasks/<task>/<name>.yaml (tasks/segmentation/*.py are mmseg configs, not protocols), or <folder>/<name>.yaml
+    paths = sorted(Path(folder).glob("*/*.yaml")) + sorted(Path(folder).glob("*.yaml"))
+    return tuple(_read(p) for p in paths)
+
+
+def protocol_folders() -> list[Path]:
+    """The shipped ``tasks/`` folder, then the folders in ``$SATBENCH_PROTOCOLS`` (os.pathsep-separated)."""
+    extra = [Path(p) for p in os.environ.get("SATBENCH_PROTOCOLS", "").split(os.pathsep) if p]
+    for p in extra:
+        if not p.is_dir():
+            raise ProtocolError(f"$SATBENCH_PROTOCOLS names {p}, which is not a folder of protocol files")
+    return [tasks_dir(), *extra]
+
+
+def _all(_unused: str = "") -> dict[str, Protocol]:
     out: dict[str, Protocol] = {}
-    for path in sorted(Path(folder).glob("*/*.yaml")):  # tasks/segmentation/*.py are mmseg configs, not protocols
-        p = _read(path)
-        if p.name in out:
-            raise ProtocolError(f"protocol name {p.name!r} is defined twice ({out[p.name].path}, {path})")
-        out[p.name] = p
+    for folder in protocol_folders():
+        for p in _in_folder(str(folder)):
+            if p.name in out:
+                raise ProtocolError(f"protocol name {p.name!r} is defined twice ({out[p.name].path}, {p.path})")
+            out[p.name] = p
     return out
 
 
 def list_protocols(task: str | None = None) -> list[Protocol]:
-    """All shipped protocols (optionally of one task), sorted by name."""
-    return [p for p in _all(str(tasks_dir())).values() if task is None or p.task == task]
+    """All protocols (shipped and ``$SATBENCH_PROTOCOLS``; optionally of one task), sorted by name."""
+    return sorted((p for p in _all().values() if task is None or p.task == task), key=lambda p: p.name)
 
 
 def load_protocol(name_or_path: str, task: str | None = None) -> Protocol:
@@ -113,7 +129,7 @@ def load_protocol(name_or_path: str, task: str | None = None) -> Protocol:
     if name_or_path.endswith((".yaml", ".yml")) and path.is_file():
         proto = _read(path)
     else:
-        protos = _all(str(tasks_dir()))
+        protos = _all()
         if name_or_path not in protos:
             names = sorted(p.name for p in protos.values() if task is None or p.task == task)
             raise UnknownNameError(f"unknown protocol {name_or_path!r}{close_matches(name_or_path, names)}; known: {', '.join(names)}")

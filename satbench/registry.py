@@ -16,6 +16,7 @@ from pathlib import Path
 from .backbones import FAMILIES
 from .cards import CardError, ModelCard, read_card_file
 from .errors import SatbenchError, UnknownNameError, close_matches
+from .plugins import load_plugins
 from .resources import models_dir
 
 __all__ = ["ModelCard", "get_card", "list_cards", "card_problems", "load_card_file", "card_folders"]
@@ -70,6 +71,7 @@ def card_folders() -> list[Path]:
 
 
 def _registry() -> tuple[dict[str, ModelCard], dict[str, str]]:
+    load_plugins()  # families from plug-ins must exist before their cards are checked
     cards: dict[str, ModelCard] = {}
     problems: dict[str, str] = {}
     for folder in card_folders():
@@ -96,6 +98,7 @@ def card_problems() -> dict[str, str]:
 
 def dynamic_card(name: str) -> ModelCard | None:
     """Cards made on the fly for prefixed names (``timm:<model>``); None for plain names."""
+    load_plugins()
     for family in FAMILIES.values():
         if family.name_prefix and name.startswith(family.name_prefix) and family.dynamic_card is not None:
             return family.dynamic_card(name)

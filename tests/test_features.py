@@ -40,7 +40,9 @@ def test_normalisation_is_applied(loaded, ucm_mini):
 
 def test_protocol_normalisation_override_and_uint8(loaded, ucm_mini):
     x = real_batch(ucm_mini)
-    fe = FeatureExtractor(loaded, normalization=get_normalization("uc_merced"), device="cpu")
+    from satbench.data.catalog import get_dataset_spec
+
+    fe = FeatureExtractor(loaded, normalization=get_dataset_spec("uc_merced").norm, device="cpu")
     assert fe.describe()["normalization"]["name"] == "uc_merced"
     x8 = (x * 255).round().to(torch.uint8)
     torch.testing.assert_close(fe(x8).cls, fe(x8.float() / 255).cls)

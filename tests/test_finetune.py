@@ -11,7 +11,6 @@ import yaml
 
 from satbench.cli import main
 from satbench.errors import ProtocolError
-from satbench.eval.finetune import train_finetune
 from satbench.protocols import load_protocol
 
 
@@ -79,6 +78,12 @@ def test_finetune_cli_trains_backbone_resumes_and_evaluates(tmp_path, small_ucm,
     assert len(ev) == 1 and ev[0]["summary"]["top1"] == pytest.approx(rec["summary"]["top1"])
 
 
-def test_finetune_api_rejects_a_head_protocol(ucm_mini):
-    with pytest.raises(ProtocolError, match="fine-tuning"):
-        train_finetune(None, [], [], 21, load_protocol("satdino-linear-v1"))  # type: ignore[arg-type]
+def test_finetune_task_rejects_a_head_protocol(ucm_mini):
+    import satbench
+    from satbench.errors import SatbenchError
+    from satbench.eval.task import RunOptions, get_task
+
+    with pytest.raises(ProtocolError, match="does not apply to task finetune"):
+        satbench.run("finetune", dataset="ucm-mini", protocol="satdino-linear-v1", weights="random", write=False)
+    with pytest.raises(SatbenchError, match="mode 'head'.*runs mode 'full'"):
+        get_task("finetune").run(None, ucm_mini, load_protocol("satdino-linear-v1"), RunOptions())

@@ -132,6 +132,6 @@ def test_segmentation_bf16_amp_on_gpu(tmp_path):
                "--no-progress", "--seg-cfg-options", *small])
     assert rc == 0
     rec = json.loads(next((tmp_path / "r").glob("*.json")).read_text())
-    assert rec["protocol"]["params"]["optim_wrapper"] == "AmpOptimWrapper" and rec["extractor"]["bf16"] is True
+    assert rec["extra"]["applied"]["optim_wrapper"] == "AmpOptimWrapper" and rec["extractor"]["bf16"] is True
     assert "H100" in json.dumps(rec["provenance"]) or "cuda" in json.dumps(rec["provenance"]).lower()
     assert all(np.isfinite(rec["extra"]["train_loss"]))

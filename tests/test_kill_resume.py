@@ -155,4 +155,4 @@ def test_segmentation_killed_at_a_random_iteration_resumes_to_the_same_end(tmp_p
     assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])][:5]
     ra = json.loads(next((tmp_path / "rec_full").glob("*.json")).read_text())
     rb = json.loads(next((tmp_path / "rec_killed").glob("*.json")).read_text())
-    assert rb["protocol"]["params"]["resumed"] is True and ra["metrics"] == rb["metrics"]
+    assert rb["extra"]["applied"]["resumed"] is True and ra["metrics"] == rb["metrics"]

@@ -222,8 +222,10 @@ def test_plain_dino_model_type_trains_and_its_teacher_loads_strictly(tiny_csv, t
 def test_sources_need_a_gsd(tmp_path, ucm_mini):
     from satbench.errors import DataError
 
+    bundled = open_pretrain_source("ucm-mini")  # a bundled dataset's GSD comes from its catalog spec (recorded)
+    assert bundled.description["gsd"] == 0.3 and bundled.gsds[0] == 0.3
     with pytest.raises(DataError, match="--gsd"):
-        open_pretrain_source("ucm-mini")
+        open_pretrain_source(str(ucm_mini.images_dir / "forest"))
     src = open_pretrain_source(str(ucm_mini.images_dir / "forest"), gsd=0.3)
     images, label, meta = src[0]
     assert len(images) == 3 and images[0].mode == "RGB" and meta == {"gsd": [0.3, 0.3, 0.3]}

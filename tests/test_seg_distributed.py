@@ -50,7 +50,7 @@ def test_two_process_gloo_segmentation_run(tmp_path):
     records = sorted(res.glob("*.json"))
     assert len(records) == 1
     rec = json.loads(records[0].read_text())
-    p = rec["protocol"]["params"]
+    p = rec["extra"]["applied"]
     assert p["world_size"] == 2 and p["batch_per_process"] == 2 and p["total_batch"] == 4
     assert p["cpu_distributed"]["backend"] == "gloo" and p["cpu_distributed"]["syncbn_replaced"] >= 3
     from mmengine.config import Config

@@ -59,8 +59,10 @@ def test_cli_run_writes_a_segmentation_record(trained):
     assert set(rec["metrics"]["per_class"]["IoU"]) == {"impervious_surface", "building", "low_vegetation",
                                                        "tree", "car", "clutter"}
     assert rec["dataset"]["name"] == "potsdam" and rec["dataset"]["counts"] == {"train": 3, "val": 1}
-    p = rec["protocol"]["params"]
+    p = rec["extra"]["applied"]
     assert p["iters"] == 2 and p["total_batch"] == 2 and p["frozen"] is False and p["out_indices"] == [3, 5, 7, 11]
+    assert rec["protocol"]["name"] == "upernet-v1" and rec["protocol"]["overrides"]["iters"] == 2  # the recipe, hashed
+    assert rec["protocol"]["content"]["params"]["iters"] == 2 and rec["dataset"]["train_equals_val"] is False
     assert rec["weights"]["source"] == "random" and rec["extractor"]["normalization"]["name"] == "fmow"
     assert len(rec["extra"]["train_loss"]) == 2
     assert (wd / "final_weights.pth").is_file() and (wd / "satbench_seg_config.py").is_file()
@@ -68,7 +70,7 @@ def test_cli_run_writes_a_segmentation_record(trained):
 
 def test_resume_continues_from_the_checkpoint(trained):
     wd, (rec, resumed) = trained
-    assert resumed["protocol"]["params"]["resumed"] is True and resumed["extra"]["final_iter"] == 4
+    assert resumed["extra"]["applied"]["resumed"] is True and resumed["extra"]["final_iter"] == 4
     assert len(resumed["extra"]["train_loss"]) == 2  # iterations 3 and 4 only: 1 and 2 were restored
     ckpt = torch.load(wd / "iter_4.pth", map_location="cpu", weights_only=False)  # test-written, trusted
     steps = {float(s["step"]) for s in ckpt["optimizer"]["state"].values()}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..argtypes import positive_int
+
 
 def register(dsub: argparse._SubParsersAction) -> None:
     p = dsub.add_parser("check", help="validate a dataset folder in satbench's layout",
@@ -14,7 +16,7 @@ def register(dsub: argparse._SubParsersAction) -> None:
     p.add_argument("--decode", action="store_true", help="also decode every image of both splits")
     p.add_argument("--normalization", default=None,
                    help="for folders that are not a known dataset: a preset or mean=..;std=.. (or 'compute' to print stats)")
-    p.add_argument("--native-size", type=int, default=None, help="for folders that are not a known dataset")
+    p.add_argument("--native-size", type=positive_int, default=None, help="for folders that are not a known dataset")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_check)
 
@@ -23,17 +25,12 @@ def _check(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from ..data.images import read_rgb
+    from ..data.catalog import resolve_normalization
     from ..data.scene import compute_normalization, open_scene_dataset
-    from ..normalization import get_normalization, parse_normalization
 
     compute = args.normalization == "compute"
-    norm = None
-    if args.normalization and not compute:
-        norm = parse_normalization(args.normalization)
-    elif compute:
-        norm = get_normalization("imagenet")  # placeholder so an unknown folder opens; replaced by the computed stats
-    ds = open_scene_dataset(args.dataset, data_root=args.data_root, normalization=norm,
-                            native_size=args.native_size or (1 if compute else None))
+    norm = resolve_normalization(args.normalization) if args.normalization and not compute else None
+    ds = open_scene_dataset(args.dataset, data_root=args.data_root, normalization=norm, native_size=args.native_size)
     report = ds.check()
     if args.decode:
         sizes: dict[tuple[int, int], int] = {}

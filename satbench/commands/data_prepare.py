@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..argtypes import positive_int
 from ..errors import DataError
 
 
@@ -21,9 +22,9 @@ def register(dsub: argparse._SubParsersAction) -> None:
     p.add_argument("--any-extension", action="store_true",
                    help="accept files whose extension differs from the split entry (e.g. .jpg re-encodings of .tif); "
                         "the written split files name the files present")
-    p.add_argument("--clip-size", type=int, default=None,
+    p.add_argument("--clip-size", type=positive_int, default=None,
                    help="potsdam/vaihingen: tile size of mmseg's converter (default 512)")
-    p.add_argument("--stride-size", type=int, default=None,
+    p.add_argument("--stride-size", type=positive_int, default=None,
                    help="potsdam/vaihingen: the converter's --stride_size (default 256; mmseg 1.2.2 steps by the clip size)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=_prepare)
@@ -41,7 +42,10 @@ def _prepare(args: argparse.Namespace) -> int:
     for key in ("clip_size", "stride_size"):
         value = getattr(args, key)
         if value is not None:
-            if args.name not in ("potsdam", "vaihingen"):
+            from ..data.catalog import find_dataset_spec
+
+            spec = find_dataset_spec(args.name)
+            if spec is None or spec.kind != "segmentation" or spec.name == "loveda":
                 raise DataError(f"--{key.replace('_', '-')} applies to potsdam and vaihingen only, not {args.name}")
             if value < 1:
                 raise DataError(f"--{key.replace('_', '-')} must be a positive number of pixels, got {value}")

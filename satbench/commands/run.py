@@ -141,9 +141,11 @@ def run_from_args(task: Any, args: argparse.Namespace) -> int:
     for ds in datasets:
         record = api.run(task.name, model=model, dataset=ds, protocol=args.protocol, weights=args.weights,
                          results_dir=args.results_dir, model_options=model_options, task_options=dict(extra),
-                         **{k: v for k, v in common.items() if v is not None}, **overrides)
+                         overrides=overrides, **{k: v for k, v in common.items() if v is not None})
         if record is not None:
-            text = task.describe_result(record)
+            from ..eval.task import get_task
+
+            text = get_task(record.task).describe_result(record)  # `--task linear` may hand over to cached-linear
             if text:
                 print(text)
             print(f"record: {record.path}\n")

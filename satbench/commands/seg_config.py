@@ -16,8 +16,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--crop", type=int, choices=[224, 512], required=True)
     p.add_argument("--data-root", default=None, help="the dataset folder (img_dir/, ann_dir/); default $SATBENCH_DATA/<name>")
     p.add_argument("--gpus", type=positive_int, default=1, help="number of GPUs mmseg will use: the total batch is split over them")
-    p.add_argument("--seg-batch", type=positive_int, default=8, help="total images per iteration (default 8)")
-    p.add_argument("--iters", type=positive_int, default=None, help="iterations (default 80000; warm-up scaled)")
+    p.add_argument("--seg-batch", type=positive_int, default=None, help="total images per iteration (default: the protocol's 8)")
+    p.add_argument("--iters", type=positive_int, default=None, help="iterations (default: the protocol's 80000; warm-up scaled)")
+    p.add_argument("--protocol", default=None, help="segmentation protocol (default upernet-v1)")
     p.add_argument("--frozen", action="store_true", help="freeze the backbone")
     p.add_argument("--layer-decay", type=positive_float, default=None, help="layer-wise lr decay rate (e.g. 0.65)")
     p.add_argument("--work-dir", default=None, help="work_dir written into the config")
@@ -36,10 +37,14 @@ def _run(args: argparse.Namespace) -> int:
         if not Path(args.weights).is_file():
             raise SatbenchError(f"--weights {args.weights}: no such file")
         args.weights = str(Path(args.weights).resolve())
+    from ..eval.seg_settings import SegmentationSettings
+    from ..protocols import load_protocol
+
+    recipe = load_protocol(args.protocol or "upernet-v1", task="segmentation").settings(SegmentationSettings)
     cfg = build_config(args.model, args.dataset, args.crop, weights=args.weights, seed=args.seed,
-                       data_root=args.data_root, frozen=args.frozen, layer_decay=args.layer_decay,
+                       data_root=args.data_root, frozen=True if args.frozen else None, layer_decay=args.layer_decay,
                        build_options=opts, trust_checkpoint=args.trust_checkpoint, total_batch=args.seg_batch,
-                       world_size=args.gpus, iters=args.iters, work_dir=args.work_dir)
+                       world_size=args.gpus, iters=args.iters, work_dir=args.work_dir, recipe=recipe)
     if args.out:
         path = write_config(cfg, args.out)
         print(f"wrote {path} ({args.model}, {args.dataset}, crop {args.crop}, "

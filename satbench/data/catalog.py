@@ -19,6 +19,7 @@ from typing import Literal, Optional
 
 from ..errors import SatbenchError, UnknownNameError, close_matches
 from ..normalization import Normalization, get_normalization, parse_normalization
+from ..plugins import load_plugins
 from ..settings import ge, gt, load_settings
 
 CATALOG_DIR = Path(__file__).resolve().parent / "catalog"
@@ -162,6 +163,7 @@ def _specs_in(folder: str) -> tuple[DatasetSpec, ...]:
 
 
 def _catalog() -> dict[str, DatasetSpec]:
+    load_plugins()
     out: dict[str, DatasetSpec] = {}
     for folder in catalog_folders():
         for spec in _specs_in(str(folder)):

@@ -42,7 +42,7 @@ def open_dataset(spec: Optional[str] = None, *, kinds: Sequence[str] = ("scene",
     from .scene import DEFAULT_DATASET
 
     spec = spec or DEFAULT_DATASET
-    kind = _kind_of(spec, seg_format)
+    kind = kinds[0] if len(kinds) == 1 else _kind_of(spec, seg_format)
     if kind not in kinds:
         raise DataError(f"dataset {spec!r} is a {KIND_NAMES.get(kind, kind)} dataset; this task takes "
                         f"{' or '.join(KIND_NAMES.get(k, k) for k in kinds)} datasets")

@@ -132,7 +132,17 @@ class SceneDataset:
 
     @property
     def is_subset(self) -> bool:
-        return self.spec.is_subset
+        """A subset of its benchmark: a bundled subset, or a catalog-named folder with fewer classes or split lines
+        than the benchmark (recorded; never compared with a paper)."""
+        if self.spec.is_subset:
+            return True
+        if not self.in_catalog:
+            return False
+        if len(self.classes) != self.spec.num_classes:
+            return True
+        counts = self.spec.counts
+        return bool(counts) and any(len(self.splits[s].lines) != counts.get(s, len(self.splits[s].lines))
+                                    for s in self.splits)
 
     @property
     def info(self) -> Optional[DatasetSpec]:
@@ -189,9 +199,9 @@ class SceneDataset:
         empty = [c for c, n in used.items() if n == 0]
         if empty:
             raise DataError(f"dataset {self.root}: class folder(s) with no split entries: {', '.join(empty[:5])}")
-        if self.in_catalog and self.spec.num_classes != len(self.classes):
-            raise DataError(f"dataset {self.root}: {len(self.classes)} class folders, expected {self.spec.num_classes} "
-                            f"for {self.spec.name}")
+        if self.is_subset and not self.spec.is_subset:
+            report["subset"] = (f"{len(self.classes)} of {self.spec.num_classes} classes, "
+                                f"{report['train']} / {report['val']} images: a subset of {self.spec.name}")
         return report
 
     def measured_native_size(self) -> int:
@@ -211,6 +221,13 @@ class SceneDataset:
         if w != h:
             raise DataError(f"dataset folder {self.root}: images are {w}x{h}, not square; pass --native-size")
         return w
+
+    def ensure_native_size(self) -> int:
+        """The native size; for a folder given without one, read from the images (recorded as measured)."""
+        if self.native_size is None:
+            self.native_size = self.measured_native_size()
+            self.facts_source["native_size"] = "measured from the images"
+        return self.native_size
 
     def describe(self) -> dict[str, Any]:
         """The dataset as recorded in results."""
@@ -272,8 +289,9 @@ def open_scene_dataset(spec: Optional[str] = None, *, data_root: Optional[str | 
     """Open a dataset by bundled name (``ucm-mini``, the default), by name under ``data_root``, or by folder path.
 
     A catalog dataset brings its native size and normalisation (``native_size`` / ``normalization`` override them,
-    recorded). A folder that is not in the catalog is a dataset made at run time: its native size is read from the
-    images when they all have one square size (recorded as measured), its normalisation stays None unless given.
+    recorded). A folder that is not in the catalog is a dataset made at run time: its native size and normalisation
+    stay None unless given (a task that needs them reads the size from the images, :meth:`SceneDataset.ensure_native_size`,
+    or computes the statistics, and records it).
     ``require_stats=True`` makes a missing size or normalisation an error. ``split_source``: ``auto`` (the folder's own
     split files, else the shipped official ones), ``folder`` or ``official``.
     """
@@ -311,11 +329,8 @@ def open_scene_dataset(spec: Optional[str] = None, *, data_root: Optional[str | 
     ds_spec = cat if cat is not None else spec_for_folder(root, native_size=native, normalization=norm)
     ds = SceneDataset(name=name, root=root, spec=ds_spec, native_size=native, normalization=norm, splits=splits,
                       split_source="+".join(sorted(used_source)), in_catalog=in_catalog, facts_source=facts)
-    if native is None:
-        if require_stats:
-            raise DataError(f"dataset folder {root}: {name!r} is not in the catalog; pass --native-size")
-        ds.native_size = ds.measured_native_size()
-        ds.facts_source["native_size"] = "measured from the images"
+    if native is None and require_stats:
+        raise DataError(f"dataset folder {root}: {name!r} is not in the catalog; pass --native-size")
     if norm is None and require_stats:
         raise DataError(f"dataset folder {root}: {name!r} is not a known dataset; pass --normalization (a preset, "
                         f"mean=..;std=.. or compute)")

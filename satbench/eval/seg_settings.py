@@ -20,6 +20,7 @@ class SegmentationSettings:
     betas: tuple[float, float] = field(default=(0.9, 0.999), metadata=between(0, 1, hi_open=True))
     weight_decay: float = field(default=0.01, metadata=ge(0))
     warmup_iters: int = field(default=1500, metadata=ge(0))
+    warmup_reference_iters: int = field(default=80000, metadata=gt(0))
     warmup_start_factor: float = field(default=1e-6, metadata=between(0, 1, lo_open=True))
     poly_power: float = field(default=1.0, metadata=gt(0))
     out_indices: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)
@@ -47,5 +48,6 @@ class SegmentationSettings:
         return tuple(idx) if idx is not None else None
 
     def warmup_for(self, iters: int) -> int:
-        """The warm-up length for a run of ``iters`` iterations (scaled proportionally from the recipe)."""
-        return self.warmup_iters * iters // self.iters if iters != self.iters else self.warmup_iters
+        """The warm-up length for a run of ``iters`` iterations: ``warmup_iters`` of ``warmup_reference_iters``,
+        scaled proportionally (integer division) for other lengths."""
+        return self.warmup_iters * iters // self.warmup_reference_iters

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import pkgutil
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Optional
@@ -107,6 +106,10 @@ class Task:
         """Task-specific run options from the command line (go to :attr:`RunOptions.extra`)."""
         return {}
 
+    def settings_for(self, protocol: Any) -> Optional[type]:
+        """The settings type ``protocol`` must satisfy (default: :attr:`settings`)."""
+        return self.settings
+
     def accepts(self, protocol: Any) -> bool:
         """Whether ``protocol`` is one of this task's (by default: its ``task:`` field)."""
         return protocol.task == self.protocol_task
@@ -128,29 +131,23 @@ def register_task(cls: type[Task]) -> type[Task]:
     return cls
 
 
-_LOADED = False
+_BUILTIN_LOADED = False
 
 
 def load_plugins() -> None:
-    """Import the built-in task modules (``satbench/eval/task_*.py``) and the plug-in modules named in
-    ``$SATBENCH_PLUGINS`` (comma-separated importable module names; they may register tasks, dataset kinds or
-    backbone families). Idempotent."""
-    global _LOADED
-    if _LOADED:
-        return
-    _LOADED = True
-    from .. import eval as eval_pkg
+    """Import the built-in task modules (``satbench/eval/task_*.py``) and the plug-in modules
+    (:mod:`satbench.plugins`: ``$SATBENCH_PLUGINS`` and entry points). Idempotent."""
+    global _BUILTIN_LOADED
+    if not _BUILTIN_LOADED:
+        _BUILTIN_LOADED = True
+        from .. import eval as eval_pkg
 
-    for info in sorted(pkgutil.iter_modules(eval_pkg.__path__), key=lambda m: m.name):
-        if info.name.startswith("task_"):
-            importlib.import_module(f"{eval_pkg.__name__}.{info.name}")
-    for name in [m.strip() for m in os.environ.get("SATBENCH_PLUGINS", "").split(",") if m.strip()]:
-        try:
-            importlib.import_module(name)
-        except ImportError as exc:
-            from ..errors import SatbenchError
+        for info in sorted(pkgutil.iter_modules(eval_pkg.__path__), key=lambda m: m.name):
+            if info.name.startswith("task_"):
+                importlib.import_module(f"{eval_pkg.__name__}.{info.name}")
+    from ..plugins import load_plugins as _load
 
-            raise SatbenchError(f"$SATBENCH_PLUGINS names {name!r}, which cannot be imported: {exc}") from None
+    _load()
 
 
 def list_tasks() -> list[Task]:

@@ -73,6 +73,10 @@ class KnnTask(Task):
         from .knn import run_knn
 
         settings = protocol.settings(KnnSettings)
+        if dataset.native_size is None:
+            dataset.ensure_native_size()
+            log.info("%s is not in the catalog: native size %d px read from its images (recorded)", dataset.name,
+                     dataset.native_size)
         notes: dict[str, Any] = {}
         n_train = len(dataset.samples("train"))
         clipped = clip_k(settings, n_train)

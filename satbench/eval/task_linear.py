@@ -171,6 +171,19 @@ class LinearTask(_TrainedProbeTask):
     def accepts(self, protocol: Any) -> bool:
         return protocol.task == "linear"
 
+    def complete_overrides(self, protocol: Any, overrides: dict[str, Any]) -> dict[str, Any]:
+        if protocol.params.get("method") == "cached-heads" and ({"lr", "batch_size"} & set(overrides)):
+            raise SatbenchError(f"protocol {protocol.name} sweeps learning rates itself; --lr/--train-batch-size do not "
+                                f"apply (edit a copy of the protocol YAML instead)")
+        return overrides
+
+    def settings_for(self, protocol: Any) -> Optional[type]:
+        if protocol.params.get("method") == "cached-heads":
+            from .cached_linear import CachedLinearSettings
+
+            return CachedLinearSettings
+        return self.settings
+
     def run(self, model: Any, dataset: Any, protocol: Any, options: RunOptions) -> Any:
         if protocol.params.get("method") == "cached-heads":  # `--task linear --protocol cached-linear-v1` still works
             if options.extra.get("evaluate") or options.resume or options.output_dir:

@@ -10,6 +10,16 @@ from ..registry import get_card
 from ..errors import UnknownNameError
 
 
+def preset_name(name: str) -> str:
+    """A normalisation name a card can carry: a model preset, or a catalog dataset's table registered as a preset."""
+    from ..data.catalog import resolve_normalization
+    from ..normalization import PRESETS, register_normalization
+
+    if name not in PRESETS:
+        register_normalization(resolve_normalization(name))
+    return name
+
+
 def card_for_config(cfg: dict[str, Any], normalization: Optional[str] = None) -> ModelCard:
     """The registered card of ``cfg``'s architecture (``satdino-<arch>-<patch>``) or, for reduced-depth
     demo models and plain DINO, a card made on the fly (its ``depth``; ``options: {gsd_register: false}``)."""
@@ -17,7 +27,7 @@ def card_for_config(cfg: dict[str, Any], normalization: Optional[str] = None) ->
 
     dims = dict(ARCHS[cfg["arch"]])
     depth = cfg.get("depth") or dims["depth"]
-    norm = normalization or cfg["normalization"]
+    norm = preset_name(normalization or cfg["normalization"])
     plain_dino = cfg.get("model_type", "satdino") == "dino"
     if depth == dims["depth"] and not plain_dino:
         try:

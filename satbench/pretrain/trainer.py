@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from ..backbones.satdino import ARCHS, SatDINOViT
 from ..features import pick_device
 from ..errors import SatbenchError
-from ..normalization import get_normalization
+from ..data.catalog import resolve_normalization
 from ..protocols import Protocol
 from .augment import MultiCropAugmentation
 from .checkpoint import (CHECKPOINT, export_teacher, load_training_checkpoint, rng_state, save_checkpoint,
@@ -124,7 +124,7 @@ class Trainer:
                                 "emulate fp16 + GradScaler on the CPU, slowly)")
         self.source = source
         self.augment = MultiCropAugmentation(
-            cfg["augmentation_type"], get_normalization(cfg["normalization"]),
+            cfg["augmentation_type"], resolve_normalization(cfg["normalization"]),
             global_crops_scale=cfg["global_crops_scale"], local_crops_scale=cfg["local_crops_scale"],
             local_crops_number=cfg["local_crops_number"], global_crops_size=cfg["global_crops_size"],
             local_crops_size=cfg["local_crops_size"])

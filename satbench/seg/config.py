@@ -111,7 +111,7 @@ def _schedule(cfg: Config, iters: int, recipe: SegmentationSettings) -> dict[str
     cfg.train_cfg.val_interval = min(cfg.train_cfg.val_interval, iters)
     cfg.default_hooks.checkpoint.interval = min(cfg.default_hooks.checkpoint.interval, iters)
     cfg.default_hooks.logger.interval = min(cfg.default_hooks.logger.interval, max(1, iters // 10))
-    return {"iters": iters, "warmup": warmup, "scaled_from": recipe.iters}
+    return {"iters": iters, "warmup": warmup, "scaled_from": recipe.warmup_reference_iters}
 
 
 def _apply_recipe(cfg: Config, recipe: SegmentationSettings, crop: int) -> None:
