@@ -17,6 +17,7 @@ import yaml
 from .errors import ProtocolError, UnknownNameError, close_matches
 from .io import canonical_hash
 from .resources import tasks_dir
+from .yamlio import load_yaml, read_yaml_text
 
 
 @dataclass(frozen=True)
@@ -61,8 +62,9 @@ class Protocol:
 
 
 def _read(path: Path) -> Protocol:
+    text = read_yaml_text(path, "protocol file", ProtocolError)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml(text, f"protocol file {path}", ProtocolError)
     except yaml.YAMLError as exc:
         raise ProtocolError(f"protocol file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict) or not {"name", "task", "params"} <= set(data):

@@ -13,6 +13,7 @@ import yaml
 from .errors import SatbenchError, UnknownNameError, close_matches
 from .normalization import Normalization, get_normalization
 from .resources import models_dir
+from .yamlio import load_yaml, read_yaml_text
 
 REQUIRED_CARD_KEYS = ("name", "family", "patch_size", "embed_dim", "depth", "feature_dim", "normalization")
 
@@ -55,8 +56,9 @@ class ModelCard:
 
 
 def _load_card(path: Path) -> ModelCard:
+    text = read_yaml_text(path, "model card")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml(text, f"model card {path}")
     except yaml.YAMLError as exc:
         raise SatbenchError(f"model card {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..errors import DataError, SatbenchError
+from ..locking import holds_output_lock
 from ._common import load_from_args, positive_float, positive_int
 from ._tasks import TaskCLI, register_task
 
@@ -132,6 +133,7 @@ def _normalization(name: str, data: ResolvedData):
 # ---------------------------------------------------------------------------------------------------------------------
 # Running
 # ---------------------------------------------------------------------------------------------------------------------
+@holds_output_lock(lambda a: None if a["args"].evaluate else a["args"].output_dir, "run --output-dir")  # before any work
 def run_task(args: argparse.Namespace, task: str) -> int:
     """Shared body of ``--task linear`` and ``--task finetune``."""
     from tabulate import tabulate
