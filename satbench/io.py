@@ -1,9 +1,9 @@
 """File I/O satbench can trust: atomic writes (temp file in the same folder, fsync, rename; a reader never sees half a
 file) and bounded reads of files satbench did not write (regular files only, size-capped, JSON nesting-bounded).
 
-Temp files are named ``.<name>.sbtmp-<host>-<pid>-<random>.tmp``: the writer's host and pid are in the name, so the
-next write in that folder removes the temp files of writers that died (same host, pid no longer running) and never
-touches a live writer's temp file or a file of any other pattern. Temp files of the older pattern
+Temp files are named ``.<name>.sbtmp-<host>-<pid>-<random>.tmp``: the writer's host (:func:`host_tag`) and pid are in
+the name, so the next write in that folder removes the temp files of writers that died (same host, pid no longer
+running) and never touches a live writer's temp file, another host's, or a file of any other pattern. Temp files of the older pattern
 ``.<name>.<8 random chars>.tmp`` carry no writer; one is removed only when satbench writes ``<name>`` itself again in
 that folder and the temp file has not been modified for :data:`LEGACY_TEMP_MIN_AGE_S` (a live writer modifies its temp
 file continuously). A full disk (ENOSPC, EDQUOT, EFBIG) during any write -- including inside ``torch.save``, which
@@ -61,9 +61,19 @@ def _fsync_dir(folder: Path) -> None:
 # ---------------------------------------------------------------------------------------------------------------------
 # Temp files: recognisable names, stale ones cleaned
 # ---------------------------------------------------------------------------------------------------------------------
+_INIT_PID_NS = 0xEFFFFFFC  # inode of Linux's initial pid namespace (PROC_PID_INIT_INO)
+
+
 def host_tag() -> str:
-    """This host's name as it appears in temp file names (letters, digits and ``-``, at most 32 characters)."""
-    return (re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host")[:32]
+    """Where this process's pid means something, as it appears in temp file names: the host name (letters, digits,
+    ``-``; at most 32 characters), plus ``-<pid namespace inode>`` inside a container with its own pid namespace (two
+    containers with the same host name never take each other's live writers for dead ones)."""
+    host = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
+    try:
+        ns = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        ns = _INIT_PID_NS
+    return host[:32] if ns == _INIT_PID_NS else f"{host[:23]}-{ns:x}"[:32]
 
 
 def temp_prefix(name: str) -> str:
@@ -75,7 +85,8 @@ def temp_prefix(name: str) -> str:
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether a process with ``pid`` runs on this host (a process we may not signal counts as running)."""
+    """Whether a process with ``pid`` runs on this host (a process we may not signal counts as running; a zombie
+    does not)."""
     if pid <= 0:
         return True  # not a real writer's pid: never treat as dead
     try:
@@ -84,7 +95,11 @@ def pid_alive(pid: int) -> bool:
         return False
     except OSError:
         return True
-    return True
+    try:  # a killed process stays a zombie until its parent reaps it: it runs no more
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read(4096).rsplit(b")", 1)[-1].split()[:1] != [b"Z"]
+    except OSError:
+        return True
 
 
 def _is_legacy_temp(name: str, target: str) -> bool:

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, TypeVar, Union
 
 from .errors import SatbenchError
-from .io import file_kind, pid_alive
+from .io import file_kind, host_tag, pid_alive
 
 LOCK_NAME = ".satbench.lock"
 #: When the lock is held but the recorded owner is dead on this host (its forked data-loader workers still hold the
@@ -109,7 +109,10 @@ def describe_owner(info: Optional[dict[str, Any]]) -> str:
 def _dead_here(info: Optional[dict[str, Any]]) -> bool:
     """The recorded owner ran on this host and is no longer running."""
     pid = _pid_of(info)
-    return pid is not None and info.get("host") == socket.gethostname() and pid != os.getpid() and not pid_alive(pid)
+    if pid is None or pid == os.getpid():
+        return False
+    here = info["host_tag"] == host_tag() if "host_tag" in info else info.get("host") == socket.gethostname()
+    return here and not pid_alive(pid)
 
 
 class OutputLock:
@@ -207,7 +210,7 @@ class OutputLock:
                    else "which no longer holds it" if _pid_of(previous) else "")
             print(f"satbench: warning: output folder {self.folder}: taking over the stale lock of satbench run "
                   f"{describe_owner(previous)}{', ' + why if why else ''}", file=sys.stderr)
-        info = {"satbench_lock": 1, "pid": os.getpid(), "host": socket.gethostname(),
+        info = {"satbench_lock": 1, "pid": os.getpid(), "host": socket.gethostname(), "host_tag": host_tag(),
                 "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "command": _command(),
                 "purpose": self.purpose}
         data = json.dumps(info).encode()

@@ -269,6 +269,8 @@ def test_stale_temp_files_of_dead_writers_are_removed_at_the_next_write(tmp_path
         "live": (d / f".r2.json.sbtmp-{host}-{live_proc.pid}-abcd1234.tmp", True),
         "mine": (d / f".r3.json.sbtmp-{host}-{os.getpid()}-abcd1234.tmp", True),
         "other-host": (d / f".r4.json.sbtmp-elsewhere-{dead}-abcd1234.tmp", True),
+        "same-name-other-pid-namespace": (d / f".r6.json.sbtmp-{host.split('-')[0][:23]}-f0000999-{dead}-abcd1234.tmp",
+                                          True),
         "legacy-old-same-target": (d / ".target.json.k2j4h5g6.tmp", False),
         "legacy-recent-same-target": (d / ".target.json.a1b2c3d4.tmp", True),
         "legacy-old-other-target": (d / ".other.json.k2j4h5g6.tmp", True),
