@@ -16,6 +16,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from pathlib import Path
@@ -206,7 +207,8 @@ def run(task: str, model: Any = DEFAULT_MODEL, dataset: Any = None, protocol: Op
     parameter whose name is also a run option (the linear protocol's ``batch_size``) goes in ``overrides={...}``.
     """
     from .distributed import torchrun_world_size
-    from .eval.task import ModelRef, RunOptions, get_task
+    from .eval.task import RunOptions, get_task
+    from .locking import output_lock
     from .results import check_results_folder
 
     t = get_task(task)
@@ -224,9 +226,11 @@ def run(task: str, model: Any = DEFAULT_MODEL, dataset: Any = None, protocol: Op
     if write and rank == 0:
         check_results_folder(results_dir)  # before any work: a long run is never lost at the end
     proto = resolve_protocol(t, protocol, overrides)
-    ds = _dataset(t, dataset, ds_kw, options)
-    loaded = _model(t, model, weights, options, model_options or {})
-    record = t.run(loaded, ds, proto, options)
+    folder = t.output_folder(options)
+    with output_lock(folder, f"run --task {t.name}") if folder else contextlib.nullcontext():
+        ds = _dataset(t, dataset, ds_kw, options)
+        loaded = _model(t, model, weights, options, model_options or {})
+        record = t.run(loaded, ds, proto, options)
     if record is not None and write:
         record.write(results_dir)
     return record

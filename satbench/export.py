@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from .errors import SatbenchError
-from .io import atomic_write, atomic_write_bytes
+from .io import atomic_torch_save, atomic_write_bytes, atomic_write_json
 from .weights import LoadedModel
 
 FORMATS = ("safetensors", "pth")
@@ -20,8 +19,6 @@ def export_weights(loaded: LoadedModel, output: Path, fmt: str = "safetensors") 
     source sha256, satbench version). pth: ``{'teacher': ..., 'linear_head': ...}`` as the official release, loadable by
     the official code and by satbench. A JSON sidecar ``<output>.json`` repeats the metadata.
     """
-    import torch
-
     from . import __version__
 
     if fmt not in FORMATS:
@@ -39,6 +36,6 @@ def export_weights(loaded: LoadedModel, output: Path, fmt: str = "safetensors") 
         obj: dict[str, Any] = {"teacher": sd, "satbench": meta}
         if loaded.linear_head is not None:
             obj["linear_head"] = loaded.linear_head
-        atomic_write(output, lambda fh: torch.save(obj, fh))
-    (output.with_name(output.name + ".json")).write_text(json.dumps({**meta, "tensors": len(sd)}, indent=2) + "\n")
+        atomic_torch_save(obj, output)
+    atomic_write_json(output.with_name(output.name + ".json"), {**meta, "tensors": len(sd)})
     return {**meta, "tensors": len(sd), "path": str(output)}

@@ -16,6 +16,7 @@ from typing import Any
 from .errors import ProtocolError, UnknownNameError, close_matches
 from .io import canonical_hash
 from .resources import tasks_dir
+from .io import read_yaml
 
 
 @dataclass(frozen=True)
@@ -72,8 +73,6 @@ TOP_LEVEL_KEYS = ("name", "task", "version", "description", "params")
 
 
 def _read(path: Path) -> Protocol:
-    from .io import read_yaml
-
     data = read_yaml(path, what="protocol file", error=ProtocolError)
     if not isinstance(data, dict) or not {"name", "task", "params"} <= set(data):
         raise ProtocolError(f"protocol file {path} must be a mapping with name, task and params")

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import uuid
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Optional
 
 from .errors import ResultsError
-from .io import atomic_write_json
+from .io import UntrustedFileError, atomic_write_json, parse_json_bounded, read_bytes_bounded
 from .provenance import provenance
 
 SCHEMA = "satbench.record/1"
@@ -121,24 +122,154 @@ def write_record(record: dict[str, Any], results_dir: str | os.PathLike | None =
     raise ResultsError(f"could not find a free record name in {folder}")
 
 
-def read_records(results_dir: str | os.PathLike | None = None, task: str | None = None) -> list[dict[str, Any]]:
+#: A record is small (a long segmentation run's is well under 1 MiB); anything bigger is not read.
+MAX_RECORD_BYTES = 8 << 20
+#: Records nest a few levels (protocol.content.params...); deeper JSON is not a record.
+MAX_RECORD_DEPTH = 64
+#: Summary entries that must be numbers (or null) when present; the leaderboard shows them.
+SUMMARY_NUMBERS = ("top1", "top5", "top1_avg", "mIoU", "worst_scale_top1", "drop_to_smallest_scale", "auc_log2_scale")
+
+
+def _type_name(v: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "an integer",
+            float: "a number", type(None): "null"}.get(type(v), type(v).__name__)
+
+
+def _show(v: Any) -> str:
+    text = json.dumps(v)[:40] if not isinstance(v, (dict, list)) else ""
+    return f"{_type_name(v)}" + (f" {text}" if text else "")
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def record_problem(rec: Any) -> Optional[str]:
+    """Why ``rec`` (parsed JSON) is not a usable satbench record, or None when it is.
+
+    Checks what the leaderboard and the other readers use: the schema, the required fields and their types (task,
+    model and id strings; weights, protocol, dataset, metrics, provenance objects; summary an object whose headline
+    numbers are numbers), ``provenance.date`` a string, and the nested fields tables read. Non-finite numbers are
+    refused when parsing (:func:`satbench.io.parse_json_bounded`).
+    """
+    if not isinstance(rec, dict):
+        return f"not a satbench record (the JSON is {_type_name(rec)}, not an object)"
+    schema = rec.get("schema")
+    if schema != SCHEMA:
+        if isinstance(schema, str) and schema.startswith("satbench.record/"):
+            return f"record schema {schema!r} is not supported (this satbench reads {SCHEMA})"
+        return f"not a satbench record (no \"schema\": \"{SCHEMA}\")"
+    missing = [k for k in REQUIRED if k not in rec]
+    if missing:
+        return f"record lacks required field(s) {', '.join(missing)}"
+    for key in ("id", "task", "model"):
+        if not isinstance(rec[key], str) or not rec[key]:
+            return f"{key} must be a non-empty string, got {_show(rec[key])}"
+    for key in ("weights", "protocol", "dataset", "metrics", "provenance", "summary", "extractor", "timings", "extra",
+                "predictions"):
+        if key in rec and not isinstance(rec[key], dict):
+            return f"{key} must be an object, got {_show(rec[key])}"
+    checks: list[tuple[str, Any, tuple[type, ...]]] = [
+        ("provenance.date", rec["provenance"].get("date", ""), (str,)),
+    ]
+    for key in ("source", "sha256", "path", "tag"):
+        checks.append((f"weights.{key}", rec["weights"].get(key), (str, type(None))))
+    for key in ("name", "hash", "base_hash", "task"):
+        checks.append((f"protocol.{key}", rec["protocol"].get(key, ""), (str,)))
+    checks.append(("protocol.overrides", rec["protocol"].get("overrides", {}), (dict, type(None))))
+    checks.append(("protocol.params", rec["protocol"].get("params", {}), (dict,)))
+    checks.append(("protocol.content", rec["protocol"].get("content", {}), (dict,)))
+    checks.append(("dataset.name", rec["dataset"].get("name", ""), (str,)))
+    checks.append(("dataset.protocol_dataset", rec["dataset"].get("protocol_dataset"), (str, type(None))))
+    checks.append(("dataset.official_split", rec["dataset"].get("official_split"), (dict, type(None))))
+    for key in ("is_subset", "train_equals_val"):
+        checks.append((f"dataset.{key}", rec["dataset"].get(key, False), (bool,)))
+    summary = rec.get("summary", {})
+    for key in ("top1_per_scale", "ci", "seeds", "robustness"):
+        checks.append((f"summary.{key}", summary.get(key, {}), (dict,)))
+    for where, value, types in checks:
+        if not isinstance(value, types) or (bool not in types and isinstance(value, bool)):
+            want = " or ".join(_type_name(t()) if t is not type(None) else "null" for t in types)
+            return f"{where} must be {want}, got {_show(value)}"
+    for key in SUMMARY_NUMBERS:
+        if key in summary and summary[key] is not None and not _is_number(summary[key]):
+            return f"summary.{key} must be a number, got {_show(summary[key])}"
+    crop = summary.get("crop")
+    if crop is not None and not (isinstance(crop, int) and not isinstance(crop, bool) and crop > 0):
+        return f"summary.crop must be a positive integer, got {_show(crop)}"
+    for scale, v in summary.get("top1_per_scale", {}).items():
+        try:
+            ok = float(scale) > 0
+        except ValueError:
+            ok = False
+        if not ok:
+            return f"summary.top1_per_scale key {scale[:40]!r} is not a scale (a positive number)"
+        if v is not None and not _is_number(v):
+            return f"summary.top1_per_scale[{scale}] must be a number, got {_show(v)}"
+    for name, iv in summary.get("ci", {}).items():
+        if iv is not None and not (isinstance(iv, list) and len(iv) == 2 and all(_is_number(x) for x in iv)):
+            return f"summary.ci.{name[:40]} must be [lo, hi] numbers, got {_show(iv)}"
+    for name, v in summary.get("robustness", {}).items():
+        if v is not None and not _is_number(v):
+            return f"summary.robustness.{name[:40]} must be a number, got {_show(v)}"
+    return None
+
+
+def read_record(path: str | os.PathLike) -> "Record":
+    """One record file, checked: a regular file (symbolic links not followed, FIFOs and devices never opened) of at
+    most :data:`MAX_RECORD_BYTES`, strict JSON (finite numbers, bounded nesting) that passes :func:`record_problem`.
+    Raises :class:`ResultsError` ``<path>: <problem>``."""
+    try:
+        data = read_bytes_bounded(path, MAX_RECORD_BYTES, follow_symlinks=False)
+        rec = parse_json_bounded(data, MAX_RECORD_DEPTH)
+    except UntrustedFileError as exc:
+        raise ResultsError(f"{path} {exc}") from None
+    except OSError as exc:
+        raise ResultsError(f"{path} is not readable ({exc.strerror or exc})") from None
+    problem = record_problem(rec)
+    if problem:
+        raise ResultsError(f"{path}: {problem}")
+    rec = Record(rec)
+    rec["_path"] = str(path)
+    return rec
+
+
+def _warn_skip(path: Path, why: str) -> None:
+    print(f"satbench: warning: skipped {path}: {why}", file=sys.stderr)
+
+
+def read_records(results_dir: str | os.PathLike | None = None, task: str | None = None,
+                 on_skip: Optional[Callable[[Path, str], None]] = None) -> list[dict[str, Any]]:
     """All valid records in ``results_dir`` (recursively), optionally of one task, oldest first.
 
-    A file that is not a satbench record is an error naming it (records are never half-written).
+    Every ``*.json`` entry that is not a usable record is skipped with one warning line on stderr naming the file and
+    the problem (``on_skip(path, why)`` replaces the warning): symbolic links (not followed), FIFOs, devices and
+    sockets (never opened), files over :data:`MAX_RECORD_BYTES`, invalid or non-record JSON, and records whose fields
+    have the wrong types (:func:`record_problem`). Sub-folders are searched; symbolic links to folders are not followed.
     """
     folder = Path(results_dir) if results_dir is not None else default_results_dir()
     if not folder.exists():
         return []
+    skip = on_skip or _warn_skip
+    candidates: list[Path] = []
+
+    def unlistable(exc: OSError) -> None:
+        skip(Path(exc.filename or folder), f"cannot list this folder ({exc.strerror or exc})")
+
+    for dirpath, dirnames, filenames in os.walk(folder, onerror=unlistable, followlinks=False):
+        dirnames.sort()
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            if name.endswith(".json") and (name in filenames or os.path.islink(p)):
+                candidates.append(p)
     out = []
-    for path in sorted(folder.rglob("*.json")):
+    for path in sorted(candidates):
         try:
-            rec = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError, OSError) as exc:
-            raise ResultsError(f"{path}: not a readable record ({exc})") from None
-        if not isinstance(rec, dict) or rec.get("schema") != SCHEMA:
-            continue  # other JSON (e.g. leaderboard exports) is not a record
-        rec = Record(rec)
-        rec["_path"] = str(path)
+            rec = read_record(path)
+        except ResultsError as exc:
+            msg = str(exc)
+            skip(path, msg[len(str(path)):].lstrip(": ") if msg.startswith(str(path)) else msg)
+            continue
         if task is None or rec.get("task") == task:
             out.append(rec)
     out.sort(key=lambda r: r["provenance"].get("date", ""))

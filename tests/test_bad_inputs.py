@@ -87,7 +87,7 @@ def test_full_disk_while_writing_a_record_is_a_clear_error(monkeypatch, tmp_path
                  "--no-cache", "--results-dir", str(tmp_path / "res")])
     err = capsys.readouterr().err
     lines = [ln for ln in err.strip().splitlines() if ln.strip() and "%|" not in ln]
-    assert code != 0 and len(lines) == 1 and "No space left on device" in lines[0], lines
+    assert code != 0 and len(lines) == 1 and "no space left on device" in lines[0], lines
     assert not list((tmp_path / "res").glob("*")), "no partial or temporary file may remain"
 
 

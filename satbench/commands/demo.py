@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..locking import holds_output_lock
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="offline demo: pretrain a tiny SatDINO on ucm-mini, then kNN vs random init",
@@ -20,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+@holds_output_lock(lambda a: a["args"].output, "demo --output")  # one run per folder
 def run(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 

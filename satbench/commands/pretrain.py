@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import SatbenchError
+from ..locking import holds_output_lock
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,6 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+@holds_output_lock(lambda a: a["args"].output, "pretrain --output")  # one run per folder (rank 0 holds it)
 def run(args: argparse.Namespace) -> int:
     from ..pretrain.config import load_config, resolved
     from ..pretrain.data import open_pretrain_source

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import random
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Optional, Sequence
 
 from ..errors import DataError
-from ..io import atomic_write_bytes
+from ..io import atomic_write_bytes, read_json_bounded
 from .catalog import get_dataset_spec
 from .images import read_rgb
 
@@ -37,6 +36,10 @@ FMOW_CATEGORIES: tuple[str, ...] = get_dataset_spec("fmow").classes
 CSV_COLUMNS = ("id", "image_path", "feature_path", "split", "category_name", "category_idx", "gsd", "hour",
                "month", "year")
 SPLITS = ("train", "val")
+#: Size caps of the fMoW-baseline JSON files read here (files satbench did not write): the full training_struct.json
+#: is about 100 MB; a *_features.json holds 45 numbers.
+MAX_STRUCT_BYTES = 1 << 30
+MAX_FEATURES_BYTES = 1 << 20
 
 
 def _last(path: str, n: int = 7) -> str:
@@ -50,11 +53,9 @@ def _features(entry_path: str, data_root: Optional[Path], where: str) -> list[fl
         candidates.insert(0, data_root / _last(entry_path))
     for c in candidates:
         if c.is_file():
-            try:
-                feats = json.loads(c.read_text())
-            except (OSError, ValueError) as exc:
-                raise DataError(f"{where}: features file {c} is not readable JSON ({exc})") from None
-            if not isinstance(feats, list) or len(feats) < 8:
+            feats = read_json_bounded(c, what=f"{where}: features file", limit=MAX_FEATURES_BYTES, error=DataError)
+            if not isinstance(feats, list) or len(feats) < 8 or not all(
+                    isinstance(x, (int, float)) and not isinstance(x, bool) for x in feats):
                 raise DataError(f"{where}: features file {c} must hold a list of >= 8 numbers (fMoW baseline: 45)")
             return [float(x) for x in feats]
     raise DataError(f"{where}: features file {entry_path} not found"
@@ -67,12 +68,7 @@ def struct_to_rows(struct_path: str | os.PathLike, split: str, data_root: Option
     if split not in SPLITS:
         raise DataError(f"split must be one of {SPLITS}, got {split!r}")
     struct_path = Path(struct_path)
-    try:
-        entries = json.loads(struct_path.read_text())
-    except FileNotFoundError:
-        raise DataError(f"struct file {struct_path} does not exist") from None
-    except (OSError, ValueError) as exc:
-        raise DataError(f"struct file {struct_path} is not readable JSON ({str(exc)[:120]})") from None
+    entries = read_json_bounded(struct_path, what="struct file", limit=MAX_STRUCT_BYTES, error=DataError)
     if not isinstance(entries, list):
         raise DataError(f"struct file {struct_path} must hold a JSON list of entries (fMoW baseline training_struct.json)")
     root = Path(data_root) if data_root is not None else None

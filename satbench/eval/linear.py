@@ -37,6 +37,7 @@ from ..data.transforms import eval_transform, train_transform
 from ..errors import ProtocolError, SatbenchError, WeightsError
 from ..features import FeatureExtractor
 from ..io import atomic_torch_save
+from ..locking import holds_output_lock
 from ..protocols import Protocol
 from ..rng import rng_state, set_rng_state
 from ..distributed import DistInfo, EpochShuffleSampler, ShardSampler, all_reduce_sum, barrier
@@ -122,6 +123,7 @@ class _Probe(nn.Module):
         return self.head(self.backbone(x).float())
 
 
+@holds_output_lock("output_dir", "linear/finetune training")  # also the default output dir; re-entrant
 def train_classifier(
     extractor: FeatureExtractor,
     train_items: Sequence[Any],

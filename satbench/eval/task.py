@@ -87,6 +87,10 @@ class Task:
     #: False: :meth:`run` receives a :class:`ModelRef` and builds the model itself.
     needs_loaded_model: ClassVar[bool] = True
 
+    def output_folder(self, options: "RunOptions") -> Optional[str]:
+        """The folder this run owns (checkpoints, work dir): locked for the whole run, before any model is loaded."""
+        return None
+
     def weights_kind(self, options: "RunOptions") -> str:
         """Which declared weights of the card to load (``pretrain`` unless the task says otherwise)."""
         return "pretrain"

@@ -78,6 +78,9 @@ class _TrainedProbeTask(Task):
     def run_options(self, args: argparse.Namespace) -> dict[str, Any]:
         return {"evaluate": args.evaluate}
 
+    def output_folder(self, options: RunOptions) -> Optional[str]:
+        return None if options.extra.get("evaluate") else options.output_dir
+
     def weights_kind(self, options: RunOptions) -> str:  # noqa: D102
         """Which declared weights of the card the run loads (``finetune`` for ``--task finetune --evaluate``)."""
         return "finetune" if self.name == "finetune" and options.extra.get("evaluate") else "pretrain"

@@ -77,6 +77,9 @@ class SegmentationTask(Task):
         g.add_argument("--resume", action="store_true", help="resume from the latest checkpoint in the work dir")
         g.add_argument("--lr", type=positive_float, default=None, help="learning rate (protocol override)")
 
+    def output_folder(self, options: RunOptions) -> Any:
+        return options.extra.get("work_dir")  # the default work dir is locked by the runner itself
+
     def protocol_overrides(self, args: argparse.Namespace) -> dict[str, Any]:
         out: dict[str, Any] = {"iters": args.iters, "layer_decay": args.layer_decay, "total_batch": args.seg_batch,
                                "lr": args.lr}

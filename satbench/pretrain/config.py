@@ -14,6 +14,7 @@ import yaml
 
 from ..errors import ProtocolError
 from ..protocols import Protocol, load_protocol
+from ..yamlio import load_yaml
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 GSD_HEAD_MODES = ("frozen-random", "trained")
@@ -126,7 +127,7 @@ def parse_sets(items: Iterable[str]) -> dict[str, Any]:
 
             raise ProtocolError(f"--set {key}: unknown pretraining key{close_matches(key, sorted(SCHEMA))}")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else None
+            value = load_yaml(raw, f"--set {key}", ProtocolError) if raw.strip() else None
         except yaml.YAMLError:
             raise ProtocolError(f"--set {item!r}: the value is not valid YAML") from None
         if float in SCHEMA[key][0]:

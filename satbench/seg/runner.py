@@ -25,6 +25,7 @@ from mmengine.runner import Runner  # noqa: E402
 
 from ..errors import DataError, SatbenchError  # noqa: E402
 from ..io import atomic_torch_save, atomic_write_bytes, canonical_hash  # noqa: E402
+from ..locking import holds_output_lock  # noqa: E402
 from ..results import make_record, write_record  # noqa: E402
 from .backbone import resolve_card  # noqa: E402
 from .config import DEFAULT_PROTOCOL, SEG_DATASETS, build_config, check_data_root, default_data_root, get_seg_dataset  # noqa: E402
@@ -132,6 +133,13 @@ def _prepare_cpu_distributed(cfg: Any) -> dict[str, Any]:
             "syncbn_replaced": replaced}
 
 
+def default_work_dir(model: str, dataset: str, crop: int, seg_format: Optional[str] = None) -> Path:
+    """``work_dirs/seg/<model>_<dataset kind>_<crop>`` (relative to the current folder)."""
+    return Path("work_dirs") / "seg" / f"{resolve_card(model).name}_{resolve_dataset(dataset, seg_format)[0]}_{crop}"
+
+
+@holds_output_lock(lambda a: a["work_dir"] or default_work_dir(a["model"], a["dataset"], a["crop"], a["seg_format"]),
+                   "segmentation --work-dir")  # one run per work dir (rank 0 holds it)
 def run_segmentation(
     model: str,
     dataset: str,
@@ -175,7 +183,7 @@ def run_segmentation(
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     if work_dir is None:
-        work_dir = Path("work_dirs") / "seg" / f"{card.name}_{kind}_{crop}"
+        work_dir = default_work_dir(model, dataset, crop, seg_format)
     work_dir = Path(work_dir)
     if resume not in (None, "auto") and not Path(resume).is_file():
         raise SatbenchError(f"--resume {resume}: no such checkpoint file")
