@@ -8,9 +8,10 @@ from typing import Any, Optional
 
 import numpy as np
 
+from .backbones.base import check_input_size
 from .data.scene import IMAGE_EXTENSIONS, Sample, _entry_rel, _read_split, get_dataset_info
 from .data.transforms import knn_transform, knn_transform_spec
-from .errors import DataError, SatbenchError
+from .errors import DataError, InputSizeError, SatbenchError
 from .eval.extract import ExtractStats, View, extract_views
 from .features import FeatureExtractor
 from .io import atomic_write_bytes, atomic_write_json, sha256_bytes
@@ -62,11 +63,18 @@ def resolve_normalization(spec: Optional[str], loaded: LoadedModel, dataset_fold
 
 def extract_to_file(loaded: LoadedModel, images: Path, size: int, output: Path, *, normalization: Optional[str] = None,
                     device: str = "auto", bf16: bool = False, batch_size: int = 64, progress: bool = True) -> dict[str, Any]:
-    """Write ``[n, D]`` float32 features to ``output`` (.npy) and a JSON sidecar ``output.json``; returns the sidecar."""
+    """Write ``[n, D]`` float32 features to ``output`` (.npy) and a JSON sidecar ``output.json``; returns the sidecar.
+
+    The size is checked against the backbone before any image is listed or decoded.
+    """
     if output.suffix != ".npy":
         raise SatbenchError(f"--output {output}: expected a .npy path")
     if size < loaded.card.patch_size:
         raise SatbenchError(f"--size {size} is smaller than the model's patch size {loaded.card.patch_size}")
+    try:
+        check_input_size(loaded.model, size, size)
+    except InputSizeError as exc:
+        raise InputSizeError(f"--size {size}: {loaded.card.name} cannot take it: {exc}") from None
     samples, split_sha, folder = list_images(images)
     norm = resolve_normalization(normalization, loaded, folder)
     extractor = FeatureExtractor(loaded, normalization=norm, device=device, bf16=bf16)

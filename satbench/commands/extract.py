@@ -26,7 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from ..extract_api import extract_to_file
+    from ._single_process import require_single_process
 
+    require_single_process("satbench extract")
     loaded = load_from_args(args)
     side = extract_to_file(loaded, args.images, args.size, args.output, normalization=args.normalization,
                            device=args.device, bf16=args.bf16, batch_size=args.batch_size, progress=not args.no_progress)

@@ -128,6 +128,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ._single_process import require_single_process
+
+    require_single_process("satbench run --task knn")
     if getattr(args, "num_workers", 1) < 0:
         raise SatbenchError(f"--num-workers must be >= 0, got {args.num_workers}")
     return run(args)

@@ -152,6 +152,9 @@ def run_task(args: argparse.Namespace, task: str) -> int:
             raise SatbenchError(f"protocol {protocol.name} trains no checkpoint; --evaluate/--resume/--output-dir "
                                 f"apply to satdino-linear-v1 and satdino-finetune-v1")
         overrides = {"epochs": args.epochs}
+        from ._single_process import require_single_process
+
+        require_single_process(f"satbench run --task {task} --protocol {protocol.name}")
     protocol = protocol.with_overrides(**overrides)
 
     device = pick_device(args.device)
