@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any, Optional
 
@@ -61,11 +62,41 @@ def resolve_normalization(spec: Optional[str], loaded: LoadedModel, dataset_fold
     return parse_normalization(spec)
 
 
+def resolve_input_res(spec: Optional[str], loaded: LoadedModel, size: int) -> tuple[Optional[float], Optional[str]]:
+    """``--input-res`` -> ``(input_res, policy)``.
+
+    Backbones that take an input resolution (Scale-MAE): ``None`` or ``"protocol"`` -> ``224 / size``, the policy of
+    Scale-MAE's own kNN protocol (:data:`~satbench.eval.knn_protocols.SCALEMAE_KNN_PROTOCOL`, ``eval_gsd``); a positive
+    number -> that ratio (``1.0`` = the official code without ``--eval_gsd``). Other backbones: ``None`` only.
+    """
+    from .eval.knn_protocols import INPUT_RES_FAMILIES, SCALEMAE_KNN_PROTOCOL, input_res_for
+    from .protocols import load_protocol
+
+    family = loaded.card.family
+    if family not in INPUT_RES_FAMILIES:
+        if spec is not None:
+            raise SatbenchError(f"--input-res applies to backbones that take an input resolution (families: "
+                                f"{', '.join(INPUT_RES_FAMILIES)}), not {loaded.card.name} (family {family})")
+        return None, None
+    if spec is None or spec == "protocol":
+        policy = str(load_protocol(SCALEMAE_KNN_PROTOCOL, task="knn").get("input_res"))
+        return input_res_for(policy, size), f"{policy} (protocol {SCALEMAE_KNN_PROTOCOL})"
+    try:
+        value = float(spec)
+    except ValueError:
+        value = float("nan")
+    if not (math.isfinite(value) and value > 0):
+        raise SatbenchError(f"--input-res {spec!r}: expected 'protocol' or a positive number (e.g. 1.0)")
+    return value, "value"
+
+
 def extract_to_file(loaded: LoadedModel, images: Path, size: int, output: Path, *, normalization: Optional[str] = None,
-                    device: str = "auto", bf16: bool = False, batch_size: int = 64, progress: bool = True) -> dict[str, Any]:
+                    device: str = "auto", bf16: bool = False, batch_size: int = 64, progress: bool = True,
+                    input_res: Optional[str] = None) -> dict[str, Any]:
     """Write ``[n, D]`` float32 features to ``output`` (.npy) and a JSON sidecar ``output.json``; returns the sidecar.
 
-    The size is checked against the backbone before any image is listed or decoded.
+    ``input_res``: see :func:`resolve_input_res` (Scale-MAE only; recorded in the sidecar as ``input_res`` and
+    ``input_res_policy``). The size is checked against the backbone before any image is listed or decoded.
     """
     if output.suffix != ".npy":
         raise SatbenchError(f"--output {output}: expected a .npy path")
@@ -75,10 +106,11 @@ def extract_to_file(loaded: LoadedModel, images: Path, size: int, output: Path, 
         check_input_size(loaded.model, size, size)
     except InputSizeError as exc:
         raise InputSizeError(f"--size {size}: {loaded.card.name} cannot take it: {exc}") from None
+    res, res_policy = resolve_input_res(input_res, loaded, size)
     samples, split_sha, folder = list_images(images)
     norm = resolve_normalization(normalization, loaded, folder)
     extractor = FeatureExtractor(loaded, normalization=norm, device=device, bf16=bf16)
-    view = View(str(size), knn_transform(size), knn_transform_spec(size))
+    view = View(str(size), knn_transform(size), knn_transform_spec(size), res)
     stats = ExtractStats()
     feats = extract_views(extractor, samples, [view], split_sha256=split_sha or "", cache=None, batch_size=batch_size,
                           progress=progress, desc=f"extract {size}px", stats=stats)[view.key]
@@ -96,6 +128,8 @@ def extract_to_file(loaded: LoadedModel, images: Path, size: int, output: Path, 
         "source": str(images),
         "source_sha256": split_sha,
         "transform": view.spec,
+        "input_res": res,
+        "input_res_policy": res_policy,
         **extractor.describe(),
         "seconds": round(stats.seconds, 3),
     }

@@ -76,7 +76,14 @@ PRESETS: dict[str, Normalization] = {
         Normalization("whu-rs19", (0.424, 0.446, 0.401), (0.165, 0.147, 0.160)),
         Normalization("rs_c11", (0.347, 0.342, 0.318), (0.110, 0.104, 0.111)),
         Normalization("siri-whu", (0.352, 0.378, 0.365), (0.106, 0.101, 0.107)),
-        # SatMAE's own fMoW-RGB statistics (spec section 6.1).
+        # SatMAE's own fMoW-RGB statistics, exactly as SatMAE's code uses them: sustainlab-group/SatMAE
+        # util/datasets.py lines 94-95 (CustomDatasetFromImages.mean / .std; the same values at lines 132-133 and
+        # 233-234), commit e31c11fa1bef6f9a9aa3eb49e8637c8b8952ba5e. The card satmae-vit_large-16 uses this preset.
+        Normalization("satmae-fmow-exact", (0.4182007312774658, 0.4214799106121063, 0.3991275727748871),
+                      (0.28774282336235046, 0.27541765570640564, 0.2764017581939697)),
+        # Legacy: the 4-decimal rounding of the values above (spec section 6.1) that satbench's SatMAE card used before
+        # satmae-fmow-exact. Not SatMAE's numbers (ViT-L features move by up to 4.2e-4); kept unchanged so that records
+        # naming "satmae-fmow" still resolve to the statistics they were computed with.
         Normalization("satmae-fmow", (0.4182, 0.4215, 0.3991), (0.2877, 0.2754, 0.2764)),
     ]
 }

@@ -28,6 +28,9 @@ from .extract import View
 
 #: Backbone families whose ``forward_features`` takes ``input_res`` (a ground-resolution ratio).
 INPUT_RES_FAMILIES = ("scalemae",)
+#: Scale-MAE's own kNN protocol: the one satbench uses for Scale-MAE by default (``satbench extract``'s input_res).
+#: ``scalemae-knn-v1`` (4-decimal EuroSAT statistics only) stays loadable for the records made with it.
+SCALEMAE_KNN_PROTOCOL = "scalemae-knn-v2"
 INPUT_RES_POLICIES = ("none", "224/size", "1.0")
 TRANSFORMS = ("resize-center-crop", "native-area")
 
