@@ -206,7 +206,7 @@ def run(task: str, model: Any = DEFAULT_MODEL, dataset: Any = None, protocol: Op
     ``seg_format``), or protocol overrides (e.g. ``scales=[1.0, 0.5]``, ``k=[20]``, ``epochs=1``; recorded). A protocol
     parameter whose name is also a run option (the linear protocol's ``batch_size``) goes in ``overrides={...}``.
     """
-    from .distributed import torchrun_world_size
+    from .distributed import require_single_process, torchrun_world_size
     from .eval.task import RunOptions, get_task
     from .locking import output_lock
     from .results import check_results_folder
@@ -218,11 +218,10 @@ def run(task: str, model: Any = DEFAULT_MODEL, dataset: Any = None, protocol: Op
     if run_kw.get("num_workers") is None:
         run_kw["num_workers"] = t.default_num_workers
     options = RunOptions(**run_kw, extra=dict(task_options or {}))
-    world = torchrun_world_size()
-    if world > 1 and not t.distributed:
-        raise SatbenchError(f"task {t.name} does not shard its work over processes yet: under torchrun with "
-                            f"{world} processes every process would redo the whole job; run it as one process")
-    rank = int(os.environ.get("RANK", "0"))
+    if not t.distributed:
+        require_single_process(f"satbench run --task {t.name}")
+    torchrun_world_size()  # a malformed WORLD_SIZE is one clear line
+    rank = int(os.environ.get("RANK", "0")) if os.environ.get("RANK", "0").isdigit() else 0
     if write and rank == 0:
         check_results_folder(results_dir)  # before any work: a long run is never lost at the end
     proto = resolve_protocol(t, protocol, overrides)

@@ -66,10 +66,26 @@ class DistInfo:
 
 def torchrun_world_size() -> int:
     """``WORLD_SIZE`` of the torchrun environment (1 outside torchrun)."""
+    raw = os.environ.get("WORLD_SIZE", "1").strip() or "1"
     try:
-        return max(1, int(os.environ.get("WORLD_SIZE", "1")))
+        return max(1, int(raw))
     except ValueError:
-        raise SatbenchError(f"WORLD_SIZE={os.environ.get('WORLD_SIZE')!r} is not an integer") from None
+        raise SatbenchError(f"WORLD_SIZE={raw!r} is not a whole number (torchrun sets it; unset it to run one "
+                            f"process)") from None
+
+
+def require_single_process(what: str) -> None:
+    """Raise :class:`SatbenchError` when this process is one of several (``WORLD_SIZE`` > 1, as torchrun sets it)."""
+    raw = os.environ.get("WORLD_SIZE", "1").strip() or "1"
+    try:
+        world = int(raw)
+    except ValueError:
+        raise SatbenchError(f"WORLD_SIZE={raw!r} is not a whole number (torchrun sets it; unset it to run one process)") from None
+    if world > 1:
+        rank = os.environ.get("RANK", "?")
+        raise SatbenchError(f"{what} runs as one process (its feature extraction is not sharded across processes yet), but "
+                            f"this is rank {rank} of {world} (WORLD_SIZE={world}); run it without torchrun or with "
+                            f"--nproc_per_node 1")
 
 
 def init_distributed(device: Optional[str | torch.device] = "auto") -> DistInfo:

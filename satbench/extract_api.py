@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Optional
 
@@ -11,8 +12,9 @@ from .data.catalog import find_dataset_spec
 from .data.catalog import resolve_normalization as catalog_normalization
 from .data.images import IMAGE_EXTENSIONS
 from .data.scene import Sample, _entry_rel, _read_split
+from .backbones.base import check_input_size
 from .data.transforms import knn_transform, knn_transform_spec
-from .errors import DataError, SatbenchError
+from .errors import DataError, InputSizeError, SatbenchError
 from .eval.extract import ExtractStats, View, extract_views
 from .features import FeatureExtractor
 from .io import atomic_write_bytes, atomic_write_json, sha256_bytes
@@ -62,17 +64,54 @@ def resolve_normalization(spec: Optional[str], loaded: LoadedModel, dataset_fold
     return catalog_normalization(spec)
 
 
+def resolve_input_res(spec: Optional[str], loaded: LoadedModel, size: int) -> tuple[Optional[float], Optional[str]]:
+    """``--input-res`` -> ``(input_res, policy)``.
+
+    Backbones whose family takes an input resolution (Scale-MAE): ``None`` or ``"protocol"`` -> the policy of
+    Scale-MAE's own kNN protocol (:data:`~satbench.eval.knn_protocols.SCALEMAE_KNN_PROTOCOL`: ``224 / size``,
+    ``eval_gsd``); a positive number -> that ratio (``1.0`` = the official code without ``--eval_gsd``). Other
+    backbones: ``None`` only.
+    """
+    from .backbones import FAMILIES, get_family
+    from .eval.knn_protocols import SCALEMAE_KNN_PROTOCOL
+    from .protocols import load_protocol
+
+    family = get_family(loaded.card.family)
+    if not family.takes_input_res:
+        if spec is not None:
+            takers = [f.name for f in FAMILIES.values() if f.takes_input_res]
+            raise SatbenchError(f"--input-res applies to backbones that take an input resolution (families: "
+                                f"{', '.join(takers)}), not {loaded.card.name} (family {family.name})")
+        return None, None
+    if spec is None or spec == "protocol":
+        policy = str(load_protocol(SCALEMAE_KNN_PROTOCOL, task="knn").get("input_res"))
+        return family.input_res(policy, size), f"{policy} (protocol {SCALEMAE_KNN_PROTOCOL})"
+    try:
+        value = float(spec)
+    except ValueError:
+        value = float("nan")
+    if not (math.isfinite(value) and value > 0):
+        raise SatbenchError(f"--input-res {spec!r}: expected 'protocol' or a positive number (e.g. 1.0)")
+    return value, "value"
+
+
 def extract_features(loaded: LoadedModel, images: Path, size: int, *, normalization: Optional[str] = None,
                      device: str = "auto", bf16: bool = False, batch_size: int = 64, num_workers: int = 1,
-                     progress: bool = True) -> tuple[np.ndarray, dict[str, Any]]:
+                     progress: bool = True, input_res: Optional[str] = None) -> tuple[np.ndarray, dict[str, Any]]:
     """``[n, D]`` float32 normed-CLS features of an image folder or split file with the kNN transform at ``size`` px,
-    and the description of how they were made (the sidecar of :func:`extract_to_file`)."""
+    and the description of how they were made (the sidecar of :func:`extract_to_file`). ``input_res``: see
+    :func:`resolve_input_res`. The size is checked against the backbone before any image is listed or decoded."""
     if size < loaded.card.patch_size:
         raise SatbenchError(f"--size {size} is smaller than the model's patch size {loaded.card.patch_size}")
+    try:
+        check_input_size(loaded.model, size, size)
+    except InputSizeError as exc:
+        raise InputSizeError(f"--size {size}: {loaded.card.name} cannot take it: {exc}") from None
+    res, res_policy = resolve_input_res(input_res, loaded, size)
     samples, split_sha, folder = list_images(Path(images))
     norm = resolve_normalization(normalization, loaded, folder)
     extractor = FeatureExtractor(loaded, normalization=norm, device=device, bf16=bf16)
-    view = View(str(size), knn_transform(size), knn_transform_spec(size))
+    view = View(str(size), knn_transform(size), knn_transform_spec(size), res)
     stats = ExtractStats()
     feats = extract_views(extractor, samples, [view], split_sha256=split_sha or "", cache=None, batch_size=batch_size,
                           num_workers=num_workers, progress=progress, desc=f"extract {size}px", stats=stats)[view.key]
@@ -84,6 +123,8 @@ def extract_features(loaded: LoadedModel, images: Path, size: int, *, normalizat
         "source": str(images),
         "source_sha256": split_sha,
         "transform": view.spec,
+        "input_res": res,
+        "input_res_policy": res_policy,
         **extractor.describe(),
         "seconds": round(stats.seconds, 3),
     }
@@ -91,14 +132,16 @@ def extract_features(loaded: LoadedModel, images: Path, size: int, *, normalizat
 
 
 def extract_to_file(loaded: LoadedModel, images: Path, size: int, output: Path, *, normalization: Optional[str] = None,
-                    device: str = "auto", bf16: bool = False, batch_size: int = 64, progress: bool = True) -> dict[str, Any]:
-    """Write ``[n, D]`` float32 features to ``output`` (.npy) and a JSON sidecar ``output.json``; returns the sidecar."""
+                    device: str = "auto", bf16: bool = False, batch_size: int = 64, progress: bool = True,
+                    input_res: Optional[str] = None) -> dict[str, Any]:
+    """Write ``[n, D]`` float32 features to ``output`` (.npy) and a JSON sidecar ``output.json``; returns the sidecar
+    (``input_res`` / ``input_res_policy`` recorded for Scale-MAE)."""
     import io as _io
 
     if output.suffix != ".npy":
         raise SatbenchError(f"--output {output}: expected a .npy path")
     feats, description = extract_features(loaded, images, size, normalization=normalization, device=device,
-                                          bf16=bf16, batch_size=batch_size, progress=progress)
+                                          bf16=bf16, batch_size=batch_size, progress=progress, input_res=input_res)
     buf = _io.BytesIO()
     np.save(buf, feats, allow_pickle=False)
     atomic_write_bytes(output, buf.getvalue())

@@ -40,10 +40,15 @@ class WeightsInfo:
     kind: str = "pretrain"
     seed: Optional[int] = None
     extras: dict[str, Any] = field(default_factory=dict)
+    #: How many checkpoint tensors were cast to the model's dtype, per cast (e.g. ``{"float16->float32": 151}``);
+    #: empty when every tensor already had the model's dtype (then nothing is recorded, as before).
+    dtype_casts: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "path": self.path, "sha256": self.sha256, "kind": self.kind,
-                "seed": self.seed}
+        d = {"source": self.source, "path": self.path, "sha256": self.sha256, "kind": self.kind, "seed": self.seed}
+        if self.dtype_casts:
+            d["dtype_casts"] = dict(self.dtype_casts)
+        return d
 
     @property
     def tag(self) -> str:
@@ -249,8 +254,44 @@ def describe_vit_state(sd: dict[str, Tensor]) -> str:
     return f"a ViT with embed_dim {w.shape[0]}, patch {w.shape[-1]}, depth {depth}"
 
 
-def load_state_dict_strict(model: nn.Module, sd: dict[str, Tensor], *, where: str, card: ModelCard) -> None:
-    """Load ``sd`` into ``model``; any missing, unexpected or mis-shaped key is a :class:`WeightsError`."""
+#: Checkpoint dtypes accepted for a floating-point parameter: cast to the parameter's dtype on load (and recorded
+#: in ``WeightsInfo.dtype_casts`` when they differ). Everything else (integer, bool, complex, float8 and other
+#: exotic floats) cannot represent the parameter faithfully and is refused, naming the key and its dtype.
+LOADABLE_FLOAT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def check_dtypes(sd: dict[str, Tensor], own: dict[str, Tensor], *, where: str) -> dict[str, int]:
+    """Refuse checkpoint tensors whose dtype cannot hold the model's parameter; return the casts loading will do.
+
+    A floating-point model tensor takes float32 / float64 / float16 / bfloat16 (cast to its dtype, counted as
+    ``"<from>-><to>"``); a non-floating model tensor (an integer buffer) needs exactly its own dtype.
+    """
+    bad: list[str] = []
+    casts: dict[str, int] = {}
+    for k in sorted(set(sd) & set(own)):
+        v, target = sd[k], own[k].dtype
+        if not isinstance(v, Tensor):
+            continue  # reported as mis-shaped by the caller
+        ok = v.dtype in LOADABLE_FLOAT_DTYPES if target.is_floating_point else v.dtype == target
+        if not ok:
+            bad.append(f"{k} ({_dtype_name(v.dtype)})")
+        elif v.dtype != target:
+            name = f"{_dtype_name(v.dtype)}->{_dtype_name(target)}"
+            casts[name] = casts.get(name, 0) + 1
+    if bad:
+        raise WeightsError(f"{where}: tensors of a dtype that cannot hold the model's float parameters: {_fmt_keys(bad)} "
+                           f"(expected float32, float64, float16 or bfloat16)")
+    return casts
+
+
+def load_state_dict_strict(model: nn.Module, sd: dict[str, Tensor], *, where: str, card: ModelCard) -> dict[str, int]:
+    """Load ``sd`` into ``model``; any missing, unexpected or mis-shaped key, or a tensor of a dtype that cannot hold
+    the parameter (integer, bool, complex, float8), is a :class:`WeightsError`. Returns the dtype casts done
+    (``{"float16->float32": n}``; empty when none), for the record."""
     own = model.state_dict()
     w = sd.get("patch_embed.proj.weight")
     own_w = own.get("patch_embed.proj.weight")
@@ -273,10 +314,12 @@ def load_state_dict_strict(model: nn.Module, sd: dict[str, Tensor], *, where: st
             [f"{k} {tuple(getattr(sd[k], 'shape', ()))} vs {tuple(own[k].shape)}" for k in bad_shape]))
     if problems:
         raise WeightsError(f"{where}: does not fit {card.name}: " + "; ".join(problems))
+    casts = check_dtypes(sd, own, where=where)
     nonfinite = [k for k, v in sd.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if nonfinite:
         raise WeightsError(f"{where}: non-finite values (NaN/inf) in {_fmt_keys(nonfinite)}")
     model.load_state_dict(sd, strict=True)
+    return casts
 
 
 def load_model(
@@ -311,20 +354,37 @@ def load_model(
     obj = read_checkpoint(path, trust_checkpoint=trust_checkpoint)
     sd, extras = family.state_dict_from_checkpoint(obj, card)
     model = family.build(card, **options)
-    load_state_dict_strict(model, sd, where=str(path), card=card)
+    casts = load_state_dict_strict(model, sd, where=str(path), card=card)
     model.eval()
     head = extras.get("linear_head")
     if head is not None:
-        _check_linear_head(head, card, str(path))
+        for name, n in _check_linear_head(head, card, str(path)).items():
+            casts[name] = casts.get(name, 0) + n
     info = WeightsInfo(source=source, path=str(path), sha256=digest, kind=kind, extras={
-        k: v for k, v in extras.items() if k != "linear_head"})
+        k: v for k, v in extras.items() if k != "linear_head"}, dtype_casts=casts)
     return LoadedModel(model, card, info, linear_head=head)
 
 
-def _check_linear_head(head: dict[str, Tensor], card: ModelCard, where: str) -> None:
+def _check_linear_head(head: dict[str, Tensor], card: ModelCard, where: str) -> dict[str, int]:
+    """Keys, dtypes, finiteness and shapes of a released ``linear_head``; returns its dtype casts to float32."""
     keys = sorted(head)
     if keys != ["linear.bias", "linear.weight"]:
         raise WeightsError(f"{where}: linear_head must hold linear.weight and linear.bias (module. prefix allowed), got {_fmt_keys(keys)}")
+    if not all(isinstance(v, Tensor) for v in head.values()):
+        raise WeightsError(f"{where}: linear_head values must be tensors")
+    bad = [f"linear_head.{k} ({_dtype_name(v.dtype)})" for k, v in sorted(head.items()) if v.dtype not in LOADABLE_FLOAT_DTYPES]
+    if bad:
+        raise WeightsError(f"{where}: tensors of a dtype that cannot hold the model's float parameters: {_fmt_keys(bad)} "
+                           f"(expected float32, float64, float16 or bfloat16)")
+    nonfinite = [f"linear_head.{k}" for k, v in sorted(head.items()) if not torch.isfinite(v).all()]
+    if nonfinite:
+        raise WeightsError(f"{where}: non-finite values (NaN/inf) in {_fmt_keys(nonfinite)}")
     w = head["linear.weight"]
     if w.ndim != 2 or w.shape[1] != card.feature_dim or head["linear.bias"].shape != (w.shape[0],):
         raise WeightsError(f"{where}: linear_head weight {tuple(w.shape)} does not fit feature dim {card.feature_dim}")
+    casts: dict[str, int] = {}
+    for v in head.values():
+        if v.dtype != torch.float32:
+            name = f"{_dtype_name(v.dtype)}->float32"
+            casts[name] = casts.get(name, 0) + 1
+    return casts

@@ -161,7 +161,8 @@ def test_card_and_vit_large_param_count(name):
     assert not model.pos_embed.requires_grad  # fixed sin-cos, as MAE
     entry = card.weights["pretrain"]
     if name.startswith("satmae"):
-        assert card.normalization == "satmae-fmow" and card.norm.mean == (0.4182, 0.4215, 0.3991)
+        # SatMAE util/datasets.py lines 94-95 (commit e31c11f), exactly; pinned in tests/test_baselines_exact.py
+        assert card.normalization == "satmae-fmow-exact" and card.norm.mean[0] == 0.4182007312774658
         assert entry["url"] == "https://zenodo.org/record/7369797/files/fmow_pretrain.pth"
         assert entry["filename"] == "fmow_pretrain.pth"
     else:

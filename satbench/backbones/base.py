@@ -125,6 +125,40 @@ class Family:
 
 FAMILIES: dict[str, Family] = {}
 
+#: satbench's bound on the patch grid, in patches per side, for every backbone (its own, not an official number).
+#: 160 x 160 = 25,600 tokens: just above the largest grid SatDINO's official pos-embed interpolation accepts at any
+#: released patch size (ViT-S/8: 156 per side; ViT-S/16: 39), 2,560 px at patch 16. Beyond it one image's matmul
+#: attention scores alone exceed 2.6 GB per head in float32, so no batch of a ViT-L fits a single accelerator.
+MAX_GRID_SIDE = 160
+
+
+def check_input_grid(what: str, patch_size: int, height: int, width: int, max_grid: int) -> None:
+    """The shared bounds of ``check_input_size``: at least one patch per side, at most ``max_grid`` patches per side
+    (the patch embedding floors, so e.g. 630 px at patch 16 is 39 patches)."""
+    from ..errors import InputSizeError
+
+    if min(height, width) < patch_size:
+        raise InputSizeError(f"input {height} x {width} px is smaller than one {patch_size}-px patch of {what}")
+    if max(height, width) // patch_size > max_grid:
+        raise InputSizeError(f"input {height} x {width} px is larger than {what} accepts (at most {max_grid} patches of "
+                             f"{patch_size} px per side, {max_grid * patch_size} px)")
+
+
+def check_input_size(model: nn.Module, height: int, width: int) -> None:
+    """Raise :class:`~satbench.errors.InputSizeError` when ``model`` cannot take a ``height x width`` input.
+
+    Every satbench backbone implements ``check_input_size(height, width)`` and ``max_input_size()`` (the largest side
+    in px, a multiple of the patch size); a module without them gets the generic bounds (one patch ..
+    :data:`MAX_GRID_SIDE` patches per side).
+    Callers run it on the sizes a protocol asks for *before* any image is decoded.
+    """
+    own = getattr(model, "check_input_size", None)
+    if callable(own):
+        own(int(height), int(width))
+        return
+    patch = int(getattr(model, "patch_size", 16))
+    check_input_grid(type(model).__name__, patch, int(height), int(width), MAX_GRID_SIDE)
+
 
 def register_family(family: Family) -> Family:
     """Register a backbone family under ``family.name``."""

@@ -26,7 +26,7 @@ from timm.models.vision_transformer import Block
 from torch import Tensor, nn
 
 from ..errors import InputSizeError, SatbenchError, WeightsError
-from .base import BackboneOutput, Family, OptionSpec, register_family
+from .base import MAX_GRID_SIDE, BackboneOutput, Family, OptionSpec, check_input_grid, register_family
 
 ARCHS: dict[str, dict[str, int]] = {
     "vit_tiny": dict(embed_dim=192, depth=12, num_heads=3),
@@ -121,6 +121,38 @@ class SatDINOViT(nn.Module):
         while int(side * ((n + 1 + 0.1) / math.sqrt(n_tok))) == n + 1:
             n += 1
         return n
+
+    def _official_grid_ok(self, g: int) -> bool:
+        """Whether the official interpolation yields ``g`` patches along one axis (its output is
+        ``floor(side * (g + 0.1) / sqrt(N))``; the stored table is used as is at ``g == side``)."""
+        n_tok = self.pos_embed.shape[1] - 1
+        side = int(math.sqrt(n_tok))
+        return g == side or int(side * ((g + 0.1) / math.sqrt(n_tok))) == g
+
+    def max_input_size(self) -> int:
+        """Largest input side in px (a multiple of the patch size; the patch embedding floors larger sizes to it):
+        the official interpolation's limit with ``pos_interp="official"`` (624 px for ViT-S/16, 1,248 px for ViT-S/8),
+        at most satbench's :data:`~.base.MAX_GRID_SIDE` patches either way."""
+        return self._max_grid() * self.patch_size
+
+    def _max_grid(self) -> int:
+        if self.pos_interp != "official":
+            return MAX_GRID_SIDE
+        g = 1
+        while g < MAX_GRID_SIDE and self._official_grid_ok(g + 1):  # the check is monotone in g
+            g += 1
+        return g
+
+    def check_input_size(self, height: int, width: int) -> None:
+        """Raise :class:`InputSizeError` for an input this instance cannot take (checked before any decode)."""
+        grid = self._max_grid()
+        gmax = max(height, width) // self.patch_size
+        if self.pos_interp == "official" and gmax > grid and min(height, width) >= self.patch_size and gmax <= MAX_GRID_SIDE:
+            raise InputSizeError(
+                f"input {height} x {width} px is beyond what SatDINO's official pos-embed interpolation supports "
+                f"(at most {grid} patches of {self.patch_size} px per side, {grid * self.patch_size} px); choose "
+                f"pos_interp='size' (--pos-interp size) for plain size-based bicubic interpolation (recorded)")
+        check_input_grid(f"SatDINO ViT/{self.patch_size}", self.patch_size, height, width, grid)
 
     def interpolate_pos_encoding(self, height: int, width: int) -> Tensor:
         """Positional embedding for an input of ``height x width`` pixels (official formula)."""

@@ -29,7 +29,7 @@ from timm.models.vision_transformer import Block
 from torch import Tensor, nn
 
 from ..errors import SatbenchError, WeightsError
-from .base import BackboneOutput, Family, OptionSpec, register_family
+from .base import MAX_GRID_SIDE, BackboneOutput, Family, OptionSpec, check_input_grid, register_family
 from .satdino import ARCHS, _check_layers, strip_prefixes
 from .sincos import mae_2d_sincos
 
@@ -111,6 +111,16 @@ class MAEEncoderViT(nn.Module):
     @property
     def options(self) -> dict[str, Any]:
         return {"pool": self.pool, "attn_impl": self.attn_impl}
+
+    # -- input sizes --------------------------------------------------------------------------------
+    def max_input_size(self) -> int:
+        """Largest input side in px: satbench's :data:`~.base.MAX_GRID_SIDE` patches (MAE has no official limit)."""
+        return MAX_GRID_SIDE * self.patch_size
+
+    def check_input_size(self, height: int, width: int) -> None:
+        """Raise :class:`~satbench.errors.InputSizeError` for an input this encoder cannot take (before any decode)."""
+        check_input_grid(f"{type(self).__name__} (patch {self.patch_size})", self.patch_size, height, width,
+                         MAX_GRID_SIDE)
 
     # -- to be specialised ----------------------------------------------------------------------
     def add_positions(self, tokens: Tensor, gh: int, gw: int, input_res: Any) -> Tensor:

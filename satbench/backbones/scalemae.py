@@ -72,6 +72,13 @@ class ScaleMAEViT(MAEEncoderViT):
 
     family = "scalemae"
 
+    def check_input_size(self, height: int, width: int) -> None:
+        """As MAE's, plus Scale-MAE's square patch grid (its positions use ``int(num_patches ** 0.5)``)."""
+        super().check_input_size(height, width)
+        if height // self.patch_size != width // self.patch_size:
+            raise InputSizeError(f"Scale-MAE needs a square patch grid (its positions use int(sqrt(num_patches))), got "
+                                 f"{height} x {width} px = {height // self.patch_size} x {width // self.patch_size} patches")
+
     def add_positions(self, tokens: Tensor, gh: int, gw: int, input_res: Any) -> Tensor:
         if gh != gw:
             raise InputSizeError(f"Scale-MAE needs a square patch grid (its positions use int(sqrt(num_patches))), "

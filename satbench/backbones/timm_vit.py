@@ -26,7 +26,7 @@ from torch import Tensor
 
 from ..errors import SatbenchError, UnknownNameError, WeightsError
 from ..normalization import PRESETS, Normalization, register_normalization
-from .base import BackboneOutput, Family, OptionSpec, register_family
+from .base import MAX_GRID_SIDE, BackboneOutput, Family, OptionSpec, check_input_grid, register_family
 from .satdino import _check_layers, strip_prefixes
 
 PREFIX = "timm:"
@@ -139,6 +139,14 @@ class TimmViTBackbone:
     @property
     def depth(self) -> int:
         return len(self.blocks)
+
+    def max_input_size(self) -> int:
+        """Largest input side in px: satbench's :data:`~.base.MAX_GRID_SIDE` patches (timm resamples its pos_embed)."""
+        return MAX_GRID_SIDE * self.patch_size
+
+    def check_input_size(self, height: int, width: int) -> None:
+        """Raise :class:`~satbench.errors.InputSizeError` for an input this ViT cannot take (before any decode)."""
+        check_input_grid(f"timm {self.timm_name}", self.patch_size, height, width, MAX_GRID_SIDE)
 
     def _grid(self, x: Tensor) -> tuple[int, int]:
         gh, gw = self.patch_embed.dynamic_feat_size(tuple(x.shape[-2:]))

@@ -19,6 +19,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--normalization", default=None,
                    help="the model's declared normalisation (default), 'dataset' (SatDINO's per-dataset table by folder name), "
                         "a preset name, or mean=a,b,c;std=d,e,f")
+    p.add_argument("--input-res", default=None, metavar="VALUE|protocol",
+                   help="Scale-MAE only: the input resolution ratio passed to the backbone (recorded in the sidecar). "
+                        "Default 'protocol': 224/size, as Scale-MAE's own kNN protocol scalemae-knn-v2 (its eval_gsd; "
+                        "2.0 at --size 112); a positive number sets it, e.g. 1.0 = the official code without --eval_gsd")
     p.add_argument("--no-progress", action="store_true")
     add_device_args(p)
     p.set_defaults(func=_run)
@@ -26,10 +30,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from ..extract_api import extract_to_file
+    from ..distributed import require_single_process
 
+    require_single_process("satbench extract")
     loaded = load_from_args(args)
     side = extract_to_file(loaded, args.images, args.size, args.output, normalization=args.normalization,
-                           device=args.device, bf16=args.bf16, batch_size=args.batch_size, progress=not args.no_progress)
+                           device=args.device, bf16=args.bf16, batch_size=args.batch_size, progress=not args.no_progress,
+                           input_res=args.input_res)
     print(f"wrote {side['shape'][0]} x {side['shape'][1]} features to {args.output} (sidecar {args.output.with_suffix('.json')}) "
           f"in {side['seconds']:.1f} s")
     return 0

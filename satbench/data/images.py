@@ -9,8 +9,19 @@ datasets that is the same as converting. satbench converts explicitly so that un
   (16-bit: /257) to 8 bits, then replicated to 3 channels;
 * 16-bit RGB TIFFs that PIL cannot decode raise :class:`DataError` naming the file.
 
-Truncated, empty or non-image files raise :class:`DataError` naming the file. Images above PIL's decompression-bomb limit
-(about 179 Mpx) are refused the same way.
+Truncated, empty or non-image files raise :class:`DataError` naming the file.
+
+Decompression bombs are refused *before* decoding, from the size in the file header (PIL reads it without decoding):
+
+* more than :data:`MAX_PIXELS` pixels (178,956,970, PIL's own hard decompression-bomb limit, about 13,377 px square;
+  satbench enforces it itself, whatever ``Image.MAX_IMAGE_PIXELS`` is set to), or
+* a long side more than :data:`MAX_ASPECT_RATIO` (50) times the short side: a 372-byte 1 x 100,000 PNG has only 0.1 Mpx
+  but the protocol's short-side resize turns it into a 73 x 7,300,000 image (2.9 GB at 64 px).
+
+Both caps admit every real dataset satbench reads: the scene datasets are square (at most 600 px native), segmentation
+tiles are square (1024 px for LoveDA; the Potsdam / Vaihingen sources are 6000 px), fMoW-RGB images are a few thousand
+px on a side with ordinary aspect ratios. With both caps a decoded image is at most 537 MB (RGB) and, after a short-side
+resize to S px, at most 50 x S x S pixels.
 """
 
 from __future__ import annotations
@@ -34,20 +45,42 @@ def image_size(path: str | Path) -> tuple[int, int]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as im:
-                return im.size
+                size = im.size
     except FileNotFoundError:
         raise DataError(f"image {path} does not exist") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
         raise DataError(f"image {path} is not a readable image (empty, corrupt or not an image format)") from None
+    check_image_size(size[0], size[1], path)
+    return size
+
+
+#: Largest decoded image accepted, in pixels (PIL's hard decompression-bomb limit, 2 x 89,478,485).
+MAX_PIXELS = 178_956_970
+#: Largest ratio of an image's long side to its short side.
+MAX_ASPECT_RATIO = 50
+
+
+def check_image_size(width: int, height: int, path: str | Path = "<image>") -> None:
+    """Refuse a header size beyond :data:`MAX_PIXELS` or :data:`MAX_ASPECT_RATIO` (before anything is decoded)."""
+    if width < 1 or height < 1:
+        raise DataError(f"image {path} has an empty size {width} x {height} px")
+    if width * height > MAX_PIXELS:
+        raise DataError(f"image {path} is {width} x {height} px ({width * height / 1e6:.0f} Mpx), more than satbench decodes "
+                        f"({MAX_PIXELS / 1e6:.0f} Mpx; a decompression bomb?)")
+    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        raise DataError(f"image {path} is {width} x {height} px: its long side is more than {MAX_ASPECT_RATIO} x its short "
+                        f"side (a decompression bomb? resizing its short side to the protocol size would need "
+                        f"{max(width, height) / min(width, height):.0f} x the pixels of a square image)")
 
 
 def read_rgb(path: str | Path) -> Image.Image:
-    """Open ``path`` and return a fully decoded 8-bit RGB PIL image."""
+    """Open ``path`` and return a fully decoded 8-bit RGB PIL image (size checked before decoding)."""
     path = Path(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as im:
+                check_image_size(im.width, im.height, path)
                 im.load()
                 return to_rgb(im, path)
     except FileNotFoundError:

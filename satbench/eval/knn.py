@@ -161,7 +161,7 @@ def run_knn(loaded: LoadedModel, dataset: SceneDataset, protocol: Protocol, *, d
         raise ProtocolError(f"protocol {protocol.name}: only cosine similarity on L2-normalised features is implemented")
     if protocol.get("feature", "cls") != "cls":
         raise ProtocolError(f"protocol {protocol.name}: only the final-norm CLS feature is implemented")
-    entries = build_scale_entries(protocol, dataset, loaded.card.family)
+    entries = build_scale_entries(protocol, dataset, loaded)
     norm = protocol_normalization(protocol, dataset, normalization)
     train_s, val_s = dataset.samples("train"), dataset.samples("val")
     if max(ks) > len(train_s):

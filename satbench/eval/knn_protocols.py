@@ -14,17 +14,22 @@ from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torchvision import transforms as T
 
 from ..backbones import FAMILIES, get_family
+from ..backbones.base import check_input_size
 from ..data.scene import SceneDataset
 from ..data.transforms import knn_input_size, knn_resize_size, knn_transform, knn_transform_spec
-from ..errors import ProtocolError
+from ..errors import InputSizeError, ProtocolError
 from ..io import canonical_hash
 from ..normalization import Normalization
 from ..protocols import Protocol
 from .extract import View
 
+#: Scale-MAE's own kNN protocol: the one satbench uses for Scale-MAE by default (``satbench extract``'s input_res).
+#: ``scalemae-knn-v1`` (4-decimal EuroSAT statistics only) stays loadable for the records made with it.
+SCALEMAE_KNN_PROTOCOL = "scalemae-knn-v2"
 TRANSFORMS = ("resize-center-crop", "native-area")
 
 
@@ -86,12 +91,43 @@ def protocol_normalization(protocol: Protocol, dataset: SceneDataset,
             raise ProtocolError(f"protocol {protocol.name} has no normalization statistics for {key!r} (it knows "
                                 f"{', '.join(sorted(table)) or 'none'}); pass --normalization (a preset or mean=..;std=..)")
         e = table[key]
-        return Normalization(f"{protocol.name}:{key}", tuple(e["mean"]), tuple(e["std"]))  # type: ignore[arg-type]
+        if not isinstance(e, dict) or not {"mean", "std"} <= set(e):
+            raise ProtocolError(f"protocol {protocol.name}: normalization_table entry {key!r} must be a mapping with "
+                                f"mean and std (3 values each), got {e!r}")
+        return Normalization(f"{protocol.name}:{key}", e["mean"], e["std"])  # validated on creation
     raise ProtocolError(f"protocol {protocol.name}: normalization must be 'dataset' or 'table', got {rule!r}")
 
 
-def build_scale_entries(protocol: Protocol, dataset: SceneDataset, family: str) -> list[ScaleEntry]:
-    """The per-scale entries of ``protocol`` on ``dataset`` for a backbone of ``family`` (views de-duplicated)."""
+def _family_and_model(backbone: Any, model: Optional[nn.Module]) -> tuple[str, Optional[nn.Module]]:
+    """``backbone`` is a family name, or a :class:`~satbench.weights.LoadedModel` (whose model is then checked)."""
+    if isinstance(backbone, str):
+        return backbone, model
+    card, module = getattr(backbone, "card", None), getattr(backbone, "model", None)
+    if card is None or not isinstance(module, nn.Module):
+        raise TypeError(f"build_scale_entries: expected a family name or a LoadedModel, got {type(backbone).__name__}")
+    return card.family, model if model is not None else module
+
+
+def check_entry_sizes(entries: list[ScaleEntry], model: nn.Module, protocol: Protocol, dataset: SceneDataset) -> None:
+    """Refuse (before any image is decoded) every scale whose input size ``model`` cannot take."""
+    for e in entries:
+        try:
+            check_input_size(model, e.size, e.size)
+        except InputSizeError as exc:
+            native = dataset.native_size
+            raise InputSizeError(f"protocol {protocol.name}: scale {e.scale:g} of {dataset.name} (native {native} px) "
+                                 f"asks for {e.size} x {e.size} px inputs, which the model cannot take: {exc}") from None
+
+
+def build_scale_entries(protocol: Protocol, dataset: SceneDataset, family: Any,
+                        *, model: Optional[nn.Module] = None) -> list[ScaleEntry]:
+    """The per-scale entries of ``protocol`` on ``dataset`` for a backbone of ``family`` (views de-duplicated).
+
+    ``family`` is the family name, or the :class:`~satbench.weights.LoadedModel` itself; with the model (that, or
+    ``model=``) every scale's input size is checked against the backbone's ``check_input_size`` here, before any image
+    is decoded (``--scales 3`` on a 256-px dataset is 768 px, beyond SatDINO's official interpolation).
+    """
+    family, model = _family_and_model(family, model)
     multiple = int(protocol.get("size_multiple", 16))
     if multiple <= 0:
         raise ProtocolError(f"protocol {protocol.name}: size_multiple must be positive, got {multiple}")
@@ -129,4 +165,6 @@ def build_scale_entries(protocol: Protocol, dataset: SceneDataset, family: str) 
         vkey = f"{spec['kind']}-{size}" + (f"-res{res:g}" if res is not None else "") + f"-{canonical_hash(spec)[:6]}"
         view = views.setdefault(vkey, View(vkey, tf, spec, res))
         out.append(ScaleEntry(s, target, size, resize, f"{native}->{target}({size})", view))
+    if model is not None:
+        check_entry_sizes(out, model, protocol, dataset)
     return out
