@@ -88,9 +88,10 @@ def install() -> bool:
 def allow_full_checkpoint_load() -> Iterator[None]:
     """Set ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` for the duration of the block, then restore it.
 
-    mmengine 0.10.7 resumes with a plain ``torch.load`` of its own checkpoints, which hold a
-    ``HistoryBuffer`` (message hub) that torch >= 2.6's ``weights_only`` default rejects. satbench sets the
-    variable only around a resume from a checkpoint the run itself wrote (or one the user named).
+    mmengine 0.10.7 loads with a plain ``torch.load``; its checkpoints hold a ``HistoryBuffer`` (message hub)
+    that torch >= 2.6's ``weights_only`` default rejects. satbench's own resume no longer needs this (it loads
+    weights-only with an allow-list, :mod:`satbench.seg.safe_resume`); it remains for explicitly trusted loads
+    (``--trust-checkpoint``) that go through mmengine.
     """
     key = "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"
     old = os.environ.get(key)

@@ -3,6 +3,12 @@
 Weights come from the weights-only ``final_weights.pth`` a ``satbench run --task segmentation`` writes
 (read with ``torch.load(weights_only=True)``); an mmengine ``iter_N.pth`` checkpoint needs
 ``trust_checkpoint=True`` (it pickles non-tensor objects).
+
+The config comes from the run's ``satbench_seg_run.json`` (data: the settings the config is rebuilt from, out of
+the shipped templates, see :mod:`satbench.seg.run_args`). A Python config is code (mmengine executes it), so
+:func:`resolve_config` executes one only with ``trust_config=True`` (CLI ``--trust-config``) -- except a
+``satbench_seg_config.py`` byte-identical to the config rebuilt from the ``satbench_seg_run.json`` beside it,
+which is then not executed but replaced by that rebuild.
 """
 
 from __future__ import annotations
@@ -20,8 +26,38 @@ mmcv_compat.install()
 
 from mmengine.config import Config  # noqa: E402
 
-from ..errors import DataError, WeightsError  # noqa: E402
+from ..errors import DataError, SatbenchError, WeightsError  # noqa: E402
 from ..io import atomic_write  # noqa: E402
+from .run_args import RUN_ARGS_NAME, make_config, read_run_args  # noqa: E402
+from .untrusted import read_small_file  # noqa: E402
+
+MAX_PY_CONFIG_BYTES = 4 << 20
+
+
+def resolve_config(config: str | os.PathLike | Config, *, trust_config: bool = False) -> Config:
+    """The segmentor config: a :class:`Config`, a ``satbench_seg_run.json`` (rebuilt, nothing executed) or a
+    Python config (executed only with ``trust_config``, unless it is exactly the rebuild of the run JSON beside it)."""
+    if isinstance(config, Config):
+        return config.copy()
+    path = Path(config)
+    if not os.path.lexists(path):
+        raise SatbenchError(f"config {path} does not exist")
+    if path.suffix == ".json":
+        return make_config(read_run_args(path))[0]
+    if trust_config:
+        return Config.fromfile(str(path))
+    beside = path.parent / RUN_ARGS_NAME
+    if os.path.lexists(beside):
+        rebuilt = make_config(read_run_args(beside))[0]
+        text = read_small_file(path, MAX_PY_CONFIG_BYTES, what="the config")
+        if text == rebuilt.pretty_text.encode():
+            return rebuilt
+        raise SatbenchError(f"{path} differs from the config satbench rebuilds from {beside} (edited, or from "
+                            f"another run) and a Python config is code: pass --trust-config to execute it, or use "
+                            f"{beside}")
+    raise SatbenchError(f"{path} is an mmengine config, which runs code when loaded (Python, custom_imports): "
+                        f"seg-predict loads it only with --trust-config (a `satbench run --task segmentation` work "
+                        f"dir has {RUN_ARGS_NAME}, read as data)")
 
 
 def _read_weights(path: Path, trust_checkpoint: bool) -> dict[str, Any]:
@@ -43,14 +79,16 @@ def _read_weights(path: Path, trust_checkpoint: bool) -> dict[str, Any]:
 
 
 def load_segmentor(config: str | os.PathLike | Config, weights: str | os.PathLike, *, device: str = "cpu",
-                   trust_checkpoint: bool = False) -> torch.nn.Module:
-    """Build the segmentor of ``config`` and load ``weights`` strictly (the backbone is not re-downloaded)."""
+                   trust_checkpoint: bool = False, trust_config: bool = False) -> torch.nn.Module:
+    """Build the segmentor of ``config`` (see :func:`resolve_config`) and load ``weights`` strictly (the backbone
+    is not re-downloaded)."""
     from mmengine.registry import init_default_scope
     from mmseg.registry import DATASETS, MODELS
 
-    cfg = Config.fromfile(str(config)) if not isinstance(config, Config) else config.copy()
+    cfg = resolve_config(config, trust_config=trust_config)
     obj = _read_weights(Path(weights), trust_checkpoint)
     cfg.model.backbone.weights = "random"  # every tensor comes from ``weights`` below
+    cfg.model.backbone.trust_checkpoint = False  # nothing is loaded by the backbone itself
     cfg.model.train_cfg = None
     init_default_scope(cfg.get("default_scope", "mmseg"))
     model = MODELS.build(cfg.model)

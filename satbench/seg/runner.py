@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import time
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -28,7 +27,10 @@ from ..io import atomic_torch_save, atomic_write_bytes, canonical_hash  # noqa: 
 from ..locking import holds_output_lock  # noqa: E402
 from ..results import make_record, write_record  # noqa: E402
 from .backbone import resolve_card  # noqa: E402
-from .config import DEFAULT_PROTOCOL, SEG_DATASETS, build_config, check_data_root, default_data_root, get_seg_dataset  # noqa: E402
+from . import safe_resume  # noqa: E402
+from .config import DEFAULT_PROTOCOL, SEG_DATASETS, check_data_root, default_data_root, get_seg_dataset  # noqa: E402
+from .run_args import RUN_ARGS_NAME, SegRunArgs, cpu_distributed_edits, make_config, replace_norm_type  # noqa: E402
+from .run_args import write_run_args  # noqa: E402
 
 FINAL_WEIGHTS = "final_weights.pth"
 CONFIG_NAME = "satbench_seg_config.py"
@@ -95,20 +97,26 @@ def _split_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _replace_norm_type(node: Any, old: str, new: str) -> int:
-    """Replace ``type=old`` by ``type=new`` in every norm_cfg dict of a (nested) config; returns the count."""
-    n = 0
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "norm_cfg" and isinstance(value, dict) and value.get("type") == old:
-                value["type"] = new
-                n += 1
-            else:
-                n += _replace_norm_type(value, old, new)
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            n += _replace_norm_type(value, old, new)
-    return n
+_replace_norm_type = replace_norm_type  # the name earlier code and tests use
+
+
+def _check_cpu_distributed_batch(cfg: Any) -> None:
+    per_process = int(cfg.train_dataloader.batch_size)
+    if per_process < 2:
+        raise SatbenchError(f"--seg-batch gives {per_process} image per process under torchrun on CPU; per-process "
+                            "BatchNorm (SyncBN needs CUDA) needs at least 2: raise --seg-batch to 2 x nproc_per_node")
+
+
+def _init_gloo() -> None:
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group(backend="gloo")
+
+
+def _cpu_distributed_info(replaced: Optional[int]) -> dict[str, Any]:
+    return {"backend": "gloo", "device_ids": None, "norm": "BN per process (SyncBN needs CUDA)",
+            "syncbn_replaced": replaced}
 
 
 def _prepare_cpu_distributed(cfg: Any) -> dict[str, Any]:
@@ -118,19 +126,11 @@ def _prepare_cpu_distributed(cfg: Any) -> dict[str, Any]:
     both of which fail without CUDA, and ``SyncBatchNorm`` only runs on accelerators. satbench therefore starts
     the gloo process group itself (mmengine skips ``init_dist`` when one exists), wraps with ``device_ids=None``,
     and uses per-process ``BN`` instead of ``SyncBN`` (recorded as ``cpu_distributed`` in the protocol params).
+    :func:`run_segmentation` makes the config edits through :func:`satbench.seg.run_args.make_config`.
     """
-    import torch.distributed as dist
-
-    per_process = int(cfg.train_dataloader.batch_size)
-    if per_process < 2:
-        raise SatbenchError(f"--seg-batch gives {per_process} image per process under torchrun on CPU; per-process "
-                            "BatchNorm (SyncBN needs CUDA) needs at least 2: raise --seg-batch to 2 x nproc_per_node")
-    if not dist.is_initialized():
-        dist.init_process_group(backend="gloo")
-    cfg.model_wrapper_cfg = dict(type="MMDistributedDataParallel", device_ids=None)
-    replaced = _replace_norm_type(cfg.model, "SyncBN", "BN")
-    return {"backend": "gloo", "device_ids": None, "norm": "BN per process (SyncBN needs CUDA)",
-            "syncbn_replaced": replaced}
+    _check_cpu_distributed_batch(cfg)
+    _init_gloo()
+    return _cpu_distributed_info(cpu_distributed_edits(cfg))
 
 
 def default_work_dir(model: str, dataset: str, crop: int, seg_format: Optional[str] = None) -> Path:
@@ -168,9 +168,11 @@ def run_segmentation(
 ) -> dict[str, Any]:
     """Train UperNet on ``dataset`` at ``crop`` px and evaluate it; returns the result record.
 
-    ``resume``: None (fresh run), ``"auto"`` (latest checkpoint in ``work_dir``) or a checkpoint path; the
-    resume load runs with ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` (mmengine's own checkpoints need it on
-    torch >= 2.6), set only around ``runner.train()`` and restored afterwards.
+    ``resume``: None (fresh run), ``"auto"`` (the checkpoint ``work_dir/last_checkpoint`` names, which must lie
+    inside the work dir; a fresh run when there is none) or a checkpoint path. The checkpoint is read weights-only
+    with an allow-list (:mod:`satbench.seg.safe_resume`); ``trust_checkpoint`` allows the full unpickling.
+    The run's settings are written as data to ``work_dir/satbench_seg_run.json`` (:mod:`satbench.seg.run_args`),
+    from which ``seg-predict`` rebuilds the config without executing the ``.py`` dump.
     """
     from ..eval.seg_settings import SegmentationSettings
     from ..protocols import load_protocol
@@ -187,35 +189,49 @@ def run_segmentation(
     work_dir = Path(work_dir)
     if resume not in (None, "auto") and not Path(resume).is_file():
         raise SatbenchError(f"--resume {resume}: no such checkpoint file")
-    cfg = build_config(model, kind, crop, weights=weights, seed=seed, data_root=root, out_indices=out_indices,
-                       norm_layers=norm_layers, frozen=frozen, layer_decay=layer_decay, build_options=build_options,
-                       trust_checkpoint=trust_checkpoint, total_batch=total_batch, world_size=world_size,
-                       num_workers=num_workers, iters=iters, work_dir=work_dir, cfg_options=cfg_options,
-                       recipe=recipe)
-    cfg.launcher = "pytorch" if world_size > 1 else "none"
+    cuda = torch.cuda.is_available()
+    if bf16 and not cuda:
+        raise SatbenchError("--bf16 for segmentation uses mmengine's AmpOptimWrapper, which needs a CUDA device")
+    resume_from = None
+    if resume == "auto":
+        resume_from = safe_resume.find_resume_checkpoint(work_dir)
+    elif resume is not None:
+        resume_from = Path(os.path.realpath(resume))
+    run_args = SegRunArgs(
+        model=model, dataset=kind, crop=crop, weights=weights, seed=seed, data_root=str(root),
+        out_indices=tuple(out_indices) if out_indices is not None else None,
+        norm_layers=bool(recipe.norm_layers if norm_layers is None else norm_layers),
+        frozen=bool(recipe.frozen if frozen is None else frozen),
+        layer_decay=float(layer_decay) if layer_decay is not None else recipe.layer_decay,
+        build_options=dict(build_options or {}), trust_checkpoint=bool(trust_checkpoint),
+        total_batch=recipe.total_batch if total_batch is None else total_batch, world_size=world_size,
+        num_workers=num_workers, iters=recipe.iters if iters is None else iters, work_dir=str(work_dir),
+        cfg_options=tuple(dict(cfg_options or {}).items()), launcher="pytorch" if world_size > 1 else "none",
+        dist_backend=None if cuda else "gloo", cpu_distributed=world_size > 1 and not cuda, bf16=bool(bf16),
+        resume=resume_from is not None, load_from=str(resume_from) if resume_from is not None else None,
+        protocol=protocol.name, protocol_overrides=tuple(protocol.overrides.items()),
+    ).validate("segmentation run", "--seg-cfg-options")
+    cfg, replaced = make_config(run_args)
     cpu_dist = None
-    if not torch.cuda.is_available():
-        cfg.env_cfg.dist_cfg = dict(backend="gloo")
-        if world_size > 1:
-            cpu_dist = _prepare_cpu_distributed(cfg)
-    if bf16:
-        if not torch.cuda.is_available():
-            raise SatbenchError("--bf16 for segmentation uses mmengine's AmpOptimWrapper, which needs a CUDA device")
-        cfg.optim_wrapper.type = "AmpOptimWrapper"
-        cfg.optim_wrapper.dtype = "bfloat16"
-    if resume is not None:
-        cfg.resume = True
-        cfg.load_from = None if resume == "auto" else str(resume)
+    if run_args.cpu_distributed:
+        _check_cpu_distributed_batch(cfg)
+    if resume_from is not None:  # refuse an unsafe or foreign checkpoint before mmengine starts (and writes logs)
+        safe_resume.read_resume_checkpoint(resume_from, trust_checkpoint=trust_checkpoint)
+    if run_args.cpu_distributed:
+        _init_gloo()
+        cpu_dist = _cpu_distributed_info(replaced)
     work_dir.mkdir(parents=True, exist_ok=True)
     if rank == 0:
+        write_run_args(run_args, work_dir / RUN_ARGS_NAME)
         atomic_write_bytes(work_dir / CONFIG_NAME, cfg.pretty_text.encode())
 
     runner = Runner.from_cfg(cfg)
+    if resume_from is not None:
+        safe_resume.install(runner, resume_from, trust_checkpoint=trust_checkpoint)
     keep = _KeepMetrics()
     runner.register_hook(keep)
     t0 = time.perf_counter()
-    with mmcv_compat.allow_full_checkpoint_load() if resume is not None else nullcontext():
-        runner.train()
+    runner.train()
     train_s = time.perf_counter() - t0
     if keep.metrics is None:
         raise SatbenchError("training finished without a validation pass (no metrics)")
@@ -261,6 +277,7 @@ def run_segmentation(
                    "model_options": backbone.options["model_options"]},
         timings={"train_s": round(train_s, 3), "s_per_iter": round(train_s / max(1, cfg.train_cfg.max_iters), 4)},
         extra={"applied": applied, "work_dir": str(work_dir), "config_file": str(work_dir / CONFIG_NAME),
+               "run_args_file": str(work_dir / RUN_ARGS_NAME),
                "final_weights": str(work_dir / FINAL_WEIGHTS), "final_iter": runner.iter,
                "train_loss": keep.losses},
         device=str(next(seg_model.parameters()).device),
