@@ -1,50 +1,74 @@
-"""``satbench leaderboard``: result records + the papers' numbers -> tables (md / csv / html) and a kNN-vs-scale plot."""
+"""``satbench leaderboard``: result records + the papers' numbers -> one document on stdout (md / csv / latex / html);
+status lines on stderr. ``--out DIR`` also writes one file per table and the plots (html: one ``index.html``)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from ..leaderboard import FORMATS, INTERVALS
+
     p = sub.add_parser("leaderboard", help="tables of all result records next to the papers' numbers",
-                       description="Build the papers' tables (kNN, fine-tuning, linear, segmentation) from result records, "
-                                   "with reference rows from results/reference and the delta of each comparable run.")
+                       description="Build the papers' tables (kNN, fine-tuning, linear, segmentation) from result records: "
+                                   "paper rows (labelled paper + source) and run rows (model, weights, protocol, settings), "
+                                   "with a delta to the paper only for like-for-like runs. stdout is exactly the document; "
+                                   "status lines go to stderr.")
     p.add_argument("--results-dir", default=None, help="records folder (default $SATBENCH_RESULTS or ./results/runs)")
-    p.add_argument("--task", choices=["knn", "linear", "finetune", "segmentation"], default=None,
-                   help="only this task's table(s) (default: all)")
-    p.add_argument("--format", choices=["md", "csv", "html"], default="md", help="output format (default md)")
-    p.add_argument("--out", default=None, help="also write the tables and knn_scales.png into this folder")
+    p.add_argument("--task", default=None,
+                   help="only this table (knn, finetune, linear, segmentation or a plug-in task's; default: all)")
+    p.add_argument("--format", choices=list(FORMATS), default="md",
+                   help="md (GitHub markdown), csv (tidy: one line per number), latex (booktabs) or html (one "
+                        "self-contained page); default md")
+    p.add_argument("--interval", choices=list(INTERVALS), default="pm",
+                   help="how 95%% intervals (summary.ci) are shown: pm = value ± half-width, bracket = value [lo, hi]")
+    p.add_argument("--out", default=None,
+                   help="also write files into this folder: html -> index.html (tables, plots, records); other formats "
+                        "-> one file per table plus knn_scales.png")
     p.set_defaults(func=_leaderboard)
 
 
 def _leaderboard(args: argparse.Namespace) -> int:
+    from ..errors import DataError
     from ..io import atomic_write_bytes
-    from ..leaderboard import build_tables, plot_knn_scales, render
+    from ..leaderboard import build_tables, knn_scales_png, load_references, render, render_document
+    from ..leaderboard.tables import per_scale_tasks
+    from ..leaderboard.escape import plain
     from ..results import default_results_dir, read_records
 
     folder = Path(args.results_dir) if args.results_dir else default_results_dir()
     if args.results_dir and not folder.is_dir():
-        from ..errors import DataError
-
         raise DataError(f"--results-dir {folder}: no such folder (result records are the *.json files that "
                         f"`satbench run` writes there)")
+    out = Path(args.out) if args.out else None
+    if out is not None and out.exists() and not out.is_dir():
+        raise DataError(f"--out {out}: exists and is not a folder")
     records = read_records(folder)
-    tables = build_tables(records, args.task)
-    print(f"{len(records)} records in {folder}\n")
+    refs = load_references()
+    tables = build_tables(records, args.task, refs)
+    print(plain(f"{len(records)} records in {folder}"), file=sys.stderr)
+    want_plot = out is not None or args.format == "html"
+    pngs = [knn_scales_png(records, refs, t) for t in per_scale_tasks() if want_plot and args.task in (None, t)]
+    png = next((p for p in pngs if p), None)
+    plots = [("kNN top-1 vs scale", png)] if png else []
+    document = render_document(tables, args.format, args.interval, plots=plots, records=records,
+                               subtitle=f"{len(records)} records") if args.format == "html" else \
+        render_document(tables, args.format, args.interval)
     written = []
-    for i, t in enumerate(tables):
-        text = render(t, args.format)
-        print(text if args.format != "csv" else f"# {t.title}\n{text}")
-        if args.out:
-            slug = t.title.split(":")[0].split(" (")[0].lower().replace(" ", "_").replace("-", "")
-            path = Path(args.out) / f"{i:02d}_{slug}.{args.format}"
-            atomic_write_bytes(path, text.encode())
-            written.append(path)
-    if args.out and args.task in (None, "knn"):
-        png = plot_knn_scales(records, Path(args.out) / "knn_scales.png")
+    if out is not None:
+        if args.format == "html":
+            written.append(atomic_write_bytes(out / "index.html", document.encode()))
+        else:
+            ext = {"md": "md", "csv": "csv", "latex": "tex"}[args.format]
+            for i, t in enumerate(tables):
+                text = render(t, args.format, args.interval)
+                written.append(atomic_write_bytes(out / f"{i:02d}_{t.key}.{ext}", text.encode()))
         if png:
-            written.append(png)
+            written.append(atomic_write_bytes(out / "knn_scales.png", png))
+    sys.stdout.write(document)
+    sys.stdout.flush()
     for p in written:
-        print(f"wrote {p}")
+        print(plain(f"wrote {p}"), file=sys.stderr)
     return 0

@@ -32,6 +32,16 @@ class Headline:
     title: str
     reference_key: Optional[str] = None
     reference_protocol: Optional[str] = None
+    #: regex over protocol names the papers' numbers are comparable with (default: ``reference_protocol`` exactly)
+    paper_protocol: Optional[str] = None
+    #: columns are (dataset, crop) instead of datasets
+    by_crop: bool = False
+    #: records carry ``summary.top1_per_scale`` (the leaderboard adds a per-scale table and plot)
+    per_scale: bool = False
+    #: protocol parameters that, when overridden, depart from the paper's recipe
+    recipe_switches: tuple[str, ...] = ()
+    #: the recipe's training length (a run with fewer iterations is a short run, never compared with a paper)
+    full_iters: Optional[int] = None
 
 
 @dataclass

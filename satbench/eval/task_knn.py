@@ -37,7 +37,7 @@ class KnnTask(Task):
     settings = KnnSettings
     dataset_kinds = ("scene",)
     headline = Headline("top1_avg", "mean top-1 over scales (%)", table="knn", title="kNN: mean top-1 (%) over scales",
-                        reference_key="knn", reference_protocol="satdino-knn-v1")
+                        reference_key="knn", reference_protocol="satdino-knn-v1", per_scale=True)
     default_num_workers = 1
 
     def add_arguments(self, g: argparse._ArgumentGroup) -> None:

@@ -51,8 +51,10 @@ class SegmentationTask(Task):
     protocol_task = "segmentation"
     settings = SegmentationSettings
     dataset_kinds = ("segmentation",)
-    headline = Headline("mIoU", "mIoU (%)", table="segmentation", title="Segmentation mIoU (%)",
-                        reference_key="segmentation", reference_protocol="upernet-v1")
+    headline = Headline("mIoU", "mIoU (%)", table="segmentation", title="Segmentation: UperNet mIoU (%)",
+                        reference_key="segmentation", reference_protocol="upernet-v1",
+                        paper_protocol=r"upernet-v\d+|upernet_.+", by_crop=True,
+                        recipe_switches=("cfg_options", "frozen", "layer_decay"), full_iters=80000)
     default_num_workers = 2
     distributed = True
     needs_loaded_model = False

@@ -1,0 +1,17 @@
+"""Leaderboard: result records + the papers' reference numbers -> tables (md / csv / latex / html), one HTML page,
+plots. Modules: :mod:`.tables` (the task table, the layout and the delta rule), :mod:`.runs` (what a record says
+about itself), :mod:`.escape` (one escaping layer per format), :mod:`.render`, :mod:`.html`, :mod:`.plots`."""
+
+from __future__ import annotations
+
+from .plots import knn_scales_figure, knn_scales_png, plot_knn_scales
+from .render import FORMATS, INTERVALS, cell_text, render, render_csv, render_document
+from .runs import Exclusion, exclusions, is_subset, protocol_dataset, train_equals_val, weights_tag
+from .tables import (DELTA_RULE, Cell, Row, Table, TaskSpec, build_tables, entry_label, latest_runs,
+                     load_references, per_scale_tasks, ref_key, spec_for_record, task_specs)
+
+__all__ = ["DELTA_RULE", "FORMATS", "INTERVALS", "task_specs", "spec_for_record", "per_scale_tasks", "Cell", "Exclusion", "Row", "Table", "TaskSpec",
+           "build_tables", "cell_text", "entry_label", "exclusions", "is_subset", "knn_scales_figure", "knn_scales_png",
+           "latest_runs",
+           "load_references", "plot_knn_scales", "protocol_dataset", "ref_key", "render", "render_csv",
+           "render_document", "train_equals_val", "weights_tag"]

@@ -1,0 +1,202 @@
+"""Tables -> GitHub markdown, tidy CSV, LaTeX (booktabs) or an HTML fragment. Every string goes through its format's
+escaping function (:mod:`satbench.leaderboard.escape`); numbers are formatted here and never treated as text."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any, Optional
+
+from ..errors import ResultsError
+from . import escape as E
+from .tables import Cell, Table
+
+FORMATS = ("md", "csv", "latex", "html")
+INTERVALS = ("pm", "bracket")
+CSV_FIELDS = ["table", "title", "kind", "model", "source", "protocol", "settings", "k", "vs_paper", "dataset", "column",
+              "value", "ci_lo", "ci_hi", "delta", "paper", "runs", "record", "protocol_hash", "weights", "commit"]
+_ESC = {"plain": E.plain, "md": E.md, "html": E.html, "latex": E.latex}
+
+
+def _num(v: float, fmt: str) -> str:
+    s = f"{v:.2f}"
+    return s.replace("-", "$-$", 1) if fmt == "latex" and s.startswith("-") else s
+
+
+def cell_text(cell: Optional[Cell], fmt: str = "plain", interval: str = "pm") -> str:
+    """``85.50 ± 0.40* (-0.46)``: value, interval (``± half-width`` or ``[lo, hi]``), ``*`` when the latest of
+    several runs, delta to the paper in brackets. Built from numbers only, so it needs no escaping."""
+    if cell is None or cell.value is None:
+        return ""
+    out = _num(cell.value, fmt)
+    if cell.ci is not None:
+        lo, hi = cell.ci
+        if interval == "bracket":
+            out += f" [{_num(lo, fmt)}, {_num(hi, fmt)}]"
+        else:
+            out += (r" $\pm$ " if fmt == "latex" else " ± ") + f"{(hi - lo) / 2:.2f}"
+    if cell.runs > 1:
+        out += "*"
+    if cell.delta is not None:
+        d = f"{cell.delta:+.2f}"
+        out += f" ({d.replace('-', '$-$') if fmt == 'latex' else d})"
+    return out
+
+
+def _check(fmt: str, interval: str) -> None:
+    if fmt not in FORMATS:
+        raise ResultsError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    if interval not in INTERVALS:
+        raise ResultsError(f"unknown interval style {interval!r}; expected one of {', '.join(INTERVALS)}")
+
+
+def _notes(table: Table) -> list[str]:
+    return list(dict.fromkeys(table.notes))
+
+
+def render(table: Table, fmt: str = "md", interval: str = "pm") -> str:
+    """One table as markdown, tidy CSV (with header), LaTeX or an HTML ``<section>``."""
+    _check(fmt, interval)
+    if fmt == "csv":
+        return render_csv([table], interval)
+    if fmt == "latex":
+        return _latex(table, interval)
+    if fmt == "html":
+        return html_section(table, interval)
+    return _md(table, interval)
+
+
+def render_document(tables: list[Table], fmt: str = "md", interval: str = "pm", **html_kw: Any) -> str:
+    """Every table as ONE document: what ``satbench leaderboard --format FMT`` prints on stdout."""
+    _check(fmt, interval)
+    if fmt == "csv":
+        return render_csv(tables, interval)
+    if fmt == "html":
+        from .html import page
+
+        return page(tables, interval=interval, **html_kw)
+    parts = [render(t, fmt, interval) for t in tables]
+    if fmt == "latex":
+        return "% satbench leaderboard; needs \\usepackage{booktabs}\n\n" + "\n".join(parts)
+    return "\n".join(parts)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+def _md(table: Table, interval: str) -> str:
+    from tabulate import tabulate
+
+    esc = E.md
+    rows = [[esc(r.labels.get(k, "")) for k, _ in table.label_columns] +
+            [cell_text(r.cells.get(k), "md", interval) for k, _ in table.value_columns] for r in table.rows]
+    headers = [esc(h) for h in table.headers]
+    body = tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True) if rows else "(no rows)"
+    notes = "".join(f"- {esc(n)}\n" for n in _notes(table))
+    return f"### {esc(table.title)}\n\n{body}\n" + (f"\n{notes}" if notes else "")
+
+
+def _csv_rows(table: Table, interval: str) -> list[dict[str, Any]]:
+    out = []
+    for r in table.rows:
+        for key, header in table.value_columns:
+            c = r.cells.get(key)
+            if c is None or c.value is None:
+                continue
+            rec = c.record or {}
+            out.append({
+                "table": table.key, "title": table.title, "kind": r.kind, "model": r.labels.get("model", ""),
+                "source": r.labels.get("source", ""), "protocol": r.labels.get("protocol", ""),
+                "settings": r.labels.get("settings", ""), "k": r.labels.get("k", ""), "vs_paper": r.labels.get("vs", ""),
+                "dataset": c.dataset or r.labels.get("dataset", ""), "column": header,
+                "value": round(c.value, 6), "ci_lo": None if c.ci is None else round(c.ci[0], 6),
+                "ci_hi": None if c.ci is None else round(c.ci[1], 6),
+                "delta": None if c.delta is None else round(c.delta, 6), "paper": c.paper,
+                "runs": c.runs if r.kind == "run" else None,
+                "record": rec.get("file", ""), "protocol_hash": rec.get("protocol_hash", ""),
+                "weights": rec.get("weights", ""), "commit": rec.get("commit", "")})
+    return out
+
+
+def render_csv(tables: list[Table], interval: str = "pm") -> str:
+    """Tidy CSV, one line per number: numbers are written as numbers (``-0.46`` stays a number), every text cell
+    is neutralised against spreadsheet formulas (:func:`escape.csv_text`)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_FIELDS)
+    for t in tables:
+        for row in _csv_rows(t, interval):
+            w.writerow([_csv_cell(row[f]) for f in CSV_FIELDS])
+    return buf.getvalue()
+
+
+def _csv_cell(v: Any) -> Any:
+    if v is None:
+        return ""
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return v
+    return E.csv_text(v)
+
+
+def _latex(table: Table, interval: str) -> str:
+    esc = E.latex
+    n_lab, n_val = len(table.label_columns), len(table.value_columns)
+    lines = [f"% {esc(table.title)}", r"\begin{table}[t]", r"\centering", r"\small",
+             f"\\caption{{{esc(table.title)}}}", f"\\begin{{tabular}}{{{'l' * n_lab}{'r' * n_val}}}", r"\toprule",
+             " & ".join(esc(h) for h in table.headers) + r" \\", r"\midrule"]
+    prev = None
+    for r in table.rows:
+        if prev is not None and r.kind != prev:
+            lines.append(r"\midrule")
+        prev = r.kind
+        lines.append(" & ".join([esc(r.labels.get(k, "")) for k, _ in table.label_columns] +
+                                [cell_text(r.cells.get(k), "latex", interval) for k, _ in table.value_columns]) + r" \\")
+    if not table.rows:
+        lines.append(f"\\multicolumn{{{n_lab + n_val}}}{{l}}{{(no rows)}} \\\\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    notes = _notes(table)
+    if notes:
+        lines.append(r"\par\smallskip\footnotesize " + r" \\ ".join(esc(n) for n in notes))
+    lines += [r"\end{table}", ""]
+    return "\n".join(lines)
+
+
+def html_section(table: Table, interval: str = "pm", anchors: Optional[dict[str, str]] = None) -> str:
+    """A ``<section>`` with the table (sortable headers, numeric sort keys) and its notes; run cells link to
+    ``anchors[record file]`` when given (the record details on the page)."""
+    esc = E.html
+    out = [f'<section class="lb-table" id="t-{esc(table.key)}">', f"<h2>{esc(table.title)}</h2>",
+           '<div class="scroll"><table class="lb sortable">', "<thead><tr>"]
+    for i, h in enumerate(table.headers):
+        cls = "num" if i >= len(table.label_columns) else "lab"
+        out.append(f'<th class="{cls}" scope="col" tabindex="0">{esc(h)}</th>')
+    out.append("</tr></thead><tbody>")
+    for r in table.rows:
+        out.append(f'<tr class="{esc(r.kind)}">')
+        for k, _ in table.label_columns:
+            out.append(f'<td class="lab-{esc(k)}">{esc(r.labels.get(k, ""))}</td>')
+        for k, _ in table.value_columns:
+            c = r.cells.get(k)
+            text = cell_text(c, "html", interval)
+            if c is None or c.value is None:
+                out.append('<td class="num empty" data-sort=""></td>')
+                continue
+            inner = esc(text)
+            if c.delta is not None:
+                cls = "pos" if c.delta >= 0 else "neg"
+                inner = esc(text.split(" (")[0]) + f' <span class="delta {cls}">({c.delta:+.2f})</span>'
+            if c.record is not None:
+                rec = c.record
+                tip = (f"record {rec.get('file', '')}\nprotocol {rec.get('protocol', '')} {rec.get('protocol_hash', '')}"
+                       f"\nweights {rec.get('weights', '')}\ncommit {rec.get('commit', '')}\ndate {rec.get('date', '')}")
+                href = (anchors or {}).get(rec.get("file", ""))
+                inner = (f'<a href="#{esc(href)}" title="{esc(tip)}">{inner}</a>' if href
+                         else f'<span title="{esc(tip)}">{inner}</span>')
+            out.append(f'<td class="num" data-sort="{c.value!r}">{inner}</td>')
+        out.append("</tr>")
+    if not table.rows:
+        out.append(f'<tr><td colspan="{len(table.headers)}">(no rows)</td></tr>')
+    out.append("</tbody></table></div>")
+    notes = _notes(table)
+    if notes:
+        out.append('<ul class="notes">' + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>")
+    out.append("</section>")
+    return "\n".join(out) + "\n"
