@@ -73,6 +73,7 @@ def _load_card(path: Path) -> ModelCard:
             data[key] = tuple(data[key] or ())
     data["weights"] = data.get("weights") or {}
     _check_card_types(path, data)
+    _check_weight_entries(path, data["weights"])
     return ModelCard(path=str(path), **data)
 
 
@@ -98,6 +99,71 @@ def _check_card_types(path: Path, data: dict[str, Any]) -> None:
         get_normalization(data["normalization"])
     except SatbenchError as exc:
         raise SatbenchError(f"model card {path}: normalization: {exc}") from None
+
+
+# ---------------------------------------------------------------------------------------------------
+# Weight entries (``weights.<kind>``): where the file is, its pins, key prefix and known answer
+# ---------------------------------------------------------------------------------------------------
+WEIGHT_ENTRY_KEYS: dict[str, str] = {
+    "hf_repo": "the Hugging Face repository (owner/name)",
+    "filename": "the weight file's name (in the repository, the cache and the download)",
+    "url": "a plain download URL (when not on the hub)",
+    "revision": "the hub commit the file is pinned to ('' when not yet known)",
+    "sha256": "the file's sha256 ('' when not yet known); a different file is refused unless --allow-unpinned",
+    "key_prefix": "a prefix every backbone key carries in the file (e.g. 'model.' in Hugging Face style files)",
+    "known_answer": "feature statistics of a bundled image under these weights (`satbench verify`)",
+}
+KNOWN_ANSWER_KEYS = ("image", "size", "normalization", "cls_mean", "cls_std", "cls_first", "atol")
+_HEX64 = frozenset("0123456789abcdef")
+
+
+def _check_weight_entries(path: Path, weights: dict[str, Any]) -> None:
+    """Each ``weights.<kind>`` entry: a mapping of known keys with the right types (one clear line otherwise)."""
+    for kind, entry in weights.items():
+        where = f"model card {path}: weights.{kind}"
+        if not isinstance(entry, dict):
+            raise SatbenchError(f"{where} must be a mapping (hf_repo/url, filename, sha256, ...), got {entry!r}")
+        unknown = sorted(set(entry) - set(WEIGHT_ENTRY_KEYS))
+        if unknown:
+            raise SatbenchError(f"{where} has unknown keys: {', '.join(map(str, unknown))} (known: {', '.join(WEIGHT_ENTRY_KEYS)})")
+        for key in ("hf_repo", "filename", "url", "revision", "sha256", "key_prefix"):
+            if key in entry and entry[key] is not None and not isinstance(entry[key], str):
+                raise SatbenchError(f"{where}.{key} must be a string, got {entry[key]!r}")
+        sha = entry.get("sha256") or ""
+        if sha and (len(sha) != 64 or not set(sha) <= _HEX64):
+            raise SatbenchError(f"{where}.sha256 must be 64 lowercase hex digits (or ''), got {sha!r}")
+        if "key_prefix" in entry and not entry["key_prefix"]:
+            raise SatbenchError(f"{where}.key_prefix must be a non-empty string such as 'model.', got {entry['key_prefix']!r}")
+        if entry.get("known_answer") is not None:
+            _check_known_answer(f"{where}.known_answer", entry["known_answer"])
+
+
+def _check_known_answer(where: str, ka: Any) -> None:
+    if not isinstance(ka, dict):
+        raise SatbenchError(f"{where} must be a mapping ({', '.join(KNOWN_ANSWER_KEYS)}), got {ka!r}")
+    unknown = sorted(set(ka) - set(KNOWN_ANSWER_KEYS))
+    missing = [k for k in ("image", "size", "cls_mean", "cls_std", "cls_first", "atol") if k not in ka]
+    if unknown or missing:
+        raise SatbenchError(f"{where}: " + "; ".join(
+            ([f"unknown keys {', '.join(map(str, unknown))}"] if unknown else []) + ([f"missing {', '.join(missing)}"] if missing else [])))
+    image = ka["image"]
+    if not isinstance(image, str) or not image or image.startswith("/") or ".." in image.replace("\\", "/").split("/"):
+        raise SatbenchError(f"{where}.image must be a path under satbench's bundled data (e.g. "
+                            f"ucm-mini/images/airplane/airplane16.jpg), got {image!r}")
+    if isinstance(ka["size"], bool) or not isinstance(ka["size"], int) or ka["size"] <= 0:
+        raise SatbenchError(f"{where}.size must be a positive integer (pixels), got {ka['size']!r}")
+    if "normalization" in ka and not isinstance(ka["normalization"], str):
+        raise SatbenchError(f"{where}.normalization must be a preset name, got {ka['normalization']!r}")
+    for key in ("cls_mean", "cls_std", "atol"):
+        v = ka[key]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v:
+            raise SatbenchError(f"{where}.{key} must be a number, got {v!r}")
+    if ka["atol"] <= 0:
+        raise SatbenchError(f"{where}.atol must be > 0, got {ka['atol']!r}")
+    first = ka["cls_first"]
+    if (not isinstance(first, list) or not first or len(first) > 64
+            or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in first)):
+        raise SatbenchError(f"{where}.cls_first must be a list of 1 to 64 numbers, got {first!r}")
 
 
 @lru_cache(maxsize=None)

@@ -9,12 +9,15 @@ from ..errors import SatbenchError
 
 
 def add_model_args(p: argparse.ArgumentParser, *, model_required: bool = True, default_model: str | None = None) -> None:
-    """``--model``, ``--weights``, ``--seed``, ``--trust-checkpoint``, ``--pos-interp``, ``--attn-impl``."""
+    """``--model``, ``--weights``, ``--allow-unpinned``, ``--seed``, ``--trust-checkpoint``, ``--pos-interp``, ``--attn-impl``."""
     p.add_argument("--model", required=model_required and default_model is None, default=default_model,
                    help="registered model name (see `satbench models`) or timm:<name>")
     p.add_argument("--weights", default=None,
-                   help="a .pth / .safetensors file, a snapshot folder, or 'random' (seeded init); "
+                   help="a .pth / .safetensors file, a snapshot folder, hf:OWNER/REPO[@REVISION][/FILE] (through the "
+                        "Hugging Face cache; the commit is recorded), or 'random' (seeded init); "
                         "default: the card's official weights from the local cache or the hub")
+    p.add_argument("--allow-unpinned", action="store_true",
+                   help="load a file whose sha256 differs from the one the model card pins (recorded as unpinned)")
     p.add_argument("--seed", type=int, default=0, help="seed for --weights random and for training (default 0)")
     p.add_argument("--trust-checkpoint", action="store_true",
                    help="load checkpoints that need types outside satbench's safe list (executes pickled code!)")
@@ -55,7 +58,8 @@ def load_from_args(args: argparse.Namespace, kind: str = "pretrain"):
         raise SatbenchError(f"--{'/--'.join(k.replace('_', '-') for k in opts)} applies to SatDINO models only, "
                             f"not {card.name}")
     return load_model(card, args.weights, kind=kind, seed=args.seed,
-                      trust_checkpoint=getattr(args, "trust_checkpoint", False), **opts)
+                      trust_checkpoint=getattr(args, "trust_checkpoint", False),
+                      allow_unpinned=getattr(args, "allow_unpinned", False), **opts)
 
 
 def positive_int(value: str) -> int:
