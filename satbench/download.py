@@ -314,8 +314,9 @@ def hub_fetch(ref: HubRef, *, progress: bool = True) -> tuple[Path, str]:
                                     revision=ref.revision, cache_dir=hf_cache_dir(), endpoint=hf_endpoint(),
                                     local_files_only=offline))
     except huggingface_hub.errors.LocalEntryNotFoundError:
-        raise DownloadError(f"{_hub_label(ref)} is not in the Hugging Face cache ({hf_cache_dir() or 'default'}) "
-                            f"and downloads are off") from None
+        cache = hf_cache_dir() or huggingface_hub.constants.HF_HUB_CACHE
+        why = "downloads are off" if offline else "the hub could not be reached (huggingface_hub retried)"
+        raise DownloadError(f"{_hub_label(ref)} is not in the Hugging Face cache ({cache}) and {why}") from None
     except (huggingface_hub.errors.RepositoryNotFoundError, huggingface_hub.errors.RevisionNotFoundError,
             huggingface_hub.errors.EntryNotFoundError) as exc:
         raise DownloadError(f"{_hub_label(ref)}: {type(exc).__name__} ({_short(exc)})") from None
