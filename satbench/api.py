@@ -103,31 +103,44 @@ def list_models() -> list[Any]:
 
 def load_model(name: str = DEFAULT_MODEL, weights: Optional[str] = None, *, seed: int = 0,
                trust_checkpoint: bool = False, kind: str = "pretrain", device: str = "auto", bf16: bool = False,
-               **options: Any) -> Model:
+               allow_unpinned: bool = False, **options: Any) -> Model:
     """Build ``name``'s backbone and load its weights strictly.
 
     ``weights``: None (the card's official weights from the cache or the hub), ``"random"`` (seeded with ``seed``),
     a file or a folder. ``options`` are the family's build options (e.g. ``attn_impl="sdpa"``), checked against what
     the family declares.
     """
-    return Model(_load(name, weights, seed=seed, trust_checkpoint=trust_checkpoint, kind=kind, options=options),
-                 device=device, bf16=bf16)
+    return Model(load(name, weights, seed=seed, trust_checkpoint=trust_checkpoint, kind=kind, options=options,
+                      allow_unpinned=allow_unpinned), device=device, bf16=bf16)
 
 
-def _load(name: str, weights: Optional[str], *, seed: int, trust_checkpoint: bool, kind: str,
-          options: dict[str, Any]) -> Any:
-    from . import weights as weights_mod
+def check_model_options(name: str, options: dict[str, Any], option_label: Any = None) -> Any:
+    """``name``'s card, after checking that every build option is one its family declares, with an allowed value."""
     from .backbones import FAMILIES
     from .registry import get_card
 
+    label = option_label or (lambda k: f"option {k}")
     card = get_card(name)
     family = FAMILIES[card.family]
     for key in options:
         if key not in family.options:
-            raise SatbenchError(f"option {key} does not apply to {card.name}: the {family.name} family has no {key} "
+            raise SatbenchError(f"{label(key)} does not apply to {card.name}: the {family.name} family has no {key} "
                                 f"option (its options: {', '.join(sorted(family.options)) or 'none'})")
-    family.check_options(dict(options), f"model {card.name}")
-    return weights_mod.load_model(card, weights, kind=kind, seed=seed, trust_checkpoint=trust_checkpoint, **options)
+    family.check_options(options, f"model {card.name}")
+    return card
+
+
+def load(name: str, weights: Optional[str] = None, *, seed: int = 0, trust_checkpoint: bool = False,
+         kind: str = "pretrain", options: Optional[dict[str, Any]] = None, allow_unpinned: bool = False,
+         option_label: Any = None) -> Any:
+    """The one place a model is loaded by name: card, family options (checked against what the family declares),
+    weights (strict, safe; :func:`satbench.weights.load_model`). Returns a :class:`~satbench.weights.LoadedModel`."""
+    from . import weights as weights_mod
+
+    options = dict(options or {})
+    card = check_model_options(name, options, option_label)
+    return weights_mod.load_model(card, weights, kind=kind, seed=seed, trust_checkpoint=trust_checkpoint,
+                                  allow_unpinned=allow_unpinned, **options)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -186,7 +199,7 @@ def resolve_protocol(task: Any, protocol: Optional[str] = None, overrides: Optio
 # Running a task
 # ---------------------------------------------------------------------------------------------------------------------
 RUN_OPTION_NAMES = ("device", "bf16", "batch_size", "num_workers", "use_cache", "progress", "seed", "output_dir",
-                    "resume", "trust_checkpoint")
+                    "resume", "trust_checkpoint", "allow_unpinned")
 DATASET_OPTION_NAMES = ("data_root", "normalization", "native_size", "split_source", "train_csv", "val_csv",
                         "seg_format")
 
@@ -274,8 +287,8 @@ def _model(task: Any, model: Any, weights: Optional[str], options: Any, model_op
 
         get_card(model)  # unknown names fail now
         return ModelRef(model, weights, options.seed, dict(model_options), options.trust_checkpoint)
-    return _load(model, weights, seed=options.seed, trust_checkpoint=options.trust_checkpoint,
-                 kind=task.weights_kind(options), options=model_options)
+    return load(model, weights, seed=options.seed, trust_checkpoint=options.trust_checkpoint,
+                kind=task.weights_kind(options), options=model_options, allow_unpinned=options.allow_unpinned)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

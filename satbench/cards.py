@@ -15,7 +15,7 @@ from typing import Any, Optional
 
 from .errors import SatbenchError
 from .normalization import Normalization, get_normalization
-from .settings import ge, gt, load_settings
+from .settings import ge, gt, load_settings, nonempty
 
 #: Keys that belong under ``options:`` (build options of some family), not at the top level of a card.
 OPTION_KEYS = ("pool", "pos_interp", "attn_impl", "pos_embed", "gsd_register", "drop_path_rate", "global_pool")
@@ -26,18 +26,44 @@ class CardError(SatbenchError):
 
 
 @dataclass(frozen=True)
+class KnownAnswer:
+    """Feature statistics of one bundled image under a card's weights (``satbench verify``)."""
+
+    image: str
+    size: int = field(metadata=gt(0))
+    cls_mean: float
+    cls_std: float
+    cls_first: tuple[float, ...] = field(metadata=nonempty())
+    atol: float = field(metadata=gt(0))
+    normalization: Optional[str] = None
+
+    def check(self, where: str) -> None:
+        parts = self.image.replace("\\", "/").split("/")
+        if not self.image or self.image.startswith("/") or ".." in parts:
+            raise CardError(f"{where}: image must be a path under satbench's bundled data (e.g. "
+                            f"ucm-mini/images/airplane/airplane16.jpg), got {self.image!r}")
+        if len(self.cls_first) > 64:
+            raise CardError(f"{where}: cls_first must hold 1 to 64 numbers, got {len(self.cls_first)}")
+
+
+@dataclass(frozen=True)
 class WeightEntry:
-    """One declared weight file of a card (``weights: {pretrain: ..., finetune: ...}``)."""
+    """One declared weight file of a card (``weights: {pretrain: ..., finetune: ...}``): where it is (``hf_repo`` or
+    ``url`` + ``filename``), its pins (``revision``: the hub commit; ``sha256``: a different file is refused unless
+    ``--allow-unpinned``), the ``key_prefix`` every backbone key carries in the file (applied only when named here) and
+    a ``known_answer`` for ``satbench verify``."""
 
     filename: str
     hf_repo: str = ""
     url: str = ""
     revision: Optional[str] = None
     sha256: str = ""
-    key_prefix: str = ""
-    known_answer: Optional[dict[str, Any]] = None
+    key_prefix: Optional[str] = None
+    known_answer: Optional[KnownAnswer] = None
 
     def check(self, where: str) -> None:
+        if self.key_prefix is not None and not self.key_prefix:
+            raise CardError(f"{where}: key_prefix must be a non-empty string such as 'model.', got ''")
         if not self.filename or "/" in self.filename or self.filename in (".", ".."):
             raise CardError(f"{where}: weights filename must be a plain file name, got {self.filename!r}")
         if self.sha256 and (len(self.sha256) != 64 or any(c not in "0123456789abcdef" for c in self.sha256)):

@@ -43,11 +43,16 @@ class WeightsInfo:
     #: How many checkpoint tensors were cast to the model's dtype, per cast (e.g. ``{"float16->float32": 151}``);
     #: empty when every tensor already had the model's dtype (then nothing is recorded, as before).
     dtype_casts: dict[str, int] = field(default_factory=dict)
+    hub: dict[str, Any] = field(default_factory=dict)  # hf: weights: hf_repo, hf_file, revision (commit), pinned
+    unpinned: bool = False  # loaded despite a sha256 that differs from the card's (--allow-unpinned)
 
     def as_dict(self) -> dict[str, Any]:
         d = {"source": self.source, "path": self.path, "sha256": self.sha256, "kind": self.kind, "seed": self.seed}
         if self.dtype_casts:
             d["dtype_casts"] = dict(self.dtype_casts)
+        d.update(self.hub)  # absent unless the weights came from --weights hf:...
+        if self.unpinned:
+            d["unpinned"] = True
         return d
 
     @property
@@ -152,11 +157,15 @@ def _find_in_snapshot(folder: Path, card: ModelCard, kind: str) -> Path:
 def resolve_weights(card: ModelCard, spec: Optional[str], kind: str = "pretrain", *, download: bool = True) -> tuple[Optional[Path], str]:
     """Turn ``--weights`` into a file path and a source label.
 
-    ``spec`` is None (by model name: local cache, then the hub), ``"random"``, a file or a directory.
-    Returns ``(None, "random")`` for random init.
+    ``spec`` is None (by model name: local cache, then the hub), ``"random"``, ``hf:OWNER/REPO[@REV][/FILE]``,
+    a file or a directory. Returns ``(None, "random")`` for random init.
     """
     if spec == "random":
         return None, "random"
+    if spec is not None and spec.startswith("hf:"):  # the hub's standard cache (satbench.hub)
+        from .hub import resolve_hub_weights
+
+        return resolve_hub_weights(card, spec, kind).path, "hub"
     if spec is None:
         path = cached_weight_path(card, kind)
         if path.is_file():
@@ -330,16 +339,26 @@ def load_model(
     seed: int = 0,
     trust_checkpoint: bool = False,
     verify_sha256: bool = True,
+    allow_unpinned: bool = False,
     **build_options: Any,
 ) -> LoadedModel:
     """Build ``card``'s backbone and load its weights strictly.
 
-    ``weights``: None (by model name: cache, then hub), ``"random"`` (seeded init), a file or a folder.
+    ``weights``: None (by model name: cache, then hub), ``"random"`` (seeded init), ``hf:OWNER/REPO[@REV][/FILE]``
+    (hub cache; see :mod:`satbench.hub`), a file or a folder. A pinned file whose sha256 differs from the card's
+    is refused unless ``allow_unpinned`` (then recorded as ``unpinned``).
     """
     family = FAMILIES.get(card.family)
     if family is None:
         raise SatbenchError(f"model card {card.name}: unknown family {card.family!r} (known: {', '.join(FAMILIES)})")
-    path, source = resolve_weights(card, weights, kind)
+    hub = None
+    if isinstance(weights, str) and weights.startswith("hf:"):  # hub weights with their commit (satbench.hub)
+        from .hub import resolve_hub_weights
+
+        hub = resolve_hub_weights(card, weights, kind)
+        path, source = hub.path, "hub"
+    else:
+        path, source = resolve_weights(card, weights, kind)
     options = {**card.options, **build_options}
     if path is None:
         torch.manual_seed(seed)
@@ -348,11 +367,15 @@ def load_model(
         return LoadedModel(model, card, WeightsInfo(source="random", kind="random", seed=seed))
     digest = sha256_file(path)
     expected = card.weights.get(kind, {}).get("sha256")
-    if verify_sha256 and expected and source in ("cache", "hub") and digest != expected:
-        raise WeightsError(f"{path}: sha256 {digest} does not match the card's {expected} for {card.name} ({kind}); "
-                           f"delete the file and download it again")
+    if hub is not None:
+        expected = hub.pinned_sha256  # only the card's own repository and file are pinned
+    unpinned = _check_pin(path, digest, expected if source in ("cache", "hub") and verify_sha256 else None,
+                          card, kind, allow_unpinned)
     obj = read_checkpoint(path, trust_checkpoint=trust_checkpoint)
+    obj, prefix = strip_card_key_prefix(obj, card, kind)
     sd, extras = family.state_dict_from_checkpoint(obj, card)
+    if prefix:
+        extras["key_prefix"] = prefix
     model = family.build(card, **options)
     casts = load_state_dict_strict(model, sd, where=str(path), card=card)
     model.eval()
@@ -362,6 +385,9 @@ def load_model(
             casts[name] = casts.get(name, 0) + n
     info = WeightsInfo(source=source, path=str(path), sha256=digest, kind=kind, extras={
         k: v for k, v in extras.items() if k != "linear_head"}, dtype_casts=casts)
+    if hub is not None:
+        info.hub = hub.record()
+    info.unpinned = unpinned
     return LoadedModel(model, card, info, linear_head=head)
 
 
@@ -388,3 +414,31 @@ def _check_linear_head(head: dict[str, Tensor], card: ModelCard, where: str) -> 
             name = f"{_dtype_name(v.dtype)}->float32"
             casts[name] = casts.get(name, 0) + 1
     return casts
+
+
+# ---------------------------------------------------------------------------------------------------
+# Pins and key prefixes (hub weights; see satbench.hub)
+# ---------------------------------------------------------------------------------------------------
+def _check_pin(path: Path, digest: str, expected: Optional[str], card: ModelCard, kind: str, allow_unpinned: bool) -> bool:
+    """Compare a file's sha256 with the card's pin; returns True when a mismatch was allowed (recorded)."""
+    if not expected or digest == expected:
+        return False
+    if not allow_unpinned:
+        raise WeightsError(f"{path}: sha256 {digest} does not match the card's {expected} for {card.name} ({kind}); "
+                           f"delete the file and download it again, or pass --allow-unpinned to load it anyway "
+                           f"(recorded as unpinned)")
+    return True
+
+
+def strip_card_key_prefix(obj: Any, card: ModelCard, kind: str) -> tuple[Any, Optional[str]]:
+    """Strip the card's declared ``key_prefix`` (e.g. ``model.`` of Hugging Face style files) from a flat state dict.
+
+    Only the prefix the card names is removed, and only from keys that carry it (never guessed); keys without
+    it stay, so strict loading still names anything that does not belong. Returns ``(obj, prefix or None)``.
+    """
+    prefix = card.weights.get(kind, {}).get("key_prefix") if isinstance(card.weights, dict) else None
+    if not prefix or not isinstance(obj, dict) or not obj or not all(isinstance(v, Tensor) for v in obj.values()):
+        return obj, None
+    if not any(isinstance(k, str) and k.startswith(prefix) for k in obj):
+        return obj, None
+    return {(k[len(prefix):] if k.startswith(prefix) else k): v for k, v in obj.items()}, prefix

@@ -31,7 +31,7 @@ def _tiny(args=None):
 def tiny(monkeypatch):
     import satbench.api as api
 
-    monkeypatch.setattr(api, "_load", lambda *a, **k: _tiny())
+    monkeypatch.setattr(api, "load", lambda *a, **k: _tiny())
 
 
 def records(folder: Path) -> list[dict]:

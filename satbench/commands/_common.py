@@ -6,16 +6,18 @@ import argparse
 from typing import Any
 
 from ..argtypes import device, positive_float, positive_int, seed  # noqa: F401 (re-exported)
-from ..errors import SatbenchError
 
 
 def add_model_args(p: argparse.ArgumentParser, *, model_required: bool = True, default_model: str | None = None) -> None:
-    """``--model``, ``--weights``, ``--seed``, ``--trust-checkpoint``, ``--pos-interp``, ``--attn-impl``."""
+    """``--model``, ``--weights``, ``--allow-unpinned``, ``--seed``, ``--trust-checkpoint``, ``--pos-interp``, ``--attn-impl``."""
     p.add_argument("--model", required=model_required and default_model is None, default=default_model,
                    help="registered model name (see `satbench models`) or timm:<name>")
     p.add_argument("--weights", default=None,
-                   help="a .pth / .safetensors file, a snapshot folder, or 'random' (seeded init); "
+                   help="a .pth / .safetensors file, a snapshot folder, hf:OWNER/REPO[@REVISION][/FILE] (through the "
+                        "Hugging Face cache; the commit is recorded), or 'random' (seeded init); "
                         "default: the card's official weights from the local cache or the hub")
+    p.add_argument("--allow-unpinned", action="store_true",
+                   help="load a file whose sha256 differs from the one the model card pins (recorded as unpinned)")
     p.add_argument("--seed", type=seed, default=0, help="seed for --weights random and for training (default 0)")
     p.add_argument("--trust-checkpoint", action="store_true",
                    help="load checkpoints that need types outside satbench's safe list (executes pickled code!)")
@@ -45,20 +47,15 @@ def model_build_options(args: argparse.Namespace) -> dict[str, Any]:
     return opts
 
 
+def option_flag(key: str) -> str:
+    """The command-line flag of a build option (``attn_impl`` -> ``--attn-impl``)."""
+    return "--" + key.replace("_", "-")
+
+
 def load_from_args(args: argparse.Namespace, kind: str = "pretrain"):
-    """Resolve ``--model``/``--weights`` into a :class:`satbench.weights.LoadedModel`."""
-    from ..registry import get_card
-    from ..weights import load_model
+    """Resolve ``--model``/``--weights`` into a :class:`satbench.weights.LoadedModel` (:func:`satbench.api.load`)."""
+    from ..api import load
 
-    from ..backbones import FAMILIES
-
-    card = get_card(args.model)
-    opts = model_build_options(args)
-    family = FAMILIES[card.family]
-    for key in opts:
-        if key not in family.options:
-            raise SatbenchError(f"--{key.replace('_', '-')} does not apply to {card.name}: the {family.name} family "
-                                f"has no {key} option (its options: {', '.join(sorted(family.options)) or 'none'})")
-    family.check_options(opts, f"model {card.name}")
-    return load_model(card, args.weights, kind=kind, seed=args.seed,
-                      trust_checkpoint=getattr(args, "trust_checkpoint", False), **opts)
+    return load(args.model, args.weights, seed=args.seed, trust_checkpoint=getattr(args, "trust_checkpoint", False),
+                kind=kind, options=model_build_options(args), allow_unpinned=getattr(args, "allow_unpinned", False),
+                option_label=option_flag)

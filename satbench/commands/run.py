@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from ..argtypes import nonnegative_int, positive_int
-from ._common import add_device_args, add_model_args, model_build_options
+from ._common import add_device_args, add_model_args, model_build_options, option_flag
 
 DESCRIPTION = "Evaluate a model on a task; writes one JSON record per run and prints a table."
 
@@ -126,6 +126,7 @@ def run_from_args(task: Any, args: argparse.Namespace) -> int:
     extra = task.run_options(args)
     common = dict(device=args.device, bf16=args.bf16, batch_size=args.batch_size, num_workers=args.num_workers,
                   progress=not args.no_progress, seed=args.seed, trust_checkpoint=args.trust_checkpoint,
+                  allow_unpinned=args.allow_unpinned,
                   data_root=args.data_root, normalization=args.normalization, native_size=args.native_size,
                   train_csv=getattr(args, "train_csv", None), val_csv=getattr(args, "val_csv", None),
                   seg_format=getattr(args, "seg_format", None), output_dir=getattr(args, "output_dir", None),
@@ -133,11 +134,13 @@ def run_from_args(task: Any, args: argparse.Namespace) -> int:
     if "use_cache" in extra:
         common["use_cache"] = extra.pop("use_cache")
     model: Any = args.model
+    api.check_model_options(args.model, model_options, option_flag)  # flag names in the message
     if task.needs_loaded_model and len(datasets) > 1:  # one load for every dataset
         from ..eval.task import RunOptions
 
-        model = api.Model(api._load(args.model, args.weights, seed=args.seed, trust_checkpoint=args.trust_checkpoint,
-                                    kind=task.weights_kind(RunOptions(extra=extra)), options=model_options))
+        model = api.Model(api.load(args.model, args.weights, seed=args.seed, trust_checkpoint=args.trust_checkpoint,
+                                   kind=task.weights_kind(RunOptions(extra=extra)), options=model_options,
+                                   allow_unpinned=args.allow_unpinned, option_label=option_flag))
     for ds in datasets:
         record = api.run(task.name, model=model, dataset=ds, protocol=args.protocol, weights=args.weights,
                          results_dir=args.results_dir, model_options=model_options, task_options=dict(extra),

@@ -58,6 +58,7 @@ class RunOptions:
     output_dir: Optional[str] = None
     resume: bool = False
     trust_checkpoint: bool = False
+    allow_unpinned: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
 
