@@ -160,7 +160,7 @@ def card_from_mapping(data: Any, where: str, *, path: str = "") -> ModelCard:
 
 def read_card_file(path: Path) -> ModelCard:
     """Read and check one card file; its file name must be ``<name>.yaml``."""
-    from .io import read_yaml
+    from .yamlio import read_yaml
 
     where = f"model card {path}"
     data = read_yaml(path, what="model card", error=CardError)

@@ -426,18 +426,3 @@ def canonical_hash(obj: Any) -> str:
     """sha256 of the canonical JSON form (sorted keys, no whitespace) of ``obj``."""
     data = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=_json_default).encode()
     return sha256_bytes(data)
-
-
-def read_yaml(path: str | os.PathLike, *, what: str = "YAML file", error: type[Exception] = ResultsError) -> Any:
-    """Parse a small YAML file satbench did not write (protocol, card, dataset spec, config): bounded in size, nodes,
-    alias expansion and depth (:mod:`satbench.yamlio`); problems raise ``error`` naming the file."""
-    import yaml
-
-    from .yamlio import load_yaml, read_yaml_text
-
-    text = read_yaml_text(path, what, error)
-    try:
-        return load_yaml(text, f"{what} {path}", error)
-    except yaml.YAMLError as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise error(f"{what} {path} is not valid YAML: {first}") from None

@@ -16,7 +16,7 @@ from typing import Any
 from .errors import ProtocolError, UnknownNameError, close_matches
 from .io import canonical_hash
 from .resources import tasks_dir
-from .io import read_yaml
+from .yamlio import read_yaml
 
 
 @dataclass(frozen=True)

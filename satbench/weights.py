@@ -25,6 +25,9 @@ from .backbones import FAMILIES
 from .errors import SatbenchError, WeightsError
 from .io import sha256_file
 from .cards import ModelCard
+from .checkpoints import fmt_keys as _fmt_keys
+from .checkpoints import read_checkpoint as _read_checkpoint
+from .checkpoints import state_dict_problems
 from .resources import satbench_home
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".pth.tar", ".ckpt", ".bin", ".safetensors")
@@ -186,74 +189,15 @@ def resolve_weights(card: ModelCard, spec: Optional[str], kind: str = "pretrain"
 # ---------------------------------------------------------------------------------------------------
 # Reading a checkpoint safely
 # ---------------------------------------------------------------------------------------------------
-def _safe_globals() -> list[Any]:
-    """The non-tensor types the official SatDINO, SatMAE and Scale-MAE files carry."""
-    import numpy as np
-
-    allowed: list[Any] = [argparse.Namespace, np.dtype, np.ndarray]
-    try:
-        from numpy._core.multiarray import _reconstruct, scalar
-    except ImportError:  # numpy < 2
-        from numpy.core.multiarray import _reconstruct, scalar  # type: ignore[no-redef]
-    allowed += [scalar, _reconstruct]
-    for name in ("Float64DType", "Float32DType", "Float16DType", "Int64DType", "Int32DType", "BoolDType",
-                 "UInt8DType", "StrDType"):
-        t = getattr(np.dtypes, name, None)
-        if t is not None:
-            allowed.append(t)
-    return allowed
-
-
-_GLOBAL_RE = re.compile(r"GLOBAL ([\w.]+)")
-
-
 def read_checkpoint(path: str | os.PathLike, *, trust_checkpoint: bool = False) -> Any:
-    """Read a ``.pth``/``.safetensors`` file without executing code hidden in it.
-
-    ``weights_only=True`` with the allow-list of :func:`_safe_globals`; a file needing anything else
-    is refused with the offending type named. ``trust_checkpoint=True`` loads it the unsafe way.
-    """
-    path = Path(path)
-    if path.stat().st_size == 0:
-        raise WeightsError(f"{path}: the file is empty (0 bytes)")
-    if path.suffix == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(str(path))
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise WeightsError(f"{path}: not a readable safetensors file ({str(exc).splitlines()[0][:160]})") from None
-    try:
-        if trust_checkpoint:
-            return torch.load(path, map_location="cpu", weights_only=False)
-        with torch.serialization.safe_globals(_safe_globals()):
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        msg = str(exc)
-        m = _GLOBAL_RE.search(msg)
-        if m and ("not an allowed global" in msg or "Unsupported global" in msg):
-            raise WeightsError(
-                f"{path}: refused to load: the checkpoint needs the type {m.group(1)}, which is not on satbench's "
-                f"safe list; if you trust this file, pass --trust-checkpoint to load it the unsafe way"
-            ) from None
-        detail = next((ln.strip() for ln in msg.splitlines() if "WeightsUnpickler error" in ln), msg.splitlines()[0] if msg else "")
-        raise WeightsError(f"{path}: not a readable PyTorch checkpoint (neither a torch.save zip archive nor a "
-                           f"loadable legacy pickle: {detail[:160]})") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, AttributeError, ImportError,
-            ModuleNotFoundError, TypeError, KeyError, IndexError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({first[:160]})") from None
+    """Read a ``.pth``/``.safetensors`` weight file without executing code hidden in it
+    (:func:`satbench.checkpoints.read_checkpoint`, the one safe reader)."""
+    return _read_checkpoint(path, trust_checkpoint=trust_checkpoint)
 
 
 # ---------------------------------------------------------------------------------------------------
 # Strict loading
 # ---------------------------------------------------------------------------------------------------
-def _fmt_keys(keys: list[str], n: int = 8) -> str:
-    more = f" ... (+{len(keys) - n} more)" if len(keys) > n else ""
-    return ", ".join(keys[:n]) + more
-
-
 def describe_vit_state(sd: dict[str, Tensor]) -> str:
     """A short architecture description of a ViT state dict (embed dim, patch, depth)."""
     w = sd.get("patch_embed.proj.weight")
@@ -309,18 +253,7 @@ def load_state_dict_strict(model: nn.Module, sd: dict[str, Tensor], *, where: st
             f"{where}: checkpoint is {describe_vit_state(sd)}, but model {card.name} is "
             f"{describe_vit_state(own)} (wrong architecture or patch size)"
         )
-    missing = sorted(set(own) - set(sd))
-    unexpected = sorted(set(sd) - set(own))
-    bad_shape = sorted(k for k in set(own) & set(sd)
-                       if not isinstance(sd[k], Tensor) or tuple(sd[k].shape) != tuple(own[k].shape))
-    problems = []
-    if missing:
-        problems.append(f"missing keys: {_fmt_keys(missing)}")
-    if unexpected:
-        problems.append(f"unexpected keys: {_fmt_keys(unexpected)}")
-    if bad_shape:
-        problems.append("mis-shaped keys: " + _fmt_keys(
-            [f"{k} {tuple(getattr(sd[k], 'shape', ()))} vs {tuple(own[k].shape)}" for k in bad_shape]))
+    problems = state_dict_problems(own, sd)
     if problems:
         raise WeightsError(f"{where}: does not fit {card.name}: " + "; ".join(problems))
     casts = check_dtypes(sd, own, where=where)

@@ -122,3 +122,14 @@ def read_yaml_text(path: str | os.PathLike, what: str, error: type[SatbenchError
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise error(f"{what} {path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
+def read_yaml(path: str | os.PathLike, *, what: str = "YAML file", error: type[SatbenchError] = SatbenchError) -> Any:
+    """Parse a small YAML file satbench did not write (protocol, card, dataset spec, config): bounded in size, nodes,
+    alias expansion and depth (:mod:`satbench.yamlio`); problems raise ``error`` naming the file."""
+    text = read_yaml_text(path, what, error)
+    try:
+        return load_yaml(text, f"{what} {path}", error)
+    except yaml.YAMLError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise error(f"{what} {path} is not valid YAML: {first}") from None

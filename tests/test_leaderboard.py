@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from satbench.leaderboard.cells import table_grid
+
 from satbench.cli import main
 from satbench.leaderboard import build_tables, exclusions, latest_runs, load_references, render, render_document
 from satbench.protocols import load_protocol
@@ -56,7 +58,7 @@ def rows_of(table, kind=None):
 
 def cell_texts(table):
     return {(r.kind, r.labels.get("model"), r.labels.get("source"), h): t
-            for r, g in zip(table.rows, table.grid()) for h, t in zip(table.headers, g)}
+            for r, g in zip(table.rows, table_grid(table)) for h, t in zip(table.headers, g)}
 
 
 # ----------------------------------------------------------------------------------------------------------------------

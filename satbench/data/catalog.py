@@ -138,7 +138,7 @@ class DatasetSpec:
 
 
 def _read_spec(path: Path) -> DatasetSpec:
-    from ..io import read_yaml
+    from ..yamlio import read_yaml
 
     where = f"dataset spec {path}"
     data = read_yaml(path, what="dataset spec", error=CatalogError)

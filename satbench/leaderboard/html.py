@@ -10,8 +10,51 @@ from typing import Any, Optional
 
 from .. import __version__
 from . import escape as E
-from .render import html_section
+from .cells import cell_text, notes_of
 from .tables import Table
+
+
+def html_section(table: Table, interval: str = "pm", anchors: Optional[dict[str, str]] = None) -> str:
+    """A ``<section>`` with the table (sortable headers, numeric sort keys) and its notes; run cells link to
+    ``anchors[record file]`` when given (the record details on the page)."""
+    esc = E.html
+    out = [f'<section class="lb-table" id="t-{esc(table.key)}">', f"<h2>{esc(table.title)}</h2>",
+           '<div class="scroll"><table class="lb sortable">', "<thead><tr>"]
+    for i, h in enumerate(table.headers):
+        cls = "num" if i >= len(table.label_columns) else "lab"
+        out.append(f'<th class="{cls}" scope="col" tabindex="0">{esc(h)}</th>')
+    out.append("</tr></thead><tbody>")
+    for r in table.rows:
+        out.append(f'<tr class="{esc(r.kind)}">')
+        for k, _ in table.label_columns:
+            out.append(f'<td class="lab-{esc(k)}">{esc(r.labels.get(k, ""))}</td>')
+        for k, _ in table.value_columns:
+            c = r.cells.get(k)
+            text = cell_text(c, "html", interval)
+            if c is None or c.value is None:
+                out.append('<td class="num empty" data-sort=""></td>')
+                continue
+            inner = esc(text)
+            if c.delta is not None:
+                cls = "pos" if c.delta >= 0 else "neg"
+                inner = esc(text.split(" (")[0]) + f' <span class="delta {cls}">({c.delta:+.2f})</span>'
+            if c.record is not None:
+                rec = c.record
+                tip = (f"record {rec.get('file', '')}\nprotocol {rec.get('protocol', '')} {rec.get('protocol_hash', '')}"
+                       f"\nweights {rec.get('weights', '')}\ncommit {rec.get('commit', '')}\ndate {rec.get('date', '')}")
+                href = (anchors or {}).get(rec.get("file", ""))
+                inner = (f'<a href="#{esc(href)}" title="{esc(tip)}">{inner}</a>' if href
+                         else f'<span title="{esc(tip)}">{inner}</span>')
+            out.append(f'<td class="num" data-sort="{c.value!r}">{inner}</td>')
+        out.append("</tr>")
+    if not table.rows:
+        out.append(f'<tr><td colspan="{len(table.headers)}">(no rows)</td></tr>')
+    out.append("</tbody></table></div>")
+    notes = notes_of(table)
+    if notes:
+        out.append('<ul class="notes">' + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>")
+    out.append("</section>")
+    return "\n".join(out) + "\n"
 
 CSS = """
 :root { --fg:#1d232b; --muted:#5b6573; --line:#d5dbe3; --paper:#f3f0e6; --run:#ffffff; --head:#eef2f7; --pos:#1b7f3b;

@@ -9,6 +9,8 @@ from typing import Any, Optional
 
 from ..errors import ResultsError
 from . import escape as E
+from .cells import cell_text, notes_of
+from .html import html_section, page
 from .tables import Cell, Table
 
 FORMATS = ("md", "csv", "latex", "html")
@@ -18,40 +20,11 @@ CSV_FIELDS = ["table", "title", "kind", "model", "source", "protocol", "settings
 _ESC = {"plain": E.plain, "md": E.md, "html": E.html, "latex": E.latex}
 
 
-def _num(v: float, fmt: str) -> str:
-    s = f"{v:.2f}"
-    return s.replace("-", "$-$", 1) if fmt == "latex" and s.startswith("-") else s
-
-
-def cell_text(cell: Optional[Cell], fmt: str = "plain", interval: str = "pm") -> str:
-    """``85.50 ± 0.40* (-0.46)``: value, interval (``± half-width`` or ``[lo, hi]``), ``*`` when the latest of
-    several runs, delta to the paper in brackets. Built from numbers only, so it needs no escaping."""
-    if cell is None or cell.value is None:
-        return ""
-    out = _num(cell.value, fmt)
-    if cell.ci is not None:
-        lo, hi = cell.ci
-        if interval == "bracket":
-            out += f" [{_num(lo, fmt)}, {_num(hi, fmt)}]"
-        else:
-            out += (r" $\pm$ " if fmt == "latex" else " ± ") + f"{(hi - lo) / 2:.2f}"
-    if cell.runs > 1:
-        out += "*"
-    if cell.delta is not None:
-        d = f"{cell.delta:+.2f}"
-        out += f" ({d.replace('-', '$-$') if fmt == 'latex' else d})"
-    return out
-
-
 def _check(fmt: str, interval: str) -> None:
     if fmt not in FORMATS:
         raise ResultsError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
     if interval not in INTERVALS:
         raise ResultsError(f"unknown interval style {interval!r}; expected one of {', '.join(INTERVALS)}")
-
-
-def _notes(table: Table) -> list[str]:
-    return list(dict.fromkeys(table.notes))
 
 
 def render(table: Table, fmt: str = "md", interval: str = "pm") -> str:
@@ -72,7 +45,6 @@ def render_document(tables: list[Table], fmt: str = "md", interval: str = "pm", 
     if fmt == "csv":
         return render_csv(tables, interval)
     if fmt == "html":
-        from .html import page
 
         return page(tables, interval=interval, **html_kw)
     parts = [render(t, fmt, interval) for t in tables]
@@ -90,7 +62,7 @@ def _md(table: Table, interval: str) -> str:
             [cell_text(r.cells.get(k), "md", interval) for k, _ in table.value_columns] for r in table.rows]
     headers = [esc(h) for h in table.headers]
     body = tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True) if rows else "(no rows)"
-    notes = "".join(f"- {esc(n)}\n" for n in _notes(table))
+    notes = "".join(f"- {esc(n)}\n" for n in notes_of(table))
     return f"### {esc(table.title)}\n\n{body}\n" + (f"\n{notes}" if notes else "")
 
 
@@ -152,51 +124,10 @@ def _latex(table: Table, interval: str) -> str:
     if not table.rows:
         lines.append(f"\\multicolumn{{{n_lab + n_val}}}{{l}}{{(no rows)}} \\\\")
     lines += [r"\bottomrule", r"\end{tabular}"]
-    notes = _notes(table)
+    notes = notes_of(table)
     if notes:
         lines.append(r"\par\smallskip\footnotesize " + r" \\ ".join(esc(n) for n in notes))
     lines += [r"\end{table}", ""]
     return "\n".join(lines)
 
 
-def html_section(table: Table, interval: str = "pm", anchors: Optional[dict[str, str]] = None) -> str:
-    """A ``<section>`` with the table (sortable headers, numeric sort keys) and its notes; run cells link to
-    ``anchors[record file]`` when given (the record details on the page)."""
-    esc = E.html
-    out = [f'<section class="lb-table" id="t-{esc(table.key)}">', f"<h2>{esc(table.title)}</h2>",
-           '<div class="scroll"><table class="lb sortable">', "<thead><tr>"]
-    for i, h in enumerate(table.headers):
-        cls = "num" if i >= len(table.label_columns) else "lab"
-        out.append(f'<th class="{cls}" scope="col" tabindex="0">{esc(h)}</th>')
-    out.append("</tr></thead><tbody>")
-    for r in table.rows:
-        out.append(f'<tr class="{esc(r.kind)}">')
-        for k, _ in table.label_columns:
-            out.append(f'<td class="lab-{esc(k)}">{esc(r.labels.get(k, ""))}</td>')
-        for k, _ in table.value_columns:
-            c = r.cells.get(k)
-            text = cell_text(c, "html", interval)
-            if c is None or c.value is None:
-                out.append('<td class="num empty" data-sort=""></td>')
-                continue
-            inner = esc(text)
-            if c.delta is not None:
-                cls = "pos" if c.delta >= 0 else "neg"
-                inner = esc(text.split(" (")[0]) + f' <span class="delta {cls}">({c.delta:+.2f})</span>'
-            if c.record is not None:
-                rec = c.record
-                tip = (f"record {rec.get('file', '')}\nprotocol {rec.get('protocol', '')} {rec.get('protocol_hash', '')}"
-                       f"\nweights {rec.get('weights', '')}\ncommit {rec.get('commit', '')}\ndate {rec.get('date', '')}")
-                href = (anchors or {}).get(rec.get("file", ""))
-                inner = (f'<a href="#{esc(href)}" title="{esc(tip)}">{inner}</a>' if href
-                         else f'<span title="{esc(tip)}">{inner}</span>')
-            out.append(f'<td class="num" data-sort="{c.value!r}">{inner}</td>')
-        out.append("</tr>")
-    if not table.rows:
-        out.append(f'<tr><td colspan="{len(table.headers)}">(no rows)</td></tr>')
-    out.append("</tbody></table></div>")
-    notes = _notes(table)
-    if notes:
-        out.append('<ul class="notes">' + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>")
-    out.append("</section>")
-    return "\n".join(out) + "\n"

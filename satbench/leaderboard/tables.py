@@ -138,9 +138,6 @@ class Table:
     def headers(self) -> list[str]:
         return [h for _, h in self.label_columns] + [h for _, h in self.value_columns]
 
-    def grid(self, interval: str = "pm") -> list[list[str]]:
-        """Rows as plain, unescaped text (for tests and the terminal)."""
-        from .render import cell_text
 
         return [[r.labels.get(k, "") for k, _ in self.label_columns] +
                 [cell_text(r.cells.get(k), "plain", interval) for k, _ in self.value_columns] for r in self.rows]

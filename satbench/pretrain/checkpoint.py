@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from ..errors import WeightsError
+from ..checkpoints import read_checkpoint
 from ..io import atomic_torch_save
 from ..rng import rng_state, set_rng_state  # noqa: F401  (re-exported for the trainer)
 
@@ -50,11 +51,7 @@ def load_training_checkpoint(path: Path) -> dict[str, Any]:
     """Read a training checkpoint written by :func:`save_checkpoint` (``weights_only`` load)."""
     if not path.is_file():
         raise WeightsError(f"--resume: no checkpoint at {path}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - every unreadable-file failure ends here
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise WeightsError(f"{path}: not a readable satbench pretraining checkpoint ({first[:160]})") from None
+    obj = read_checkpoint(path, what="satbench pretraining checkpoint")
     needed = {"student", "teacher", "optimizer", "epoch", "config", "dino_loss", "rng"}
     if not isinstance(obj, dict) or not needed <= set(obj):
         have = sorted(obj) if isinstance(obj, dict) else type(obj).__name__

@@ -14,7 +14,6 @@ names; ours are ``backbone.vit.blocks.N``).
 from __future__ import annotations
 
 from contextlib import nullcontext
-from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import torch
@@ -30,6 +29,7 @@ from mmengine.optim import DefaultOptimWrapperConstructor  # noqa: E402
 from mmseg.registry import MODELS, OPTIM_WRAPPER_CONSTRUCTORS  # noqa: E402
 
 from ..errors import SatbenchError  # noqa: E402
+from ..backbones import FAMILIES  # noqa: E402
 from ..cards import ModelCard  # noqa: E402
 from ..registry import get_card  # noqa: E402
 from ..weights import LoadedModel, load_model  # noqa: E402
@@ -140,21 +140,23 @@ class SatbenchBackbone(nn.Module):
         return tuple(maps)
 
 
-def layer_id_for_param(name: str, depth: int) -> int:
+def layer_id_for_param(name: str, depth: int,
+                       embedding_names: Sequence[str] = ("cls_token", "pos_embed", "patch_embed")) -> int:
     """Layer id for layer-wise lr decay: embeddings/tokens 0, block i -> i+1, everything else depth+1.
 
-    ``name`` is a full segmentor parameter name (``backbone.vit.blocks.3.attn.qkv.weight``...).
+    ``name`` is a full segmentor parameter name (``backbone.vit.blocks.3.attn.qkv.weight``...);
+    ``embedding_names`` are the backbone family's token / embedding parameters (its
+    ``Family.layer_decay_embedding_names``).
     """
     if name.startswith("backbone.vit."):
         rest = name[len("backbone.vit."):]
-        if rest.startswith(("cls_token", "pos_embed", "gsd_register", "register", "mask_token", "patch_embed")):
+        if rest.startswith(tuple(embedding_names)):
             return 0
         if rest.startswith("blocks."):
             return int(rest.split(".")[1]) + 1
     return depth + 1
 
 
-NO_DECAY_NAMES = ("cls_token", "pos_embed", "gsd_register", "mask_token")
 
 
 @OPTIM_WRAPPER_CONSTRUCTORS.register_module()
@@ -171,16 +173,20 @@ class SatbenchLayerDecayOptimizerConstructor(DefaultOptimWrapperConstructor):
         depth = int(self.paramwise_cfg.get("num_layers"))
         rate = float(self.paramwise_cfg.get("decay_rate"))
         num_ids = depth + 2
+        card = getattr(getattr(module, "backbone", None), "card", None)
+        family = FAMILIES.get(card.family) if card is not None else None
+        embedding_names = family.layer_decay_embedding_names if family else ("cls_token", "pos_embed", "patch_embed")
+        no_decay_names = family.no_weight_decay_names if family else ("cls_token", "pos_embed")
         groups: dict[str, dict[str, Any]] = {}
         for name, param in module.named_parameters():
             if not param.requires_grad:
                 continue
             short = name.rsplit(".", 1)[-1]
-            if param.ndim == 1 or name.endswith(".bias") or short in NO_DECAY_NAMES:
+            if param.ndim == 1 or name.endswith(".bias") or short in no_decay_names:
                 gname, wd = "no_decay", 0.0
             else:
                 gname, wd = "decay", self.base_wd
-            lid = layer_id_for_param(name, depth)
+            lid = layer_id_for_param(name, depth, embedding_names)
             key = f"layer_{lid}_{gname}"
             if key not in groups:
                 scale = rate ** (num_ids - lid - 1)

@@ -26,6 +26,8 @@ mmcv_compat.install()
 
 from mmengine.config import Config  # noqa: E402
 
+from ..checkpoints import read_checkpoint, state_dict_problems  # noqa: E402
+from ..data.images import IMAGE_EXTENSIONS  # noqa: E402
 from ..errors import DataError, SatbenchError, WeightsError  # noqa: E402
 from ..io import atomic_write  # noqa: E402
 from .run_args import RUN_ARGS_NAME, make_config, read_run_args  # noqa: E402
@@ -63,16 +65,9 @@ def resolve_config(config: str | os.PathLike | Config, *, trust_config: bool = F
 def _read_weights(path: Path, trust_checkpoint: bool) -> dict[str, Any]:
     if not path.is_file():
         raise WeightsError(f"segmentor weights {path} do not exist")
-    try:
-        if trust_checkpoint:
-            with mmcv_compat.allow_full_checkpoint_load():
-                obj = torch.load(path, map_location="cpu", weights_only=False)
-        else:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable/unsafe file ends in one line
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise WeightsError(f"{path}: not a weights-only segmentor file ({first[:160]}); use the run's "
-                           f"final_weights.pth, or pass --trust-checkpoint for an mmengine checkpoint") from None
+    obj = read_checkpoint(path, trust_checkpoint=trust_checkpoint,
+                          what="weights-only segmentor file (use the run's final_weights.pth, or pass "
+                               "--trust-checkpoint for an mmengine checkpoint)")
     if not isinstance(obj, dict) or not isinstance(obj.get("state_dict"), dict):
         raise WeightsError(f"{path}: expected a dict with a 'state_dict' entry")
     return obj
@@ -94,11 +89,9 @@ def load_segmentor(config: str | os.PathLike | Config, weights: str | os.PathLik
     model = MODELS.build(cfg.model)
     sd = obj["state_dict"]
     own = model.state_dict()
-    missing, unexpected = sorted(set(own) - set(sd)), sorted(set(sd) - set(own))
-    shapes = sorted(k for k in set(own) & set(sd) if tuple(own[k].shape) != tuple(sd[k].shape))
-    if missing or unexpected or shapes:
-        raise WeightsError(f"{weights}: does not fit the config's segmentor: missing {missing[:5]}, "
-                           f"unexpected {unexpected[:5]}, mis-shaped {shapes[:5]}")
+    problems = state_dict_problems(own, sd)
+    if problems:
+        raise WeightsError(f"{weights}: does not fit the config's segmentor: " + "; ".join(problems))
     model.load_state_dict(sd, strict=True)
     meta = (obj.get("meta") or {}).get("dataset_meta")
     if not meta:
@@ -180,7 +173,7 @@ def list_images(spec: str | os.PathLike, limit: Optional[int] = None) -> list[Pa
         return [p]
     if not p.is_dir():
         raise DataError(f"--images {p}: no such file or folder")
-    files = sorted(f for f in p.iterdir() if f.suffix.lower() in (".png", ".jpg", ".jpeg", ".tif", ".tiff"))
+    files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS)
     if not files:
         raise DataError(f"--images {p}: no .png/.jpg/.tif images in this folder")
     return files[:limit] if limit else files

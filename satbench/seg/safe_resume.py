@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import pickle
-import re
+
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
@@ -34,6 +34,7 @@ mmcv_compat.install()
 
 from mmengine.logging.history_buffer import HistoryBuffer  # noqa: E402
 
+from ..checkpoints import read_checkpoint  # noqa: E402
 from ..errors import WeightsError  # noqa: E402
 from .untrusted import read_small_file  # noqa: E402
 
@@ -94,20 +95,6 @@ def resume_safe_globals() -> list[Any]:
     return allowed
 
 
-def _unpickler_detail(msg: str) -> str:
-    """The weights-only unpickler's own reason, out of torch's multi-line message."""
-    lines = [ln.strip() for ln in msg.splitlines()]
-    for i, ln in enumerate(lines):
-        if "WeightsUnpickler error" in ln:
-            rest = ln.split("WeightsUnpickler error", 1)[1].lstrip(": ")
-            return rest or next((x for x in lines[i + 1:] if x), "")
-    return next((x for x in lines if x), "")
-
-
-_GLOBAL_RE = re.compile(r"GLOBAL ([\w.]+)")
-_REFUSED_RE = re.compile(r"satbench refused (builtins\.getattr on [\w.<>]+)")
-
-
 def _refusal(path: Path, what: str) -> WeightsError:
     return WeightsError(f"{path}: refused to resume from it: the checkpoint needs {what}, which is not on satbench's "
                         f"resume allow-list (mmengine HistoryBuffer, numpy arrays); if you trust this file, pass "
@@ -124,24 +111,8 @@ def read_resume_checkpoint(path: str | os.PathLike, *, trust_checkpoint: bool = 
         raise WeightsError(f"{path}: the file is empty (0 bytes)")
     registry = dict(HistoryBuffer._statistics_methods)
     try:
-        if trust_checkpoint:
-            obj = torch.load(path, map_location=map_location, weights_only=False)
-        else:
-            with torch.serialization.safe_globals(resume_safe_globals()):
-                obj = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as exc:
-        msg = str(exc)
-        m = _REFUSED_RE.search(msg) or _GLOBAL_RE.search(msg)
-        if m and ("satbench refused" in msg or "not an allowed global" in msg or "Unsupported global" in msg):
-            raise _refusal(path, f"the type {m.group(1)}") from None
-        detail = _unpickler_detail(msg)
-        if "reduce" in detail or "Can only" in detail:
-            raise _refusal(path, f"an operation the weights-only loader refused ({detail[:120]})") from None
-        raise WeightsError(f"{path}: not readable by satbench's weights-only loader ({detail[:120]}); if you trust "
-                           f"this file, pass --trust-checkpoint to load it the unsafe way") from None
-    except Exception as exc:  # noqa: BLE001 - torn / foreign files of every kind end in one line
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise WeightsError(f"{path}: not a readable mmengine checkpoint ({first[:160]})") from None
+        obj = read_checkpoint(path, trust_checkpoint=trust_checkpoint, extra_safe_globals=resume_safe_globals(),
+                              what="mmengine checkpoint", map_location=map_location, refusal=_refusal)
     finally:
         if not trust_checkpoint and not _registry_ok(registry):
             HistoryBuffer._statistics_methods.clear()
