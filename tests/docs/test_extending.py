@@ -55,7 +55,10 @@ def test_the_guide_has_an_example_for_each_extension_point():
 
 
 def test_extending_guide_runs_as_written(tmp_path, monkeypatch, capsys, restore_registries):
+    import importlib
+
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "plugins").mkdir()
     monkeypatch.syspath_prepend(str(tmp_path / "plugins"))
     _tinyland(tmp_path)
     commands = 0
@@ -64,6 +67,7 @@ def test_extending_guide_runs_as_written(tmp_path, monkeypatch, capsys, restore_
             target = tmp_path / info.split("=", 1)[1]
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(body)
+            importlib.invalidate_caches()
         elif lang == "sh" and info == "run":
             for line in body.strip().splitlines():
                 words = shlex.split(line)
