@@ -18,6 +18,8 @@ from pathlib import Path
 import torch
 from tabulate import tabulate
 
+from satbench.device import cpu_kind
+
 
 def matmul_gflops(bf16: bool, n: int = 1024, reps: int = 3) -> float:
     """Best-of GFLOP/s of a large ``F.linear`` (the op ViT blocks spend their time in), fp32 or under bf16 autocast."""
@@ -102,6 +104,7 @@ def main() -> None:
             lim = peak[torch.bfloat16 if bf16 else torch.float32]
             ratio = f"{ips / base_ips:.2f}" if name.endswith("-16") else "-"
             rows.append([name, "bf16" if bf16 else "fp32", bs, f"{ips:.1f}", f"{g:.2f}", f"{g * ips / lim:.2f}", ratio])
+    print(f"CPU: {cpu_kind()}")
     print(f"images: {root} (224 px, kNN transform); threads: {torch.get_num_threads()}; CPU capability {cap}, "
           f"native bf16: {fast_bf16}")
     print(f"matmul limit (F.linear 1024^2): fp32 {peak[torch.float32]:.0f} GFLOP/s, bf16 autocast {peak[torch.bfloat16]:.0f} GFLOP/s")

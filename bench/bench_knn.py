@@ -19,6 +19,8 @@ import time
 import torch
 from tabulate import tabulate
 
+from satbench.device import cpu_kind
+
 
 def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -151,6 +153,7 @@ def main() -> None:
         rows.append(["satbench run_knn, warm cache", f"{t_warm:.2f}", "-", f"{rss_mb():.0f}", f"{t_base / t_warm:.0f}x"])
     print(f"{n} images ({ds.root}), 4 scales {scales}, k {ks}, satdino-vit_small-16 random, "
           f"{args.threads} threads, {args.workers} decode worker(s)")
+    print(f"CPU: {cpu_kind()}")
     print(tabulate(rows, headers=["method", "seconds", "image-views/s", "peak RSS MB", "speed-up"]))
     ours = {(e["scale"], k): e["k"][str(k)]["top1"] for e in rec["metrics"]["per_scale"] for k in ks}
     diff = max(abs(ours[key] - base[key]) for key in base)

@@ -20,6 +20,8 @@ import time
 import torch
 from tabulate import tabulate
 
+from satbench.device import cpu_kind
+
 
 def peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
@@ -59,6 +61,7 @@ def main() -> None:
             t_lin, proj = _probe(args, ex, train, val, n_cls, tmp, rows)
         if args.only in ("all", "cached"):
             _cached(args, ex, ds, train, val, n_cls, tmp, rows, t_lin, proj)
+    print(f"CPU: {cpu_kind()}")
     print(tabulate(rows, headers=["protocol", "s/epoch", "total s", "top-1", "top-5", "peak RSS GiB",
                                   "speed-up vs linear-v1 run"], tablefmt="github"))
 

@@ -20,6 +20,8 @@ import time
 
 import torch
 
+from satbench.device import cpu_kind
+
 DEV = torch.device("cpu")
 
 
@@ -181,6 +183,7 @@ def main() -> None:
                  "bf16": "satbench SatDINO step bf16 autocast"}[name]
         rows.append([label, f"{r['step_s']:.2f}", f"{r['img_s']:.2f}", f"{r['img_s'] / ref:.2f}x" if ref else "-",
                      f"{r['aug_img_s']:.1f}", f"{r['peak_rss_gb']:.2f}"])
+    print(f"CPU: {cpu_kind()}")
     print(f"vit_small-16, 2x224 + 10x96 crops, out_dim 65536, batch {a.batch}, best of {a.steps} steps, "
           f"{a.threads} threads, device {a.device}" + (f" ({torch.cuda.get_device_name()})" if a.device == "cuda" else ""))
     mem = "peak GPU GiB" if a.device == "cuda" else "peak RSS GB"

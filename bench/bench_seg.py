@@ -21,6 +21,8 @@ import subprocess
 import sys
 import time
 
+from satbench.device import cpu_kind
+
 
 def one(crop: int, mode: str, iters: int, threads: int, device: str = "cpu") -> dict:
     import torch
@@ -119,6 +121,7 @@ def main() -> int:
                          f"{r['img_per_s']:.2f}", f"{r['peak_rss_mib']:.0f}", f"{r['s_per_iter_best'] / base:.2f}x"])
     where = (f"device cuda ({__import__('torch').cuda.get_device_name()})" if args.device == "cuda"
              else f"CPU threads {args.threads}, load average {os.getloadavg()[0]:.1f}")
+    print(f"CPU: {cpu_kind()}")
     print(f"{where}, {args.iters} timed iterations after 1 warm-up")
     print(tabulate(rows, headers=["crop", "setting", "batch", "s/iter best", "s/iter median", "img/s",
                                   "peak GPU MiB" if args.device == "cuda" else "peak RSS MiB", "vs vit-only"]))

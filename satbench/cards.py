@@ -150,8 +150,7 @@ def card_from_mapping(data: Any, where: str, *, path: str = "") -> ModelCard:
     except SatbenchError as exc:
         raise CardError(f"{where}: normalization: {exc}") from None
     weights = {}
-    for kind, entry in fields.weights.items():
-        entry.check(f"{where}: weights.{kind}")
+    for kind, entry in fields.weights.items():  # each entry was checked (WeightEntry.check) while loading
         weights[kind] = dict(data["weights"][kind])  # validated above; only the keys the card gives
     values = {k: getattr(fields, k) for k in _CardFields.__dataclass_fields__}
     values["weights"] = weights

@@ -55,7 +55,8 @@ class _NoteHandler(logging.Handler):
     """satbench's informational notes (``logging.getLogger("satbench")``) as ``satbench: note: ...`` lines on stderr."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        print(f"satbench: note: {record.getMessage()}", file=sys.stderr)
+        kind = "warning" if record.levelno >= logging.WARNING else "note"
+        print(f"satbench: {kind}: {record.getMessage()}", file=sys.stderr)
 
 
 def _setup_notes() -> None:

@@ -30,3 +30,33 @@ def parse_device(device: Optional[str | torch.device] = None) -> torch.device:
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise SatbenchError(f"device {spec!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     return dev
+
+
+def cpu_kind() -> str:
+    """Which kind of CPU this is for bf16: ``amx_bf16`` / ``avx512_bf16`` (native bf16) or ``AVX2 only``."""
+    try:
+        flags = open("/proc/cpuinfo").read()
+    except OSError:
+        flags = ""
+    kinds = [f for f in ("amx_bf16", "avx512_bf16") if f in flags]
+    return ", ".join(kinds) + " (native bf16)" if kinds else "AVX2 only (bf16 emulated)"
+
+
+def cpu_has_native_bf16() -> bool:
+    """True on CPUs with AMX or AVX-512 bf16 instructions (there bf16 autocast is faster than fp32)."""
+    return "native" in cpu_kind()
+
+
+_WARNED_BF16 = False
+
+
+def warn_if_emulated_bf16(device: torch.device, bf16: bool) -> None:
+    """Say once per process that bf16 on a CPU without native bf16 is emulated and slower than fp32."""
+    global _WARNED_BF16
+    if bf16 and device.type == "cpu" and not _WARNED_BF16 and not cpu_has_native_bf16():
+        import logging
+
+        _WARNED_BF16 = True
+        logging.getLogger("satbench").warning(
+            "--bf16 on this CPU is emulated (no avx512_bf16 / AMX): it will be slower than fp32 (about 10x here), "
+            "and its numbers differ from fp32's")

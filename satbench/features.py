@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from .backbones import BackboneOutput
-from .device import parse_device
+from .device import parse_device, warn_if_emulated_bf16
 from .errors import SatbenchError
 from .normalization import Normalization
 from .weights import LoadedModel
@@ -48,6 +48,7 @@ class FeatureExtractor:
         self.normalization = normalization or loaded.card.norm
         self.device = pick_device(device)
         self.bf16 = bf16
+        warn_if_emulated_bf16(self.device, bf16)
         self.model = loaded.model.to(self.device).eval()
         self._mean = torch.tensor(self.normalization.mean, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(self.normalization.std, device=self.device).view(1, 3, 1, 1)

@@ -46,10 +46,7 @@ class Protocol:
         """A copy whose params are updated with the non-None ``overrides`` (recorded)."""
         ov = {k: v for k, v in overrides.items() if v is not None}
         if not ov:
-            return self
-        unknown = sorted(set(ov) - set(self.params))
-        if unknown:
-            raise ProtocolError(f"protocol {self.name} has no parameter(s) {', '.join(unknown)} to override")
+            return self  # unknown keys are refused by the task's typed settings (Protocol.settings), with close matches
         content = copy.deepcopy(self.content)
         content["params"].update(copy.deepcopy(ov))
         return Protocol(self.name, self.task, content, self.path, self.base_hash, {**self.overrides, **ov})

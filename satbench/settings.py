@@ -88,6 +88,9 @@ def _convert(tp: Any, value: Any, key: str, where: str, error: type[SatbenchErro
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
             return None
+        inner = [a for a in args if a is not type(None)]
+        if len(inner) == 1:  # Optional[X]: X's own error names what is wrong
+            return _convert(inner[0], value, key, where, error)
         for a in args:
             if a is type(None):
                 continue
@@ -188,7 +191,7 @@ def load_settings(cls: type[T], data: Mapping[str, Any], where: str, *, prefix: 
     obj = cls(**kwargs)
     check = getattr(obj, "check", None)
     if callable(check):
-        check(where)
+        check(f"{where}: {prefix.rstrip('.')}" if prefix else where)
     return obj
 
 

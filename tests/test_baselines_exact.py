@@ -17,6 +17,8 @@ import json
 
 import numpy as np
 import pytest
+
+from satbench.data.catalog import get_dataset_spec
 import torch
 
 from satbench.cli import main
@@ -114,9 +116,7 @@ def test_v2_table_is_scalemae_exactly_and_v2_differs_from_v1_only_there():
 
 class _DS:
     def __init__(self, name: str, native: int = 256):
-        from satbench.data.scene import DATASETS
-
-        self.info = DATASETS.get(name)
+        self.protocol_name = name
         self.name = name
         self.native_size = native
         self.normalization = None
@@ -149,7 +149,7 @@ def test_v2_knn_end_to_end_and_the_leaderboard_reads_v1_and_v2(ucm_mini, tmp_pat
     recs = {}
     for name in ("scalemae-knn-v1", "scalemae-knn-v2"):
         proto = load_protocol(name).with_overrides(scales=[0.125])
-        norm = get_normalization("uc_merced") if name.endswith("v1") else None  # v1 knows EuroSAT only
+        norm = get_dataset_spec("uc_merced").norm if name.endswith("v1") else None  # v1 knows EuroSAT only
         rec = run_knn(loaded, ucm_mini, proto, device="cpu", progress=False, backend="faiss", normalization=norm,
                       num_workers=0)
         write_record(rec, tmp_path)

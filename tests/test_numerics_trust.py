@@ -191,7 +191,10 @@ def test_every_normalization_is_validated_at_creation():
     n = Normalization("y", [0, 0.5, 1], [1, 0.25, 0.5])  # type: ignore[arg-type]
     assert n.mean == (0.0, 0.5, 1.0) and n.std == (1.0, 0.25, 0.5)
     assert PRESETS["imagenet"].as_dict() == {"name": "imagenet", "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
-    assert PRESETS["eurosat"].as_dict() == {"name": "eurosat", "mean": [0.343, 0.379, 0.406], "std": [0.168, 0.110, 0.091]}
+    from satbench.data.catalog import get_dataset_spec
+
+    assert get_dataset_spec("eurosat").norm.as_dict() == {"name": "eurosat", "mean": [0.343, 0.379, 0.406],
+                                                          "std": [0.168, 0.110, 0.091]}
     assert PRESETS["satmae-fmow"].mean == (0.4182, 0.4215, 0.3991)  # legacy preset kept for old records
 
 
@@ -201,10 +204,12 @@ def test_protocol_table_entries_are_validated(tmp_path):
     from satbench.eval.knn_protocols import protocol_normalization
     from satbench.protocols import load_protocol
 
+    from satbench.data.catalog import get_dataset_spec
+
     class _DS:
-        info = None
+        protocol_name = "eurosat"
         name = "eurosat"
-        normalization = PRESETS["eurosat"]
+        normalization = get_dataset_spec("eurosat").norm
 
     base = yaml.safe_load((REPO / "tasks" / "knn" / "scalemae-knn-v1.yaml").read_text())
     for i, (entry, pattern) in enumerate([({"mean": [0.3, 0.3, 0.3], "std": [0.0, 0.1, 0.1]}, r"bad-0:eurosat.*std"),

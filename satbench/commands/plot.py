@@ -10,7 +10,6 @@ import zipfile
 from pathlib import Path
 from typing import Any, Optional
 
-import numpy as np
 
 _SIDECAR = re.compile(r"^[A-Za-z0-9_.=-]+\.preds\.npz$")
 _KEY = re.compile(r"^[A-Za-z0-9_.=-]+$")
@@ -28,9 +27,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_plot)
 
 
-def load_predictions(rec: dict[str, Any]) -> dict[str, np.ndarray]:
+def load_predictions(rec: dict[str, Any]) -> dict[str, Any]:
     """The record's sidecar arrays, checked: a plain file name next to the record, its sha256 as recorded, a readable
     ``.npz`` without pickles. Each failure is one :class:`ResultsError` naming the record / file."""
+    import numpy as np
+
     from ..errors import ResultsError
     from ..io import sha256_file
 
@@ -90,6 +91,8 @@ def _choose_key(rec: dict[str, Any], keys: list[str], wanted: Optional[str], pat
 
 
 def _plot(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from ..errors import ResultsError
     from ..io import atomic_write_bytes
     from ..leaderboard import runs as R

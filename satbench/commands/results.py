@@ -214,12 +214,12 @@ def _show(args: argparse.Namespace) -> int:
 
 def _verdict(rec: dict[str, Any], build_tables, load_references) -> Optional[str]:
     """The leaderboard's own verdict on this record: ``like for like (delta -0.46 to 85.96)`` or its exclusions."""
-    from ..leaderboard import spec_for_record, task_specs
+    from ..leaderboard.tables import table_for_record
 
-    spec = spec_for_record(rec)
-    if spec is None:
+    key = table_for_record(rec)
+    if key is None:
         return None
-    table = build_tables([rec], next(k for k, v in task_specs().items() if v is spec), load_references())[0]
+    table = build_tables([rec], key, load_references())[0]
     run = next((r for r in table.rows if r.kind == "run"), None)
     if run is None:
         return None

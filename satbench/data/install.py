@@ -157,15 +157,9 @@ def install_dataset(name: str, root: str | os.PathLike, *, yes: bool = False, in
                 inspect_archive(r.path)
                 os.symlink(r.path.resolve(), raw / rf.filename)
         t_unpack = time.perf_counter() - t1
-        if src.kind == "scene":  # the scene preparers alone (get_preparer would also import mmseg's stack)
-            from . import prepare_scene  # noqa: F401  (registers them)
-            from .prepare import PREPARERS
+        from .prepare import get_preparer  # the kind decides: scene preparers need no mmseg
 
-            preparer = PREPARERS[src.name]
-        else:
-            from .prepare import get_preparer
-
-            preparer = get_preparer(src.name)
+        preparer = get_preparer(src.name)
         opts: dict[str, Any] = {"mode": "auto"}
         if splits is not None:
             opts["splits"] = str(splits)

@@ -4,7 +4,10 @@ about itself), :mod:`.escape` (one escaping layer per format), :mod:`.render`, :
 
 from __future__ import annotations
 
-from .plots import knn_scales_figure, knn_scales_png, plot_knn_scales
+import sys
+import types
+from typing import Any
+
 from .render import FORMATS, INTERVALS, cell_text, render, render_csv, render_document
 from .runs import Exclusion, exclusions, is_subset, protocol_dataset, train_equals_val, weights_tag
 from .tables import (DELTA_RULE, Cell, Row, Table, TaskSpec, build_tables, entry_label, latest_runs,
@@ -15,3 +18,25 @@ __all__ = ["DELTA_RULE", "FORMATS", "INTERVALS", "task_specs", "spec_for_record"
            "latest_runs",
            "load_references", "plot_knn_scales", "protocol_dataset", "ref_key", "render", "render_csv",
            "render_document", "train_equals_val", "weights_tag"]
+
+
+def __getattr__(name: str) -> Any:  # the plots need numpy and matplotlib: imported on first use only
+    if name in ("knn_scales_figure", "knn_scales_png", "plot_knn_scales"):
+        from . import plots
+
+        return getattr(plots, name)
+    raise AttributeError(f"module 'satbench.leaderboard' has no attribute {name!r}")
+
+
+class _LeaderboardModule(types.ModuleType):
+    """``satbench.leaderboard`` is both this package and the public API's function: ``satbench.leaderboard(records)``
+    renders the tables (:func:`satbench.api.leaderboard`). Importing a subpackage binds it over a function of the same
+    name on its parent, so the package itself is made callable."""
+
+    def __call__(self, records: Any = None, **kwargs: Any) -> str:
+        from ..api import leaderboard
+
+        return leaderboard(records, **kwargs)
+
+
+sys.modules[__name__].__class__ = _LeaderboardModule

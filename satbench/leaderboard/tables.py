@@ -74,9 +74,15 @@ def task_specs() -> "OrderedDict[str, TaskSpec]":
     return out
 
 
+def table_for_record(rec: dict[str, Any]) -> Optional[str]:
+    """The key of the table a record belongs to (by its task), or None."""
+    return next((k for k, s in task_specs().items() if str(rec.get("task")) in s.tasks), None)
+
+
 def spec_for_record(rec: dict[str, Any]) -> Optional[TaskSpec]:
     """The table a record belongs to (by its task)."""
-    return next((s for s in task_specs().values() if str(rec.get("task")) in s.tasks), None)
+    key = table_for_record(rec)
+    return task_specs()[key] if key is not None else None
 
 
 def per_scale_tasks() -> list[str]:

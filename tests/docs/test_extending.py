@@ -39,8 +39,9 @@ def _tinyland(root: Path) -> None:
 def restore_registries():
     from satbench import plugins
     from satbench.backbones import FAMILIES
-    from satbench.eval.task import TASKS
+    from satbench.eval.task import TASKS, list_tasks
 
+    list_tasks()  # the built-in tasks are registered before the snapshot
     families, tasks, loaded = dict(FAMILIES), dict(TASKS), set(plugins._LOADED)
     yield
     FAMILIES.clear(); FAMILIES.update(families)  # noqa: E702
