@@ -28,6 +28,11 @@ def add_arguments(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--knn-backend", choices=["auto", "faiss", "torch"], default="auto",
                    help="kNN neighbour search: faiss (CPU default) or exact torch matmul+topk (GPU default)")
     _add_once(g, "--no-cache", action="store_true", help="do not read or write the feature cache")
+    _add_once(g, "--cache-dir", default=None,
+              help="feature cache folder (default $SATBENCH_CACHE or $SATBENCH_HOME/cache/features)")
+    _add_once(g, "--cache-identity", choices=["stat", "sha256"], default=None,
+              help="how cache keys identify image files: stat (path, size, mtime, ctime, inode; default) or sha256 of "
+                   "every image's bytes (exact, reads all images each run); default $SATBENCH_CACHE_IDENTITY or stat")
     _add_once(g, "--data-root", default=None, help="folder holding <name>/ datasets (default $SATBENCH_DATA)")
     _add_once(g, "--normalization", default=None,
               help="dataset normalisation: a preset, 'mean=a,b,c;std=d,e,f', or 'compute' (mean of per-image channel "
@@ -105,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
         ds.check()  # every split entry exists and names a class folder; no class folder is empty
         datasets.append(ds)
     loaded = load_from_args(args)
-    cache = FeatureCache(enabled=not args.no_cache)
+    cache = FeatureCache.checked(getattr(args, "cache_dir", None), enabled=not args.no_cache,
+                                 identity=getattr(args, "cache_identity", None))
     explicit_norm: Optional[Any] = norm
     for ds in datasets:
         record = run_knn(loaded, ds, protocol, device=args.device, bf16=args.bf16, batch_size=args.batch_size,

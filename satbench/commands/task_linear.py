@@ -170,9 +170,12 @@ def run_task(args: argparse.Namespace, task: str) -> int:
             from ..cache import FeatureCache
             from ..eval.cached_linear import run_cached_linear
 
+            cache = FeatureCache.checked(getattr(args, "cache_dir", None), enabled=not getattr(args, "no_cache", False),
+                                         identity=getattr(args, "cache_identity", None))
+            extra["cache"] = cache.describe()
             res = run_cached_linear(extractor, data.train, data.val, data.num_classes, protocol,
                                     train_split_sha256=data.train_sha256, val_split_sha256=data.val_sha256,
-                                    cache=FeatureCache(), batch_size=args.batch_size,
+                                    cache=cache, batch_size=args.batch_size,
                                     num_workers=max(0, args.num_workers), seed=args.seed, progress=progress)
             summary = res.summary
             metrics = {"top1": res.top1, "top5": res.top5, "val_loss": res.val_loss, "selected": res.selected,
