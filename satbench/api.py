@@ -198,8 +198,8 @@ def resolve_protocol(task: Any, protocol: Optional[str] = None, overrides: Optio
 # ---------------------------------------------------------------------------------------------------------------------
 # Running a task
 # ---------------------------------------------------------------------------------------------------------------------
-RUN_OPTION_NAMES = ("device", "bf16", "batch_size", "num_workers", "use_cache", "progress", "seed", "output_dir",
-                    "resume", "trust_checkpoint", "allow_unpinned")
+RUN_OPTION_NAMES = ("device", "bf16", "batch_size", "num_workers", "use_cache", "cache_dir", "cache_identity",
+                    "progress", "seed", "output_dir", "resume", "trust_checkpoint", "allow_unpinned")
 DATASET_OPTION_NAMES = ("data_root", "normalization", "native_size", "split_source", "train_csv", "val_csv",
                         "seg_format")
 

@@ -55,6 +55,15 @@ def task_parser(task: Any) -> argparse.ArgumentParser:
                                 description=f"{DESCRIPTION} Task {task.name}: {task.help}.")
     p.add_argument("--task", required=True, choices=[task.name], help="the task")
     task.add_arguments(p.add_argument_group(f"{task.name} options"))
+    if task.uses_feature_cache:
+        g = p.add_argument_group("feature cache")
+        g.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
+        g.add_argument("--cache-dir", default=None,
+                       help="feature cache folder (default $SATBENCH_CACHE or $SATBENCH_HOME/cache/features)")
+        g.add_argument("--cache-identity", choices=["stat", "sha256"], default=None,
+                       help="how cache keys identify image files: stat (path, size, mtime, ctime, inode; default) or "
+                            "sha256 of every image's bytes (slower, exact); see README 'What the feature cache "
+                            "guarantees'")
     return p
 
 
@@ -131,8 +140,8 @@ def run_from_args(task: Any, args: argparse.Namespace) -> int:
                   train_csv=getattr(args, "train_csv", None), val_csv=getattr(args, "val_csv", None),
                   seg_format=getattr(args, "seg_format", None), output_dir=getattr(args, "output_dir", None),
                   resume=getattr(args, "resume", False))
-    if "use_cache" in extra:
-        common["use_cache"] = extra.pop("use_cache")
+    if task.uses_feature_cache:
+        common.update(use_cache=not args.no_cache, cache_dir=args.cache_dir, cache_identity=args.cache_identity)
     model: Any = args.model
     api.check_model_options(args.model, model_options, option_flag)  # flag names in the message
     if task.needs_loaded_model and len(datasets) > 1:  # one load for every dataset

@@ -41,18 +41,27 @@ class ExtractStats:
     images_decoded: int = 0
     forward_images: int = 0
     seconds: float = 0.0
+    cache_identity: Optional[str] = None  # how images were identified in cache keys (stat / sha256)
+    cache_off: Optional[str] = None  # why the feature cache was turned off for this run (unusable folder)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"cached_views": self.cached_views, "computed_views": self.computed_views,
-                "images_decoded": self.images_decoded, "forward_images": self.forward_images,
-                "seconds": round(self.seconds, 3)}
+        d = {"cached_views": self.cached_views, "computed_views": self.computed_views,
+             "images_decoded": self.images_decoded, "forward_images": self.forward_images,
+             "seconds": round(self.seconds, 3)}
+        if self.cache_identity is not None:
+            d["cache_identity"] = self.cache_identity
+        if self.cache_off is not None:
+            d["cache_off"] = self.cache_off
+        return d
 
 
-def cache_key(extractor: FeatureExtractor, split_sha256: str, view: View, layer: str = "cls") -> dict[str, Any]:
-    """Everything that changes the features of ``view`` on a split file."""
+def cache_key(extractor: FeatureExtractor, split_sha256: str, view: View, layer: str = "cls",
+              images: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+    """Everything that changes the features of ``view`` on a split file; ``images`` is the identity of the image files
+    (:meth:`satbench.cache.FeatureCache.image_identity`), so images changed in place under the same names miss."""
     d = extractor.describe()
     return {
-        "v": 1,
+        "v": 2,
         "model": d["model"],
         "weights": extractor.loaded.weights.sha256 or extractor.loaded.weights.tag,
         "model_options": d["model_options"],
@@ -63,6 +72,7 @@ def cache_key(extractor: FeatureExtractor, split_sha256: str, view: View, layer:
         "view": view.spec,
         "input_res": view.input_res,
         "layer": layer,
+        "images": images,
     }
 
 
@@ -116,8 +126,14 @@ def extract_views(
     t0 = time.perf_counter()
     out: dict[str, np.ndarray] = {}
     todo: list[View] = []
+    image_id = None
+    if cache is not None and cache.enabled:
+        stats.cache_identity = cache.identity
+        image_id = cache.image_identity([s.path for s in samples])
+    elif cache is not None and cache.disabled_reason:
+        stats.cache_off = cache.disabled_reason
     for v in views:
-        arr = cache.get(cache_key(extractor, split_sha256, v)) if cache is not None else None
+        arr = cache.get(cache_key(extractor, split_sha256, v, images=image_id)) if cache is not None else None
         if arr is not None and arr.shape[0] == len(samples):
             out[v.key] = arr
             stats.cached_views.append(v.key)
@@ -143,10 +159,12 @@ def extract_views(
             out[v.key] = arr
             stats.computed_views.append(v.key)
             if cache is not None:
-                cache.put(cache_key(extractor, split_sha256, v), arr,
+                cache.put(cache_key(extractor, split_sha256, v, images=image_id), arr,
                           {"model": extractor.card.name, "view": v.key, "n": len(samples)})
     elif todo:
         for v in todo:
             out[v.key] = np.zeros((0, extractor.feature_dim), dtype=np.float32)
+    if cache is not None and cache.disabled_reason:  # also when a cache write failed during this call
+        stats.cache_off = cache.disabled_reason
     stats.seconds += time.perf_counter() - t0
     return out

@@ -53,6 +53,8 @@ class RunOptions:
     batch_size: int = 64
     num_workers: int = 1
     use_cache: bool = True
+    cache_dir: Optional[str] = None
+    cache_identity: Optional[str] = None
     progress: bool = True
     seed: int = 0
     output_dir: Optional[str] = None
@@ -60,6 +62,13 @@ class RunOptions:
     trust_checkpoint: bool = False
     allow_unpinned: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def feature_cache(self) -> Any:
+        """The feature cache for this run, its folder checked before any work (:meth:`FeatureCache.checked`: an
+        unusable folder means one warning and no caching, recorded)."""
+        from ..cache import FeatureCache
+
+        return FeatureCache.checked(self.cache_dir, enabled=self.use_cache, identity=self.cache_identity)
 
 
 @dataclass(frozen=True)
@@ -97,6 +106,8 @@ class Task:
     distributed: ClassVar[bool] = False
     #: False: :meth:`run` receives a :class:`ModelRef` and builds the model itself.
     needs_loaded_model: ClassVar[bool] = True
+    #: The task extracts through the feature cache (its parser gets --no-cache, --cache-dir, --cache-identity).
+    uses_feature_cache: ClassVar[bool] = False
 
     def output_folder(self, options: "RunOptions") -> Optional[str]:
         """The folder this run owns (checkpoints, work dir): locked for the whole run, before any model is loaded."""

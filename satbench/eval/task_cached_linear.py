@@ -28,6 +28,7 @@ class CachedLinearTask(Task):
     headline = Headline("top1", "top-1 (%)", table="linear", title="Linear probe top-1 (%)", reference_key="linear",
                         reference_protocol="satdino-linear-v1")
     default_num_workers = 2
+    uses_feature_cache = True
 
     def accepts(self, protocol: Any) -> bool:
         return protocol.task == "linear" and protocol.params.get("method") == "cached-heads"
@@ -36,16 +37,11 @@ class CachedLinearTask(Task):
         g.add_argument("--epochs", type=positive_int, default=None, help="epochs of every head (protocol override)")
         g.add_argument("--train-csv", default=None, help="fMoW: the train CSV (with --dataset fmow)")
         g.add_argument("--val-csv", default=None, help="fMoW: the val CSV (with --dataset fmow)")
-        g.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
 
     def protocol_overrides(self, args: argparse.Namespace) -> dict[str, Any]:
         return {"epochs": args.epochs} if args.epochs is not None else {}
 
-    def run_options(self, args: argparse.Namespace) -> dict[str, Any]:
-        return {"use_cache": not args.no_cache}
-
     def run(self, model: Any, dataset: Any, protocol: Any, options: RunOptions) -> Any:
-        from ..cache import FeatureCache
         from ..features import FeatureExtractor
         from ..results import make_record
         from .cached_linear import run_cached_linear
@@ -53,17 +49,19 @@ class CachedLinearTask(Task):
         settings = CachedLinearSettings.from_protocol(protocol)
         norm = protocol_normalization(settings.normalization, dataset)
         extractor = FeatureExtractor(model, normalization=norm, device=options.device, bf16=options.bf16)
+        cache = options.feature_cache()
         t0 = time.perf_counter()
         res = run_cached_linear(extractor, dataset.samples("train"), dataset.samples("val"), dataset.num_classes,
                                 protocol, train_split_sha256=dataset.split_sha256("train"),
                                 val_split_sha256=dataset.split_sha256("val"),
-                                cache=FeatureCache(enabled=options.extra.get("use_cache", options.use_cache)),
+                                cache=cache,
                                 batch_size=options.batch_size, num_workers=options.num_workers, seed=options.seed,
                                 progress=options.progress)
         metrics = {"top1": res.top1, "top5": res.top5, "val_loss": res.val_loss, "selected": res.selected,
                    "grid": res.grid, "holdout": res.holdout}
         timings = {"total_s": round(time.perf_counter() - t0, 3), **{f"{k}_s": v for k, v in res.seconds.items()}}
-        extra = {"num_classes": dataset.num_classes, "seed": options.seed, "world_size": 1, "extract": res.extract}
+        extra = {"num_classes": dataset.num_classes, "seed": options.seed, "world_size": 1, "extract": res.extract,
+                 "cache": cache.describe()}
         return make_record(task=self.name, model=model.card.name, weights=model.weights.as_dict(),
                            protocol=protocol.as_record(), dataset=dataset.describe(), metrics=metrics,
                            summary=res.summary, extractor=extractor.describe(), timings=timings, extra=extra,

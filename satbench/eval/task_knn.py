@@ -39,6 +39,7 @@ class KnnTask(Task):
     headline = Headline("top1_avg", "mean top-1 over scales (%)", table="knn", title="kNN: mean top-1 (%) over scales",
                         reference_key="knn", reference_protocol="satdino-knn-v1", per_scale=True)
     default_num_workers = 1
+    uses_feature_cache = True
 
     def add_arguments(self, g: argparse._ArgumentGroup) -> None:
         g.add_argument("--scales", type=positive_float, nargs="+", default=None, metavar="S",
@@ -47,7 +48,6 @@ class KnnTask(Task):
                        help="override the protocol's k list (one search with max k; recorded)")
         g.add_argument("--knn-backend", choices=["auto", "faiss", "torch"], default="auto",
                        help="neighbour search: faiss (CPU default) or exact torch matmul+topk (GPU default)")
-        g.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
 
     def protocol_overrides(self, args: argparse.Namespace) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -65,10 +65,9 @@ class KnnTask(Task):
         return overrides
 
     def run_options(self, args: argparse.Namespace) -> dict[str, Any]:
-        return {"backend": args.knn_backend, "use_cache": not args.no_cache}
+        return {"backend": args.knn_backend}
 
     def run(self, model: Any, dataset: Any, protocol: Any, options: RunOptions) -> Any:
-        from ..cache import FeatureCache
         from ..data.scene import compute_normalization
         from .knn import run_knn
 
@@ -93,7 +92,7 @@ class KnnTask(Task):
                      dataset.name)
             norm = compute_normalization(dataset, "train", progress=options.progress)
             computed = True
-        cache = FeatureCache(enabled=options.use_cache)
+        cache = options.feature_cache()
         record = run_knn(model, dataset, protocol, device=options.device, bf16=options.bf16,
                          batch_size=options.batch_size, cache=cache, progress=options.progress,
                          backend=options.extra.get("backend", "auto"), normalization=norm,

@@ -170,6 +170,7 @@ class LinearTask(_TrainedProbeTask):
     headline = Headline("top1", "top-1 (%)", table="linear", title="Linear probe top-1 (%)", reference_key="linear",
                         reference_protocol="satdino-linear-v1")
     mode = "head"
+    uses_feature_cache = True  # --protocol cached-linear-v1 hands over to the cached-linear task
 
     def accepts(self, protocol: Any) -> bool:
         return protocol.task == "linear"

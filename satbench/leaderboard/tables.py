@@ -145,10 +145,6 @@ class Table:
         return [h for _, h in self.label_columns] + [h for _, h in self.value_columns]
 
 
-        return [[r.labels.get(k, "") for k, _ in self.label_columns] +
-                [cell_text(r.cells.get(k), "plain", interval) for k, _ in self.value_columns] for r in self.rows]
-
-
 # ----------------------------------------------------------------------------------------------------------------------
 # References
 # ----------------------------------------------------------------------------------------------------------------------
