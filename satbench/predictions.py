@@ -342,7 +342,7 @@ def load_record(path: str | os.PathLike) -> dict[str, Any]:
 
     path = Path(path)
     if not path.is_file():
-        raise ResultsError(f"record {path} does not exist")
+        raise ResultsError(f"record {path} " + ("is not a regular file" if path.exists() else "does not exist"))
     try:
         rec = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError, OSError) as exc:

@@ -325,3 +325,16 @@ def test_classification_and_segmentation_fields():
     g = segmentation_fields(cm, split_sha256=H, resamples=300)
     assert set(g.arrays) == {"confusion"} and g.num_classes == 3
     assert g.point["mIoU"] == pytest.approx(_miou_by_hand(cm.sum(0)))
+
+
+def test_draws_field_aggregates_one_subset_size(ucm_mini):
+    from satbench.stats.fields import draws_field
+
+    labels = np.array([s.label for s in ucm_mini.samples("train")])
+    parent = ucm_mini.splits["train"].sha256
+    subs = subsets(labels, parent_sha256=parent, fractions=[0.25], draws=3)
+    d = draws_field([60.0, 62.0, 61.0], subs)
+    assert d["mean"] == 61.0 and d["std"] == 1.0 and d["draws"] == [0, 1, 2] and d["fraction"] == 0.25
+    assert d["subset_sha256"] == [s.sha256 for s in subs] and len(set(d["subset_sha256"])) == 3
+    with pytest.raises(ValueError):
+        draws_field([1.0, 2.0], subsets(labels, parent_sha256=parent, fractions=[0.1, 0.5]))

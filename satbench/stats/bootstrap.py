@@ -110,10 +110,21 @@ def bootstrap_sums(values: np.ndarray, spec: BootstrapSpec) -> np.ndarray:
     vv = v.astype(dt)
     out = np.empty((spec.resamples, v.shape[1]), dtype=np.float64)
     r0 = 0
-    for counts in resample_counts(spec, n, dtype=dt):
-        out[r0:r0 + counts.shape[0]] = counts @ vv
-        r0 += counts.shape[0]
+    with _one_blas_thread():  # [64, n] @ [n, K] is too small to gain from BLAS threads (and loses under load)
+        for counts in resample_counts(spec, n, dtype=dt):
+            out[r0:r0 + counts.shape[0]] = counts @ vv
+            r0 += counts.shape[0]
     return out
+
+
+def _one_blas_thread() -> Any:
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - a scikit-learn dependency
+        from contextlib import nullcontext
+
+        return nullcontext()
+    return threadpool_limits(1, user_api="blas")
 
 
 def bootstrap_means(values: np.ndarray, spec: BootstrapSpec) -> np.ndarray:

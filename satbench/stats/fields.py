@@ -171,3 +171,20 @@ def seeds_field(values: Sequence[float], seeds: Optional[Sequence[int]] = None) 
     from .seeds import aggregate
 
     return aggregate(values, seeds)
+
+
+def draws_field(values: Sequence[float], subsets: Sequence[Any]) -> dict[str, Any]:
+    """Aggregate of one label fraction / shot count over its draws (suggested place: ``summary["draws"]``): the
+    :func:`satbench.stats.seeds.aggregate` of the per-draw values plus each draw's subset hash and size."""
+    from .seeds import aggregate
+
+    if len(values) != len(subsets):
+        raise ValueError(f"{len(values)} values for {len(subsets)} subsets")
+    kinds = {(s.kind, s.value) for s in subsets}
+    if len(kinds) != 1:
+        raise ValueError(f"draws of different subsets cannot be aggregated: {sorted(kinds)}")
+    (kind, value), = kinds
+    out = aggregate(values)
+    out.update({"kind": kind, kind: value, "draws": [s.draw for s in subsets],
+                "subset_sha256": [s.sha256 for s in subsets], "subset_n": [int(len(s.indices)) for s in subsets]})
+    return out
