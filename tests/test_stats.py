@@ -338,3 +338,15 @@ def test_draws_field_aggregates_one_subset_size(ucm_mini):
     assert d["subset_sha256"] == [s.sha256 for s in subs] and len(set(d["subset_sha256"])) == 3
     with pytest.raises(ValueError):
         draws_field([1.0, 2.0], subsets(labels, parent_sha256=parent, fractions=[0.1, 0.5]))
+
+
+def test_knn_top5_interval_from_the_same_resamples():
+    y, _ = fixed_example(40)
+    rng = np.random.default_rng(8)
+    preds = {(s, 20): np.where(rng.random(40) < 0.7, y, (y + 1) % 5) for s in (1.0, 0.5)}
+    hits = {(s, 20): (rng.random(40) < 0.9).astype(int) for s in (1.0, 0.5)}
+    f = knn_fields(y, preds, k_report=20, split_sha256=H, num_classes=5, resamples=300, top5_correct=hits)
+    c5 = np.stack([hits[(1.0, 20)], hits[(0.5, 20)]], 1).astype(float)
+    naive = [c5[r].mean() * 100 for r in independent_indices(H, 0, 40, 300)]
+    np.testing.assert_allclose(f.summary_ci["top5_avg"], np.percentile(naive, [2.5, 97.5]), atol=1e-9)
+    assert f.point["top5_avg"] == pytest.approx(c5.mean() * 100)

@@ -87,16 +87,21 @@ def knn_fields(y_true: Sequence[int] | np.ndarray, preds: Mapping[tuple[float, i
     yt = _labels(y_true, "y_true")
     scales = sorted({float(s) for s, _ in preds}, reverse=True)
     ks = sorted({int(k) for _, k in preds})
-    missing = [(s, k) for s in scales for k in ks if (s, k) not in {(float(a), int(b)) for a, b in preds}]
+    p = {(float(s), int(k)): _labels(v, f"predictions {s}/{k}") for (s, k), v in preds.items()}
+    missing = [(s, k) for s in scales for k in ks if (s, k) not in p]
     if missing:
         raise ValueError(f"kNN predictions lack (scale, k) = {missing[:3]}")
     if k_report not in ks:
         raise ValueError(f"k_report {k_report} is not among the predicted k {ks}")
-    p = {(float(s), int(k)): _labels(v, f"predictions {s}/{k}") for (s, k), v in preds.items()}
     spec = _spec(split_sha256, seed, resamples, level)
     cols = [(s, k) for k in ks for s in scales]
     correct = np.stack([correctness(yt, p[c]) for c in cols], axis=1)  # [n, S*K]
-    samples = 100.0 * bootstrap_means(correct, spec)                     # [R, S*K]
+    c5 = None
+    if top5_correct is not None:
+        c5 = np.stack([np.asarray(top5_correct[(s, k_report)], dtype=np.float64) for s in scales], axis=1)
+    # one bootstrap for everything: every interval of the record uses the same resampled images
+    both = 100.0 * bootstrap_means(correct if c5 is None else np.concatenate([correct, c5], axis=1), spec)
+    samples = both[:, :len(cols)]                                        # [R, S*K]
     ci_all: dict[str, Any] = {}
     point_all: dict[str, float] = {}
     for j, (s, k) in enumerate(cols):
@@ -112,9 +117,8 @@ def knn_fields(y_true: Sequence[int] | np.ndarray, preds: Mapping[tuple[float, i
     }
     point: dict[str, Any] = {"top1_avg": point_all[f"knn_avg_k{k_report}"],
                              "top1_per_scale": {str(s): point_all[knn_key(s, k_report)] for s in scales}}
-    if top5_correct is not None:
-        c5 = np.stack([np.asarray(top5_correct[(s, k_report)], dtype=np.float64) for s in scales], axis=1)
-        summary_ci["top5_avg"] = interval(100.0 * bootstrap_means(c5, spec).mean(axis=1), level)
+    if c5 is not None:
+        summary_ci["top5_avg"] = interval(both[:, len(cols):].mean(axis=1), level)
         point["top5_avg"] = float(np.mean([accuracy_percent(c5[:, i]) for i in range(len(scales))]))
     rob = None
     if len(scales) >= 2:
