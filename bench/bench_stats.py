@@ -11,7 +11,10 @@ fresh CLI process), the intervals, and `satbench compare` of the two seeds. run_
 the predictions are rebuilt from the features run_knn classifies, with satbench's own search and vote (checked
 against the record's top-1).
 
+Part 3 (--records A B): the same timings on two existing kNN records with sidecars (e.g. part 2's).
+
 Usage: python bench/bench_stats.py [--resamples 10000] [--threads 2] [--real] [--data /work/shared/data/uc_merced]
+                                   [--records A.json B.json] [--skip-synthetic]
 """
 
 from __future__ import annotations
@@ -217,6 +220,28 @@ def part2(args) -> None:
     print(f"\n(scratch folder {tmp})")
 
 
+def part3(args) -> None:
+    """Time the statistics of two existing kNN records (with sidecars): intervals from A's sidecar, then compare."""
+    from satbench.predictions import knn_key, load_record, predictions_for_record
+    from satbench.stats.compare import compare
+    from satbench.stats.fields import knn_fields
+
+    a, b = args.records
+    rec = load_record(a)
+    pr = predictions_for_record(rec)
+    m = rec["metrics"]
+    preds = {(float(e["scale"]), k): pr.preds[knn_key(e["scale"], k)] for e in m["per_scale"] for k in m["k"]}
+    t_ci, fields = timed(knn_fields, pr.y_true, preds, k_report=m["k_report"],
+                         split_sha256=rec["dataset"]["split_hashes"]["val"], num_classes=m["num_classes"],
+                         resamples=args.resamples, repeat=args.repeat)
+    fields.check_against(rec["summary"])
+    t_cmp, _ = timed(compare, a, b, resamples=args.resamples, repeat=args.repeat)
+    print(f"\nPart 3: {Path(a).name}: {m['n_val']} val images, {len(m['per_scale'])} scales x {len(m['k'])} k, "
+          f"{args.resamples} resamples, best of {args.repeat}")
+    print(tabulate([["intervals (knn_fields)", f"{t_ci:.3f}"], ["compare A B (read + verify sidecars, bootstrap, "
+                    "McNemar, Holm)", f"{t_cmp:.3f}"]], headers=["step", "seconds"]))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--resamples", type=int, default=10_000)
@@ -224,6 +249,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--real", action="store_true", help="also run part 2 (real ViT-S/16 runs; minutes)")
     ap.add_argument("--data", default="/work/shared/data/uc_merced")
+    ap.add_argument("--records", nargs=2, metavar=("A", "B"), default=None,
+                    help="part 3: time the statistics of two existing kNN records with sidecars (e.g. part 2's)")
+    ap.add_argument("--skip-synthetic", action="store_true", help="do not run part 1")
     args = ap.parse_args()
     import torch
     from threadpoolctl import threadpool_limits
@@ -232,9 +260,12 @@ def main() -> None:
     print(f"CPU: {cpu_kind()} ({os.cpu_count()} logical cores visible, {args.threads} threads used), "
           f"numpy {np.__version__}, load average {os.getloadavg()[0]:.1f}")
     with threadpool_limits(args.threads):
-        part1(args)
+        if not args.skip_synthetic:
+            part1(args)
         if args.real:
             part2(args)
+        if args.records:
+            part3(args)
 
 
 if __name__ == "__main__":
