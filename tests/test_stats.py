@@ -53,6 +53,16 @@ def test_resample_matrix_is_the_documented_function_of_hash_and_seed():
     np.testing.assert_array_equal(counts, np.stack([np.bincount(r, minlength=37) for r in ours]))
 
 
+def test_resample_matrix_golden_values():
+    """Pinned values: a numpy release that changed PCG64 / SeedSequence / Generator.integers streams would change every
+    recorded interval, so it must fail here (and then be recorded as a new resample definition)."""
+    first = next(bs.resample_indices(BootstrapSpec(H, seed=0, resamples=64), 1000))
+    assert first[0, :8].tolist() == [694, 44, 958, 720, 147, 638, 87, 530]
+    assert first[63, -4:].tolist() == [554, 827, 828, 673]
+    third = list(bs.resample_indices(BootstrapSpec(H, seed=7, resamples=130), 420))[2]
+    assert third.shape == (2, 420) and third[1, :6].tolist() == [24, 53, 172, 164, 350, 213]
+
+
 def test_accuracy_interval_equals_an_independent_computation():
     y, pred = fixed_example()
     spec = BootstrapSpec(H, seed=0, resamples=2000)
