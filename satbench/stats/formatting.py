@@ -1,0 +1,40 @@
+"""Table strings for statistics: a value with its interval, a seed aggregate, a signed difference, a p-value."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional, Sequence
+
+
+def value_ci(value: Optional[float], ci: Optional[Sequence[Optional[float]]] = None, digits: int = 2) -> str:
+    """``93.10 [91.20, 95.00]`` (just the value when there is no interval; ``-`` for no value)."""
+    if value is None:
+        return "-"
+    s = f"{value:.{digits}f}"
+    if ci and len(ci) == 2 and ci[0] is not None and ci[1] is not None:
+        s += f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
+    return s
+
+
+def signed_ci(value: Optional[float], ci: Optional[Sequence[Optional[float]]] = None, digits: int = 2) -> str:
+    """``+0.48 [-1.19, +2.14]``: a difference with its interval, signs always shown."""
+    if value is None:
+        return "-"
+    s = f"{value:+.{digits}f}"
+    if ci and len(ci) == 2 and ci[0] is not None and ci[1] is not None:
+        s += f" [{ci[0]:+.{digits}f}, {ci[1]:+.{digits}f}]"
+    return s
+
+
+def seeds(agg: Optional[Mapping[str, Any]], digits: int = 2) -> str:
+    """``93.10 +- 0.42 (n=3)`` from ``summary["seeds"]`` (``+- -`` for a single seed)."""
+    if not agg:
+        return "-"
+    std = agg.get("std")
+    return f"{agg['mean']:.{digits}f} +- {'-' if std is None else format(std, f'.{digits}f')} (n={agg['n']})"
+
+
+def pvalue(p: Optional[float]) -> str:
+    """``0.0312``, ``3.1e-07`` or ``-``."""
+    if p is None:
+        return "-"
+    return f"{p:.4f}" if p >= 1e-4 else f"{p:.1e}"
