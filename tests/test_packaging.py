@@ -20,6 +20,13 @@ def test_wheel_carries_all_data_and_resolves_it(tmp_path):
                            str(tmp_path / "dist"), str(REPO)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     wheel = next((tmp_path / "dist").glob("satbench-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    packages = {str(p.parent.relative_to(REPO)) for p in (REPO / "satbench").rglob("__init__.py")}
+    missing = sorted(p for p in packages if f"{p}/__init__.py" not in names)
+    assert not missing, f"packages missing from the wheel (add them to pyproject.toml): {missing}"
+    modules = {str(p.relative_to(REPO)) for p in (REPO / "satbench").rglob("*.py") if "bundled" not in p.parts}
+    assert not sorted(modules - names), sorted(modules - names)
+    assert {"satbench/data/catalog/eurosat.yaml", "satbench/_tasks/segmentation/upernet-v1.yaml"} <= names
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     code = (
@@ -33,6 +40,8 @@ def test_wheel_carries_all_data_and_resolves_it(tmp_path):
         "assert (r.tasks_dir() / 'segmentation' / '_base_' / 'datasets' / 'potsdam.py').is_file()\n"
         "assert (r.reference_dir() / 'satdino_readme.json').is_file()\n"
         "d = open_scene_dataset('ucm-mini'); assert len(d.samples('val')) == 84\n"
+        "from satbench.data.catalog import list_datasets; assert len(list_datasets()) >= 11\n"
+        "from satbench.eval.task import list_tasks; assert {'knn', 'segmentation'} <= {t.name for t in list_tasks()}\n"
         "assert (r.bundled_data_dir().parent / 'splits' / 'eurosat' / 'train.txt').is_file()\n"
         "print('ok')\n"
     )
