@@ -51,6 +51,14 @@ class DistInfo:
         dist.all_gather_object(out, obj)
         return out
 
+    def gather_object(self, obj: Any, dst: int = 0) -> Optional[list[Any]]:
+        """Every process's ``obj`` in rank order on rank ``dst`` (None on the others)."""
+        if not self.enabled:
+            return [obj]
+        out: Optional[list[Any]] = [None] * self.world_size if self.rank == dst else None
+        dist.gather_object(obj, out, dst=dst)
+        return out
+
     def broadcast_object(self, obj: Any, src: int = 0) -> Any:
         """Rank ``src``'s ``obj`` on every process."""
         if not self.enabled:
@@ -135,6 +143,15 @@ def broadcast_object(obj: object, info: DistInfo, src: int = 0) -> object:
 def shutdown(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def shard_bounds(n: int, batch_size: int, rank: int, world_size: int) -> tuple[int, int]:
+    """``[lo, hi)`` of rank ``rank``'s contiguous shard of ``n`` samples, cut at batch boundaries: every rank processes
+    whole batches of the single-process run (the same images in the same batches), so sharded features are bit for bit
+    the single-process ones. The ``ceil(n / batch_size)`` batches are split as evenly as possible."""
+    batches = -(-n // batch_size)
+    b0, b1 = rank * batches // world_size, (rank + 1) * batches // world_size
+    return min(n, b0 * batch_size), min(n, b1 * batch_size)
 
 
 class EpochShuffleSampler(Sampler[int]):

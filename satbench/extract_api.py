@@ -97,10 +97,12 @@ def resolve_input_res(spec: Optional[str], loaded: LoadedModel, size: int) -> tu
 
 def extract_features(loaded: LoadedModel, images: Path, size: int, *, normalization: Optional[str] = None,
                      device: str = "auto", bf16: bool = False, batch_size: int = 64, num_workers: int = 1,
-                     progress: bool = True, input_res: Optional[str] = None) -> tuple[np.ndarray, dict[str, Any]]:
+                     progress: bool = True, input_res: Optional[str] = None,
+                     dist: Any = None) -> tuple[Optional[np.ndarray], dict[str, Any]]:
     """``[n, D]`` float32 normed-CLS features of an image folder or split file with the kNN transform at ``size`` px,
     and the description of how they were made (the sidecar of :func:`extract_to_file`). ``input_res``: see
-    :func:`resolve_input_res`. The size is checked against the backbone before any image is listed or decoded."""
+    :func:`resolve_input_res`. The size is checked against the backbone before any image is listed or decoded.
+    Under torchrun (``dist``) every rank extracts a shard; rank 0 gets the features, the others None."""
     if size < loaded.card.patch_size:
         raise SatbenchError(f"--size {size} is smaller than the model's patch size {loaded.card.patch_size}")
     try:
@@ -114,7 +116,10 @@ def extract_features(loaded: LoadedModel, images: Path, size: int, *, normalizat
     view = View(str(size), knn_transform(size), knn_transform_spec(size), res)
     stats = ExtractStats()
     feats = extract_views(extractor, samples, [view], split_sha256=split_sha or "", cache=None, batch_size=batch_size,
-                          num_workers=num_workers, progress=progress, desc=f"extract {size}px", stats=stats)[view.key]
+                          num_workers=num_workers, progress=progress, desc=f"extract {size}px", stats=stats,
+                          dist=dist).get(view.key)
+    if feats is None:  # a rank other than 0 of a sharded extraction
+        return None, {}
     description = {
         "shape": list(feats.shape),
         "dtype": "float32",
@@ -126,6 +131,8 @@ def extract_features(loaded: LoadedModel, images: Path, size: int, *, normalizat
         "input_res": res,
         "input_res_policy": res_policy,
         **extractor.describe(),
+        "world_size": dist.world_size if dist is not None else 1,
+        "forward_images": stats.forward_images,
         "seconds": round(stats.seconds, 3),
     }
     return feats.astype(np.float32, copy=False), description
@@ -133,7 +140,7 @@ def extract_features(loaded: LoadedModel, images: Path, size: int, *, normalizat
 
 def extract_to_file(loaded: LoadedModel, images: Path, size: int, output: Path, *, normalization: Optional[str] = None,
                     device: str = "auto", bf16: bool = False, batch_size: int = 64, progress: bool = True,
-                    input_res: Optional[str] = None) -> dict[str, Any]:
+                    input_res: Optional[str] = None, dist: Any = None) -> Optional[dict[str, Any]]:
     """Write ``[n, D]`` float32 features to ``output`` (.npy) and a JSON sidecar ``output.json``; returns the sidecar
     (``input_res`` / ``input_res_policy`` recorded for Scale-MAE)."""
     import io as _io
@@ -141,7 +148,10 @@ def extract_to_file(loaded: LoadedModel, images: Path, size: int, output: Path, 
     if output.suffix != ".npy":
         raise SatbenchError(f"--output {output}: expected a .npy path")
     feats, description = extract_features(loaded, images, size, normalization=normalization, device=device,
-                                          bf16=bf16, batch_size=batch_size, progress=progress, input_res=input_res)
+                                          bf16=bf16, batch_size=batch_size, progress=progress, input_res=input_res,
+                                          dist=dist)
+    if feats is None:
+        return None
     buf = _io.BytesIO()
     np.save(buf, feats, allow_pickle=False)
     atomic_write_bytes(output, buf.getvalue())

@@ -29,14 +29,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ..distributed import init_distributed, shutdown
     from ..extract_api import extract_to_file
-    from ..distributed import require_single_process
 
-    require_single_process("satbench extract")
-    loaded = load_from_args(args)
-    side = extract_to_file(loaded, args.images, args.size, args.output, normalization=args.normalization,
-                           device=args.device, bf16=args.bf16, batch_size=args.batch_size, progress=not args.no_progress,
-                           input_res=args.input_res)
-    print(f"wrote {side['shape'][0]} x {side['shape'][1]} features to {args.output} (sidecar {args.output.with_suffix('.json')}) "
-          f"in {side['seconds']:.1f} s")
+    info = init_distributed(args.device)  # under torchrun: each rank extracts a shard, rank 0 writes the file
+    try:
+        loaded = load_from_args(args)
+        side = extract_to_file(loaded, args.images, args.size, args.output, normalization=args.normalization,
+                               device=str(info.device), bf16=args.bf16, batch_size=args.batch_size,
+                               progress=not args.no_progress and info.is_main, input_res=args.input_res, dist=info)
+    finally:
+        shutdown(info)
+    if side is not None:
+        print(f"wrote {side['shape'][0]} x {side['shape'][1]} features to {args.output} "
+              f"(sidecar {args.output.with_suffix('.json')}) in {side['seconds']:.1f} s"
+              + (f" on {info.world_size} processes" if info.world_size > 1 else ""))
     return 0

@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 
 from ..cache import FeatureCache
 from ..data.images import read_rgb
+from ..distributed import DistInfo, shard_bounds
 from ..errors import SatbenchError
 from ..data.scene import Sample
 from ..features import FeatureExtractor
@@ -114,37 +115,51 @@ def extract_views(
     progress: bool = True,
     desc: str = "extract",
     stats: Optional[ExtractStats] = None,
+    dist: Optional[DistInfo] = None,
 ) -> dict[str, np.ndarray]:
     """Normed-CLS features ``{view.key: [n, D] float32}`` for ``samples`` under every view.
 
     Views found in ``cache`` cost no forward pass and no decode; the others share one decode per image (in a DataLoader
     worker, overlapping the forward pass) and are batched per view, i.e. by input size.
+
+    Under torchrun (``dist`` with several processes) each rank decodes and extracts a contiguous shard of the samples
+    cut at batch boundaries (:func:`satbench.distributed.shard_bounds`), so every batch is a batch of the single-process
+    run and the features are bit for bit the same; the shards are gathered in sample order on rank 0, which alone reads
+    and writes the cache and gets the arrays (the other ranks get an empty dict). ``stats`` counts every rank's work.
     """
     from tqdm.auto import tqdm
 
+    info = dist or DistInfo()
     stats = stats if stats is not None else ExtractStats()
+    start = (stats.forward_images, stats.images_decoded)
     t0 = time.perf_counter()
     out: dict[str, np.ndarray] = {}
     todo: list[View] = []
     image_id = None
-    if cache is not None and cache.enabled:
+    if cache is not None and cache.enabled and info.is_main:
         stats.cache_identity = cache.identity
         image_id = cache.image_identity([s.path for s in samples])
     elif cache is not None and cache.disabled_reason:
         stats.cache_off = cache.disabled_reason
     for v in views:
-        arr = cache.get(cache_key(extractor, split_sha256, v, images=image_id)) if cache is not None else None
+        arr = cache.get(cache_key(extractor, split_sha256, v, images=image_id)) \
+            if cache is not None and info.is_main else None
         if arr is not None and arr.shape[0] == len(samples):
             out[v.key] = arr
             stats.cached_views.append(v.key)
         else:
             todo.append(v)
+    if info.enabled:  # every rank extracts what rank 0 did not find in the cache
+        keys = set(info.broadcast_object([v.key for v in todo]))
+        todo = [v for v in views if v.key in keys]
+    lo, hi = shard_bounds(len(samples), batch_size, info.rank, info.world_size) if info.enabled else (0, len(samples))
+    mine = samples[lo:hi]
     if todo and samples:
-        loader = DataLoader(_DecodedViews(samples, todo), batch_size=batch_size, shuffle=False,
+        loader = DataLoader(_DecodedViews(mine, todo), batch_size=batch_size, shuffle=False,
                             num_workers=num_workers, persistent_workers=False, collate_fn=_collate,
                             multiprocessing_context="fork" if num_workers > 0 else None)
         chunks: dict[str, list[np.ndarray]] = {v.key: [] for v in todo}
-        with tqdm(total=len(samples), desc=desc, unit="img", disable=not progress, leave=False) as bar:
+        with tqdm(total=len(mine), desc=desc, unit="img", disable=not progress, leave=False) as bar:
             for batch in loader:
                 if isinstance(batch, SatbenchError):
                     raise batch
@@ -155,12 +170,22 @@ def extract_views(
                 stats.images_decoded += len(batch[0])
                 bar.update(len(batch[0]))
         for v in todo:
-            arr = np.concatenate(chunks[v.key], axis=0)
+            arr = (np.concatenate(chunks[v.key], axis=0) if chunks[v.key]
+                   else np.zeros((0, extractor.feature_dim), dtype=np.float32))
+            if info.enabled:
+                shards = info.gather_object(arr)
+                if not info.is_main:
+                    continue
+                arr = np.concatenate(shards, axis=0)
             out[v.key] = arr
             stats.computed_views.append(v.key)
             if cache is not None:
                 cache.put(cache_key(extractor, split_sha256, v, images=image_id), arr,
                           {"model": extractor.card.name, "view": v.key, "n": len(samples)})
+        if info.enabled:  # this call's work, summed over the ranks
+            counts = torch.tensor([stats.forward_images - start[0], stats.images_decoded - start[1]], dtype=torch.int64)
+            info.all_reduce_sum(counts)
+            stats.forward_images, stats.images_decoded = start[0] + int(counts[0]), start[1] + int(counts[1])
     elif todo:
         for v in todo:
             out[v.key] = np.zeros((0, extractor.feature_dim), dtype=np.float32)
