@@ -134,23 +134,12 @@ def write_sidecar(path: str | os.PathLike, arrays: Mapping[str, Any], num_classe
             "num_classes": num_classes, "format": FORMAT}
 
 
-def record_stem(record: Mapping[str, Any]) -> str:
-    """The file stem :func:`satbench.results.write_record` gives ``record`` (first attempt).
-
-    TODO(lead): move into satbench/results.py and use it in write_record, so the name has one definition."""
-    from .results import _slug
-
-    stamp = record["provenance"]["date"].replace(":", "").replace("-", "")[:15]
-    ds = record["dataset"].get("name", "data") if isinstance(record["dataset"], dict) else "data"
-    return f"{stamp}_{_slug(record['task'])}_{_slug(record['model'])}_{_slug(ds)}_{record['id']}"
-
-
 def write_record_with_predictions(record: dict[str, Any], arrays: Mapping[str, Any], num_classes: int,
                                   results_dir: Optional[str | os.PathLike] = None) -> Path:
     """Write the sidecar, then the record (with ``record["predictions"]`` set) under the same stem; returns the record
     path. The record appears last, so no reader ever sees a record whose sidecar is missing; names are taken
     exclusively (a run never overwrites another's files)."""
-    from .results import REQUIRED, default_results_dir
+    from .results import REQUIRED, default_results_dir, record_stem
 
     missing = [k for k in REQUIRED if k not in record]
     if missing:

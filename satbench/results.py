@@ -68,8 +68,14 @@ class Record(dict):
     def path(self) -> Path | None:
         return Path(self["_path"]) if self.get("_path") else None
 
+    def attach_predictions(self, arrays: dict[str, Any], num_classes: int) -> None:
+        """Per-image predictions to write as the record's sidecar (``<stem>.preds.npz``, :mod:`satbench.predictions`)
+        when the record is written; ``record["predictions"]`` then names it with its sha256."""
+        self["_predictions"] = {"arrays": arrays, "num_classes": int(num_classes)}
+
     def write(self, results_dir: str | os.PathLike | None = None) -> Path:
-        """Write atomically as a new file in ``results_dir`` (default: :func:`default_results_dir`)."""
+        """Write atomically as a new file in ``results_dir`` (default: :func:`default_results_dir`), its prediction
+        sidecar first when one is attached (a reader never sees a record whose sidecar is missing)."""
         path = write_record(self, results_dir)
         self["_path"] = str(path)
         return path
@@ -101,6 +107,13 @@ def _slug(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", s)[:60]
 
 
+def record_stem(record: dict[str, Any]) -> str:
+    """The file stem a record is written under (first attempt): ``<UTC date>_<task>_<model>_<dataset>_<id>``."""
+    stamp = record["provenance"]["date"].replace(":", "").replace("-", "")[:15]
+    ds = record["dataset"].get("name", "data") if isinstance(record["dataset"], dict) else "data"
+    return f"{stamp}_{_slug(record['task'])}_{_slug(record['model'])}_{_slug(ds)}_{record['id']}"
+
+
 def write_record(record: dict[str, Any], results_dir: str | os.PathLike | None = None) -> Path:
     """Write ``record`` atomically as a new file in ``results_dir``; returns its path."""
     missing = [k for k in REQUIRED if k not in record]
@@ -109,10 +122,15 @@ def write_record(record: dict[str, Any], results_dir: str | os.PathLike | None =
     folder = Path(results_dir) if results_dir is not None else default_results_dir()
     if folder.exists() and not folder.is_dir():
         raise ResultsError(f"results folder {folder} is not a directory")
-    stamp = record["provenance"]["date"].replace(":", "").replace("-", "")[:15]
-    ds = record["dataset"].get("name", "data") if isinstance(record["dataset"], dict) else "data"
-    base = f"{stamp}_{_slug(record['task'])}_{_slug(record['model'])}_{_slug(ds)}_{record['id']}"
+    base = record_stem(record)
     public = {k: v for k, v in record.items() if not str(k).startswith("_")}
+    preds = record.get("_predictions")
+    if preds:
+        from .predictions import write_record_with_predictions
+
+        path = write_record_with_predictions(public, preds["arrays"], preds["num_classes"], folder)
+        record["predictions"] = public["predictions"]
+        return path
     for attempt in range(100):
         name = f"{base}.json" if attempt == 0 else f"{base}-{attempt}.json"
         try:
