@@ -155,6 +155,13 @@ def test_faiss_and_torch_find_the_same_neighbours(ucm_features):
     s_t, i_t = knn_search(x, q, 20, backend="torch", chunk=17)
     assert torch.equal(i_f, i_t)
     assert torch.allclose(s_f, s_t, atol=1e-5)
+    # the tie rule on real features: decreasing similarity, equal similarities by increasing train index
+    for s, i in ((s_f, i_f), (s_t, i_t)):
+        assert bool(((s[:, 1:] < s[:, :-1]) | ((s[:, 1:] == s[:, :-1]) & (i[:, 1:] > i[:, :-1]))).all())
+    # any block budget gives the same result
+    b_f = knn_search(x, q, 20, backend="faiss", max_block_bytes=1)
+    b_t = knn_search(x, q, 20, backend="torch", chunk=17, max_block_bytes=1)
+    assert torch.equal(b_f[0], s_f) and torch.equal(b_f[1], i_f) and torch.equal(b_t[0], s_t) and torch.equal(b_t[1], i_t)
 
 
 def test_knn_matches_dino_knn_classifier(ucm_features):
@@ -191,6 +198,9 @@ def test_run_knn_record_cache_and_provenance(tmp_path):
     s = rec["summary"]
     assert s["top1_avg"] == pytest.approx(np.mean([s["top1_per_scale"]["0.125"], s["top1_per_scale"]["0.25"]]))
     assert m["official_format"]["uc_merced"]["average"][1] == pytest.approx(s["top1_avg"])
+    # the official vote arithmetic at T = 0.07, and the search plan, are in the record
+    assert rec["extra"]["vote"] == "official" and "vote_forms" not in rec["extra"]
+    assert rec["extra"]["search"]["backend"] == "faiss" and rec["extra"]["search"]["blocks"] >= 1
     # second run: served from the cache, no decode, no forward pass, identical numbers
     loaded.model.forward_features = None  # any forward pass would now fail
     rec2 = run_knn(loaded, ds, proto, device="cpu", cache=cache, progress=False, num_workers=0)

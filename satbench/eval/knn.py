@@ -7,12 +7,27 @@ one neighbour search per scale with ``k_max = max(k)`` -> every k from that sear
 
 The vote is always computed in torch with DINO's exact formulation, whatever backend found the neighbours, so only the
 neighbour search differs between backends; :func:`knn_search` returns the same neighbours on both (pinned by a test).
+
+Search in bounded memory (:func:`knn_search`): the torch path runs query chunks x train blocks with a running top-k
+merge on the device the features live on; the faiss path searches query blocks with ``faiss.knn`` (no copy of the
+train matrix into an index). Block edges are aligned so that every similarity is computed by the same BLAS call shape
+as in the unblocked search, so blocked and unblocked searches return identical similarities and neighbours.
+Tie rule (both backends, blocked or not): neighbours are ordered by decreasing similarity, equal similarities by
+increasing train index, and a tie at the k-th place keeps the lower train indices.
+
+Vote arithmetic (:func:`knn_vote_with_form`): ``"official"`` is DINO's ``exp(sim / T)`` in float32, used whenever no
+weight can overflow, underflow to a subnormal/zero or make a class sum overflow (always at T = 0.07 on cosine
+similarities); otherwise ``"shifted"``: ``exp((sim - max_j sim_j) / T)`` per query in float64, which ranks classes as
+the official formula does in exact arithmetic (every class sum is divided by the same ``exp(max / T)``).
 """
 
 from __future__ import annotations
 
+import math
+import numbers
+import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -30,18 +45,36 @@ from .extract import ExtractStats, extract_views
 from .knn_protocols import ScaleEntry, build_scale_entries, protocol_normalization
 
 BACKENDS = ("auto", "faiss", "torch")
+VOTE_FORMS = ("official", "shifted")
+
+_F32 = torch.finfo(torch.float32)
+#: ``exp(x)`` overflows float32 above this (log of the largest float32).
+EXP_OVERFLOW = math.log(_F32.max)
+#: ``exp(x)`` is subnormal (lost precision) or zero below this (log of the smallest normal float32).
+EXP_UNDERFLOW = math.log(_F32.tiny)
+#: Train-block edges of the torch search sit on multiples of this, so that each similarity comes out of the same
+#: matmul micro-kernel position as in the unblocked ``Q @ X.T`` (checked bit for bit on MKL; small or odd blocks differ).
+TORCH_TRAIN_ALIGN = 1024
+#: Candidates searched beyond k: a tie straddling the k-th place is settled without a second search unless more than
+#: this many neighbours share the k-th similarity.
+TIE_MARGIN = 16
+_ROWS_PER_CHECK = 65536
 
 
 @dataclass
 class KnnResult:
-    """Top-1 and top-5 (%) for each k of one scale."""
+    """Top-1 and top-5 (%) for each k of one scale; ``vote``: the vote arithmetic used per k; ``search``: the plan."""
 
     top1: dict[int, float]
     top5: dict[int, float]
+    vote: dict[int, str] = field(default_factory=dict)
+    search: dict[str, Any] = field(default_factory=dict)
 
 
 def l2_normalize(x: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """Row-wise L2 normalisation in float32 (``nn.functional.normalize(x, dim=1, p=2)``, as the official code)."""
+    """Row-wise L2 normalisation in float32 (``nn.functional.normalize(x, dim=1, p=2)``, as the official code).
+
+    A tensor stays on its device (a CUDA feature matrix is normalised on the GPU, no host round trip)."""
     t = torch.as_tensor(x, dtype=torch.float32)
     return torch.nn.functional.normalize(t, dim=1, p=2)
 
@@ -55,57 +88,300 @@ def resolve_backend(backend: str, device: torch.device) -> str:
     return backend
 
 
-def knn_search(train: torch.Tensor, query: torch.Tensor, k: int, *, backend: str = "faiss",
-               device: Optional[torch.device] = None, chunk: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-``k`` inner-product neighbours of each query row among ``train`` rows (both L2-normalised, float32).
+def _check_finite(x: torch.Tensor, what: str) -> None:
+    """One clear line if ``x`` (rows = samples) holds NaN or inf; checked in row blocks (no full-size temporary).
 
-    Returns ``(similarities [n, k], indices [n, k])`` on the CPU, sorted by decreasing similarity.
-    ``backend="faiss"``: ``faiss.IndexFlatIP`` (exact) with ``omp_set_num_threads(torch.get_num_threads())``;
-    ``backend="torch"``: chunked ``Q @ X.T`` + ``topk(sorted=True)`` on ``device`` (the official computation).
+    A finite row sum proves a row finite (NaN and inf propagate); only blocks with a non-finite sum (or an overflowing
+    one) are checked element-wise."""
+    bad, first = 0, -1
+    for a in range(0, x.shape[0], _ROWS_PER_CHECK):
+        blk = x[a:a + _ROWS_PER_CHECK].reshape(min(_ROWS_PER_CHECK, x.shape[0] - a), -1)
+        if bool(torch.isfinite(blk.sum(dim=1)).all()):
+            continue
+        rows = ~torch.isfinite(blk).all(dim=1)
+        n = int(rows.sum())
+        if n and first < 0:
+            first = a + int(rows.nonzero()[0, 0])
+        bad += n
+    if bad:
+        raise SatbenchError(f"kNN: the {what} contain NaN or inf in {bad} of {x.shape[0]} rows (first: row {first}); "
+                            f"non-finite features cannot be ranked (check the weights, the input normalisation or bf16)")
+
+
+def _available_host_bytes() -> int:
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def default_block_bytes(device: torch.device | str = "cpu") -> int:
+    """Default working-set budget of one search block: 1/8 of the host memory available now (at most 1 GiB) on CPU,
+    1/4 of the free device memory (at most 4 GiB) on CUDA; never below 64 MiB."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(dev)
+        b = min(free // 4, 4 << 30)
+    else:
+        b = min(_available_host_bytes() // 8, 1 << 30)
+    return int(max(b, 64 << 20))
+
+
+def _total_order(v: torch.Tensor, ix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows of (similarity, index) reordered by decreasing similarity, equal similarities by increasing index."""
+    ix, p = ix.sort(dim=1)
+    v = v.gather(1, p)
+    v, p = v.sort(dim=1, descending=True, stable=True)
+    return v, ix.gather(1, p)
+
+
+def _topk_block(s: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-``min(k, cols)`` of each row of a score block under the tie rule (lower column index first).
+
+    ``topk(k + TIE_MARGIN)`` finds the candidates (ties among them are re-ordered); a row whose last candidate still
+    equals its k-th value may have dropped a tied column with a lower index, so such rows (a run of more than
+    ``TIE_MARGIN`` equal similarities across the k-th place: duplicated train rows) are re-selected with a stable sort
+    of the whole row."""
+    cols = s.shape[1]
+    m = k + TIE_MARGIN
+    if m >= cols:
+        return s.sort(dim=1, descending=True, stable=True)
+    v, ix = s.topk(m, dim=1, largest=True, sorted=True)
+    v, ix = _total_order(v, ix)
+    amb = (v[:, m - 1] == v[:, k - 1]).nonzero().flatten()
+    v, ix = v[:, :k].contiguous(), ix[:, :k].contiguous()
+    for a in range(0, amb.numel(), 256):
+        r = amb[a:a + 256]
+        sv, si = s[r].sort(dim=1, descending=True, stable=True)
+        v[r], ix[r] = sv[:, :k], si[:, :k]
+    return v, ix
+
+
+def _merge(best: tuple[torch.Tensor, torch.Tensor], new: tuple[torch.Tensor, torch.Tensor],
+           k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Running top-k merge; ``best`` holds only lower train indices than ``new`` and both follow the tie rule, so a
+    stable sort of ``[best, new]`` keeps the rule."""
+    v = torch.cat([best[0], new[0]], dim=1)
+    ix = torch.cat([best[1], new[1]], dim=1)
+    v, p = v.sort(dim=1, descending=True, stable=True)
+    return v[:, :k].contiguous(), ix.gather(1, p[:, :k])
+
+
+def _torch_train_block(n_train: int, q_rows: int, k: int, budget: int) -> int:
+    """Train rows per block: all of them when the ``[q_rows, n_train]`` float32 score block fits ``budget`` (the
+    unblocked computation itself), else the largest multiple of :data:`TORCH_TRAIN_ALIGN` that fits (at least one
+    aligned block holding ``k`` rows)."""
+    if q_rows * n_train * 4 <= budget:
+        return n_train
+    tb = (budget // (4 * max(1, q_rows))) // TORCH_TRAIN_ALIGN * TORCH_TRAIN_ALIGN
+    tb = max(tb, TORCH_TRAIN_ALIGN * math.ceil(k / TORCH_TRAIN_ALIGN))
+    return min(tb, n_train)
+
+
+def _search_torch(train: torch.Tensor, query: torch.Tensor, k: int, dev: torch.device, chunk: int,
+                  budget: int, info: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    x = train.to(dev, torch.float32)
+    n_train, n = x.shape[0], query.shape[0]
+    xt = x.t()
+    q_rows = max(1, min(chunk, n))
+    tb = _torch_train_block(n_train, q_rows, k, budget)
+    info.update(query_block=q_rows, train_block=tb, blocks=math.ceil(n / q_rows) * math.ceil(n_train / tb),
+                peak_block_bytes=q_rows * tb * 4)
+    sims_out, idx_out = [], []
+    for i in range(0, n, chunk):
+        q = query[i:i + chunk].to(dev, torch.float32)
+        if tb >= n_train:  # one block: exactly the unblocked computation
+            best = _topk_block(q @ xt, k)
+        else:
+            best = None
+            for j in range(0, n_train, tb):
+                v, ix = _topk_block(q @ x[j:j + tb].t(), k)
+                new = (v, ix.add_(j))
+                best = new if best is None else _merge(best, new, k)
+        sims_out.append(best[0])
+        idx_out.append(best[1])
+    if not sims_out:
+        return torch.zeros(0, k), torch.zeros(0, k, dtype=torch.int64)
+    return torch.cat(sims_out).cpu(), torch.cat(idx_out).cpu()
+
+
+def _faiss_query_blocks(n: int, d: int, rows: int) -> list[tuple[int, int]]:
+    """Query blocks whose edges fall on faiss's own BLAS query blocks (``distance_compute_blas_query_bs``), so every
+    ``sgemm`` sees the same shapes as in one call; a last block that faiss would send down another code path (its
+    sequential scan for ``nx * d < distance_compute_blas_threshold``, or its database-parallel path for fewer queries
+    than threads) is merged into the block before it."""
+    import faiss
+
+    qbs = int(faiss.cvar.distance_compute_blas_query_bs)
+    thr = int(faiss.cvar.distance_compute_blas_threshold)
+    step = qbs * max(1, rows // qbs)
+    if n <= step or step * d < thr:  # one call (or faiss would not use BLAS for blocks this small: no exact split)
+        return [(0, n)] if n else []
+    blocks = [(a, min(a + step, n)) for a in range(0, n, step)]
+    tail = blocks[-1][1] - blocks[-1][0]
+    if tail * d < thr or tail < max(2, torch.get_num_threads()):
+        blocks[-2:] = [(blocks[-2][0], n)]
+    return blocks
+
+
+def _faiss_topk(xb: np.ndarray, xq: np.ndarray, k: int, m: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k of a query block under the tie rule from ``faiss.knn`` for ``m > k`` candidates, re-ordered by
+    (similarity desc, index asc). faiss keeps an arbitrary subset of a tie, so a row whose m-th candidate still equals
+    its k-th value is searched again with ``2m`` candidates -- in a call that gives it the very same similarities:
+    its own ``distance_compute_blas_query_bs`` slice of this block (BLAS path), else the whole block."""
+    import faiss
+
+    n, d = xq.shape
+    n_train = xb.shape[0]
+    s, i = faiss.knn(xq, xb, m, metric=faiss.METRIC_INNER_PRODUCT)
+    v, ix = _total_order(torch.from_numpy(s), torch.from_numpy(i))
+    out_v, out_ix = v[:, :k].contiguous(), ix[:, :k].contiguous()
+    if m >= n_train:
+        return out_v, out_ix
+    amb = (v[:, m - 1] == v[:, k - 1]).nonzero().flatten()
+    if amb.numel() == 0:
+        return out_v, out_ix
+    qbs = int(faiss.cvar.distance_compute_blas_query_bs)
+    thr = int(faiss.cvar.distance_compute_blas_threshold)
+    nt = max(2, torch.get_num_threads())
+    spans = sorted({(int(r) // qbs * qbs, min(int(r) // qbs * qbs + qbs, n)) for r in amb})
+    if n * d < thr or any((b - a) * d < thr or b - a < nt for a, b in spans):
+        spans = [(0, n)]  # the sequential scan (or a slice faiss would treat differently): redo the whole block
+    for a, b in spans:
+        sv, si = _faiss_topk(xb, xq[a:b], k, min(2 * m, n_train))
+        rows = amb[(amb >= a) & (amb < b)]
+        out_v[rows], out_ix[rows] = sv[rows - a], si[rows - a]
+    return out_v, out_ix
+
+
+def _search_faiss(train: torch.Tensor, query: torch.Tensor, k: int, budget: int,
+                  info: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    import faiss
+
+    faiss.omp_set_num_threads(max(1, torch.get_num_threads()))
+    xb = np.ascontiguousarray(train.detach().cpu().numpy(), dtype=np.float32)  # no copy for a CPU float32 tensor
+    xq = np.ascontiguousarray(query.detach().cpu().numpy(), dtype=np.float32)
+    n, d = xq.shape
+    m = min(k + TIE_MARGIN, xb.shape[0])
+    # per query row: faiss's [m] float32 + int64 results, and the re-ordering's few copies of them
+    per_row = 48 * m
+    blocks = _faiss_query_blocks(n, d, max(1, budget // per_row))
+    info.update(query_block=max((b - a for a, b in blocks), default=0), train_block=xb.shape[0], blocks=len(blocks),
+                peak_block_bytes=per_row * max((b - a for a, b in blocks), default=0))
+    sims = torch.empty(n, k, dtype=torch.float32)
+    idx = torch.empty(n, k, dtype=torch.int64)
+    for a, b in blocks:
+        sims[a:b], idx[a:b] = _faiss_topk(xb, xq[a:b], k, m)
+    return sims, idx
+
+
+def knn_search(train: torch.Tensor, query: torch.Tensor, k: int, *, backend: str = "faiss",
+               device: Optional[torch.device] = None, chunk: int = 1024, max_block_bytes: Optional[int] = None,
+               info: Optional[dict[str, Any]] = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact top-``k`` inner-product neighbours of each query row among ``train`` rows (both L2-normalised, float32).
+
+    Returns ``(similarities [n, k], indices [n, k])`` on the CPU, sorted by decreasing similarity, equal similarities
+    by increasing train index (and a tie at the k-th place keeps the lower indices), on both backends.
+    ``backend="faiss"``: ``faiss.knn`` (the computation of ``IndexFlatIP.search``, without copying ``train`` into an
+    index) in query blocks, ``omp_set_num_threads(torch.get_num_threads())``;
+    ``backend="torch"``: query chunks of ``chunk`` rows x train blocks, ``Q @ X.T`` + ``topk`` with a running merge on
+    ``device`` (default: the device ``train`` lives on; nothing goes to the host before the ``[n, k]`` results).
+    ``max_block_bytes`` bounds one block's working set (torch: the float32 score block; faiss: the per-block results);
+    default :func:`default_block_bytes`. The blocking never changes the results. ``info``, if given, receives the plan.
     """
+    if train.ndim != 2 or query.ndim != 2 or train.shape[1] != query.shape[1]:
+        raise SatbenchError(f"kNN search needs [n, D] train and query features of one width, got "
+                            f"{tuple(train.shape)} and {tuple(query.shape)}")
     n_train = train.shape[0]
     if not 0 < k <= n_train:
         raise ProtocolError(f"k = {k} needs at least {k} training images, the split has {n_train}")
+    if max_block_bytes is not None and not (isinstance(max_block_bytes, int) and max_block_bytes > 0):
+        raise SatbenchError(f"kNN search: max_block_bytes must be a positive integer, got {max_block_bytes!r}")
+    _check_finite(train, "train features")
+    _check_finite(query, "query features")
+    info = {} if info is None else info
     if backend == "faiss":
-        import faiss
-
-        faiss.omp_set_num_threads(max(1, torch.get_num_threads()))
-        index = faiss.IndexFlatIP(train.shape[1])
-        index.add(np.ascontiguousarray(train.cpu().numpy(), dtype=np.float32))
-        sims, idx = index.search(np.ascontiguousarray(query.cpu().numpy(), dtype=np.float32), k)
-        return torch.from_numpy(sims), torch.from_numpy(idx.astype(np.int64))
+        budget = max_block_bytes or default_block_bytes("cpu")
+        info.update(backend="faiss", block_bytes=budget)
+        return _search_faiss(train, query, k, budget, info)
     if backend == "torch":
-        dev = device or torch.device("cpu")
-        xt = train.to(dev).t()
-        sims_out, idx_out = [], []
-        for i in range(0, query.shape[0], chunk):
-            s = query[i:i + chunk].to(dev) @ xt
-            v, j = s.topk(k, dim=1, largest=True, sorted=True)
-            sims_out.append(v.cpu())
-            idx_out.append(j.cpu())
-        if not sims_out:
-            return torch.zeros(0, k), torch.zeros(0, k, dtype=torch.int64)
-        return torch.cat(sims_out), torch.cat(idx_out)
+        dev = torch.device(device) if device is not None else train.device
+        budget = max_block_bytes or default_block_bytes(dev)
+        info.update(backend="torch", device=str(dev), block_bytes=budget)
+        return _search_torch(train, query, k, dev, chunk, budget, info)
     raise SatbenchError(f"unknown kNN backend {backend!r}")
 
 
-def knn_vote(sims: torch.Tensor, indices: torch.Tensor, train_labels: torch.Tensor, num_classes: int, k: int,
-             temperature: float, chunk: int = 1024) -> torch.Tensor:
-    """Class ranking ``[n, C]`` (best first) from the first ``k`` neighbours, as DINO's ``knn_classifier``:
-    one-hot(neighbour labels) x ``exp(sim / T)`` summed over neighbours, then ``sort(descending)``."""
+def _check_temperature(temperature: float) -> None:
+    if not (isinstance(temperature, numbers.Real) and not isinstance(temperature, bool)
+            and math.isfinite(temperature) and temperature > 0):
+        raise ProtocolError(f"kNN temperature must be a finite number > 0, got {temperature!r}")
+
+
+def knn_vote_form(sims: torch.Tensor, k: int, temperature: float) -> str:
+    """``"official"`` when ``exp(sim / T)`` over the first ``k`` similarities can neither overflow (nor can a sum of
+    ``k`` of them) nor fall below the smallest normal float32 -- ``max |sim| / T <= min(ln(FLT_MAX) - ln k,
+    -ln(FLT_MIN)) - 1`` -- else ``"shifted"``. Cosine similarities at T = 0.07 give at most 14.3: always official."""
+    _check_temperature(temperature)
+    d = sims[:, :k]
+    if d.numel() == 0:
+        return "official"
+    if not bool(torch.isfinite(d).all()):
+        bad = int((~torch.isfinite(d)).any(dim=1).sum())
+        raise SatbenchError(f"kNN vote: the similarities of {bad} of {d.shape[0]} queries are NaN or inf "
+                            f"(non-finite features); refusing to vote")
+    limit = min(EXP_OVERFLOW - math.log(k), -EXP_UNDERFLOW) - 1.0
+    return "official" if float(d.abs().max()) / float(temperature) <= limit else "shifted"
+
+
+def knn_vote_with_form(sims: torch.Tensor, indices: torch.Tensor, train_labels: torch.Tensor, num_classes: int,
+                       k: int, temperature: float, chunk: int = 1024,
+                       form: Optional[str] = None) -> tuple[torch.Tensor, str]:
+    """Class ranking ``[n, C]`` (best first) from the first ``k`` neighbours and the vote arithmetic used.
+
+    ``"official"`` is DINO's ``knn_classifier`` verbatim: one-hot(neighbour labels) x ``exp(sim / T)`` summed over
+    neighbours, ``sort(descending)``. ``"shifted"``: the same in float64 with weights ``exp((sim - max sim) / T)``
+    (per query), which cannot overflow and always gives the nearest neighbour weight 1. ``form=None`` picks
+    :func:`knn_vote_form`; forcing ``"official"`` where it would overflow is refused."""
+    auto = knn_vote_form(sims, k, temperature)
+    if form is None:
+        form = auto
+    elif form not in VOTE_FORMS:
+        raise SatbenchError(f"kNN vote form must be one of {', '.join(VOTE_FORMS)}, got {form!r}")
+    elif form == "official" and auto != "official":
+        raise SatbenchError(f"kNN vote: exp(sim / T) overflows or underflows float32 at T = {temperature} "
+                            f"(k = {k}); the official arithmetic cannot be used here")
     preds = []
     for i in range(0, sims.shape[0], chunk):
         d = sims[i:i + chunk, :k]
         j = indices[i:i + chunk, :k]
         b = d.shape[0]
         retrieved = torch.gather(train_labels.view(1, -1).expand(b, -1), 1, j)
-        one_hot = torch.zeros(b * k, num_classes)
-        one_hot.scatter_(1, retrieved.reshape(-1, 1), 1)
-        weights = d.clone().div_(temperature).exp_()
+        if form == "official":
+            one_hot = torch.zeros(b * k, num_classes)
+            one_hot.scatter_(1, retrieved.reshape(-1, 1), 1)
+            weights = d.clone().div_(temperature).exp_()
+        else:
+            x = d.to(torch.float64)
+            one_hot = torch.zeros(b * k, num_classes, dtype=torch.float64)
+            one_hot.scatter_(1, retrieved.reshape(-1, 1), 1)
+            weights = (x - x.max(dim=1, keepdim=True).values).div_(temperature).exp_()
         probs = torch.sum(torch.mul(one_hot.view(b, -1, num_classes), weights.view(b, -1, 1)), 1)
         _, order = probs.sort(1, True)
         preds.append(order)
-    return torch.cat(preds) if preds else torch.zeros(0, num_classes, dtype=torch.int64)
+    return (torch.cat(preds) if preds else torch.zeros(0, num_classes, dtype=torch.int64)), form
+
+
+def knn_vote(sims: torch.Tensor, indices: torch.Tensor, train_labels: torch.Tensor, num_classes: int, k: int,
+             temperature: float, chunk: int = 1024) -> torch.Tensor:
+    """Class ranking ``[n, C]`` (best first) from the first ``k`` neighbours, as DINO's ``knn_classifier``:
+    one-hot(neighbour labels) x ``exp(sim / T)`` summed over neighbours, then ``sort(descending)``; in the shifted form
+    where that would overflow (see :func:`knn_vote_with_form`, which also returns the form)."""
+    return knn_vote_with_form(sims, indices, train_labels, num_classes, k, temperature, chunk)[0]
 
 
 def topk_accuracy(ranking: torch.Tensor, targets: torch.Tensor, k: int) -> tuple[float, float]:
@@ -117,20 +393,32 @@ def topk_accuracy(ranking: torch.Tensor, targets: torch.Tensor, k: int) -> tuple
     return top1, top5
 
 
+def _labels(y: Sequence[int] | torch.Tensor | np.ndarray) -> torch.Tensor:
+    if isinstance(y, torch.Tensor):
+        return y.detach().to("cpu", torch.int64)
+    return torch.as_tensor(np.asarray(list(y) if not isinstance(y, np.ndarray) else y, dtype=np.int64))
+
+
 def knn_classify(train_feats: np.ndarray | torch.Tensor, train_labels: Sequence[int], test_feats: np.ndarray | torch.Tensor,
                  test_labels: Sequence[int], ks: Sequence[int], temperature: float, num_classes: int, *,
-                 backend: str = "faiss", device: Optional[torch.device] = None) -> KnnResult:
-    """Weighted kNN top-1/top-5 for every k in ``ks`` from ONE search with ``k_max = max(ks)``."""
+                 backend: str = "faiss", device: Optional[torch.device] = None,
+                 max_block_bytes: Optional[int] = None) -> KnnResult:
+    """Weighted kNN top-1/top-5 for every k in ``ks`` from ONE search with ``k_max = max(ks)``.
+
+    Features may be arrays or tensors on any device; tensors are L2-normalised where they are (a GPU feature matrix
+    never goes to the host with the torch backend; faiss needs host memory)."""
+    _check_temperature(temperature)
     x = l2_normalize(train_feats)
     q = l2_normalize(test_feats)
-    ytr = torch.as_tensor(list(train_labels), dtype=torch.int64)
-    yte = torch.as_tensor(list(test_labels), dtype=torch.int64)
-    sims, idx = knn_search(x, q, max(ks), backend=backend, device=device)
-    top1, top5 = {}, {}
+    ytr = _labels(train_labels)
+    yte = _labels(test_labels)
+    info: dict[str, Any] = {}
+    sims, idx = knn_search(x, q, max(ks), backend=backend, device=device, max_block_bytes=max_block_bytes, info=info)
+    top1, top5, vote = {}, {}, {}
     for k in ks:
-        ranking = knn_vote(sims, idx, ytr, num_classes, k, temperature)
+        ranking, vote[k] = knn_vote_with_form(sims, idx, ytr, num_classes, k, temperature)
         top1[k], top5[k] = topk_accuracy(ranking, yte, k)
-    return KnnResult(top1, top5)
+    return KnnResult(top1, top5, vote, info)
 
 
 def _ks(protocol: Protocol) -> tuple[list[int], int]:
@@ -145,18 +433,24 @@ def _ks(protocol: Protocol) -> tuple[list[int], int]:
 
 def run_knn(loaded: LoadedModel, dataset: SceneDataset, protocol: Protocol, *, device: str = "auto", bf16: bool = False,
             batch_size: int = 64, cache: Optional[FeatureCache] = None, progress: bool = True, backend: str = "auto",
-            normalization: Optional[Normalization] = None, num_workers: int = 1) -> dict[str, Any]:
+            normalization: Optional[Normalization] = None, num_workers: int = 1,
+            search_block_bytes: Optional[int] = None) -> dict[str, Any]:
     """Evaluate ``loaded`` on ``dataset`` with a kNN ``protocol``; returns a full result record (not written).
 
-    ``normalization`` overrides the protocol's rule (``--normalization``). Every error (bad protocol, missing split
+    ``normalization`` overrides the protocol's rule (``--normalization``). ``search_block_bytes`` bounds one block of
+    the neighbour search (:func:`knn_search`; results do not depend on it). Every error (bad protocol, missing split
     entry, k larger than the train split, input_res on a backbone without it) is raised before any record exists.
     """
     if protocol.task != "knn":
         raise ProtocolError(f"protocol {protocol.name} is for task {protocol.task!r}, not 'knn'")
     ks, k_report = _ks(protocol)
-    temperature = float(protocol.get("temperature", 0.07))
-    if not temperature > 0:
-        raise ProtocolError(f"protocol {protocol.name}: temperature must be positive, got {temperature}")
+    raw_t = protocol.get("temperature", 0.07)
+    try:
+        temperature = float(raw_t)
+    except (TypeError, ValueError):
+        temperature = math.nan
+    if isinstance(raw_t, bool) or not (math.isfinite(temperature) and temperature > 0):
+        raise ProtocolError(f"protocol {protocol.name}: temperature must be a finite number > 0, got {raw_t!r}")
     if protocol.get("metric", "cosine") != "cosine" or not protocol.get("l2_normalize", True):
         raise ProtocolError(f"protocol {protocol.name}: only cosine similarity on L2-normalised features is implemented")
     if protocol.get("feature", "cls") != "cls":
@@ -190,7 +484,8 @@ def run_knn(loaded: LoadedModel, dataset: SceneDataset, protocol: Protocol, *, d
     by_view: dict[str, KnnResult] = {}
     for v in views:
         by_view[v.key] = knn_classify(feats["train"][v.key], ytr, feats["val"][v.key], yte, ks, temperature,
-                                      num_classes, backend=used_backend, device=extractor.device)
+                                      num_classes, backend=used_backend, device=extractor.device,
+                                      max_block_bytes=search_block_bytes)
     t_search = time.perf_counter() - t1
 
     per_scale = []
@@ -212,6 +507,12 @@ def run_knn(loaded: LoadedModel, dataset: SceneDataset, protocol: Protocol, *, d
                        "hits": (cache.hits - hits0) if cache is not None else 0,
                        "misses": (cache.misses - misses0) if cache is not None else 0},
              "batch_size": batch_size, "scale_entries": [e.as_dict() for e in entries]}
+    forms = {e.key: {str(k): by_view[e.view.key].vote[k] for k in ks} for e in entries}
+    used = sorted({f for per in forms.values() for f in per.values()})
+    extra["vote"] = used[0] if len(used) == 1 else "mixed"  # "official" (DINO's exp(sim/T)) or "shifted"
+    if len(used) > 1:
+        extra["vote_forms"] = forms
+    extra["search"] = next(iter(by_view.values())).search
     if used_backend == "faiss":
         import faiss
 
