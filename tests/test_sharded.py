@@ -56,3 +56,50 @@ def test_extract_on_two_processes_equals_one_process_bit_for_bit(tmp_path):
     side = json.loads((tmp_path / "two.json").read_text())
     assert side["world_size"] == 2 and side["forward_images"] == 84  # the work of both ranks, counted once
     assert "on 2 processes" in two.stdout and two.stdout.count("wrote ") == 1  # rank 0 alone writes
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ["knn", "cached-linear"])
+def test_knn_and_cached_linear_on_two_processes_equal_one_process(task, tmp_path):
+    """One record, written by rank 0, with world_size 2 and exactly the single-process numbers (an uneven split:
+    336 train / 84 val images in batches of 48); a cache written by the sharded run serves a single-process run."""
+    env = _env(tmp_path)
+    extra = ["--scales", "0.25", "0.125", "--k", "5", "20"] if task == "knn" else ["--epochs", "3"]
+    args = ["run", "--task", task, "--model", "satdino-test-tiny", "--weights", "random", "--no-progress",
+            "--batch-size", "48", "--num-workers", "0", "--device", "cpu", *extra]
+    one = subprocess.run([sys.executable, "-m", "satbench.cli", *args, "--no-cache", "--results-dir",
+                          str(tmp_path / "one")], env=env, capture_output=True, text=True, timeout=600)
+    assert one.returncode == 0, one.stderr
+    two = _torchrun(2, args + ["--results-dir", str(tmp_path / "two")], env)
+    assert two.returncode == 0, two.stderr[-2000:]
+    (a,), (b,) = [[json.loads(p.read_text()) for p in (tmp_path / d).glob("*.json")] for d in ("one", "two")]
+    world = b["extra"]["world_size"]
+    assert world == 2 and a["extra"]["world_size"] == 1
+    assert a["metrics"] == b["metrics"] and a["summary"] == b["summary"]  # bit for bit, every scale and k
+    again = subprocess.run([sys.executable, "-m", "satbench.cli", *args, "--results-dir", str(tmp_path / "three")],
+                           env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    (c,) = [json.loads(p.read_text()) for p in (tmp_path / "three").glob("*.json")]
+    extraction = c["extra"].get("extraction") or c["extra"].get("extract")
+    assert extraction["forward_images"] == 0 and c["metrics"] == a["metrics"]  # served by the sharded run's cache
+
+
+@pytest.mark.slow
+def test_a_failing_rank_ends_the_job_with_one_line_and_no_record(tmp_path):
+    """A damaged image in rank 1's shard only: rank 1 stops with one line naming it, torchrun ends rank 0 (waiting for
+    the gather), and no record is written."""
+    import shutil
+
+    data = tmp_path / "ucm_copy"
+    shutil.copytree(UCM, data)
+    val = (data / "val.txt").read_text().split()
+    victim = data / "images" / val[60][2:]  # batch 48: rank 0 extracts val[0:48], rank 1 val[48:84]
+    victim.write_bytes(b"not a jpeg")
+    args = ["run", "--task", "knn", "--model", "satdino-test-tiny", "--weights", "random", "--no-progress",
+            "--scales", "0.125", "--k", "5", "--device", "cpu", "--batch-size", "48", "--num-workers", "0",
+            "--dataset", str(data), "--native-size", "256", "--normalization", "uc_merced",
+            "--results-dir", str(tmp_path / "res")]
+    proc = _torchrun(2, args, _env(tmp_path), timeout=300)
+    assert proc.returncode != 0
+    assert f"satbench: error: image {victim} is not a readable image" in proc.stderr, proc.stderr[-1500:]
+    assert not (tmp_path / "res").exists() or not list((tmp_path / "res").glob("*.json"))

@@ -152,19 +152,22 @@ class CachedLinearResult:
 def run_cached_linear(extractor: FeatureExtractor, train_items: Sequence[Any], val_items: Sequence[Any],
                       num_classes: int, protocol: Protocol, *, train_split_sha256: str, val_split_sha256: str,
                       cache: Optional[FeatureCache] = None, batch_size: int = 64, num_workers: int = 1,
-                      seed: int = 0, progress: bool = True) -> CachedLinearResult:
-    """Run ``cached-linear-v1`` (see the module docstring); ``batch_size`` is the extraction batch."""
+                      seed: int = 0, progress: bool = True, dist: Any = None) -> Optional[CachedLinearResult]:
+    """Run ``cached-linear-v1`` (see the module docstring); ``batch_size`` is the extraction batch. Under torchrun
+    (``dist``) every rank extracts a shard; rank 0 trains the heads and returns the result, the others None."""
     s = CachedLinearSettings.from_protocol(protocol)
     view = eval_view(s.val_resize, s.val_crop)
     stats = ExtractStats()
     t0 = time.perf_counter()
     f_train = extract_views(extractor, train_items, [view], split_sha256=train_split_sha256, cache=cache,
                             batch_size=batch_size, num_workers=num_workers, progress=progress, desc="train features",
-                            stats=stats)[view.key]
+                            stats=stats, dist=dist).get(view.key)
     f_val = extract_views(extractor, val_items, [view], split_sha256=val_split_sha256, cache=cache,
                           batch_size=batch_size, num_workers=num_workers, progress=progress, desc="val features",
-                          stats=stats)[view.key]
+                          stats=stats, dist=dist).get(view.key)
     t_extract = time.perf_counter() - t0
+    if f_train is None or f_val is None:
+        return None  # not rank 0 of a sharded extraction
     y_train = np.asarray([int(it.label) for it in train_items])
     y_val = np.asarray([int(it.label) for it in val_items])
     if len(y_val) == 0:

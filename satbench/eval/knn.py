@@ -434,8 +434,12 @@ def _ks(protocol: Protocol) -> tuple[list[int], int]:
 def run_knn(loaded: LoadedModel, dataset: SceneDataset, protocol: Protocol, *, device: str = "auto", bf16: bool = False,
             batch_size: int = 64, cache: Optional[FeatureCache] = None, progress: bool = True, backend: str = "auto",
             normalization: Optional[Normalization] = None, num_workers: int = 1,
-            search_block_bytes: Optional[int] = None) -> dict[str, Any]:
+            search_block_bytes: Optional[int] = None, dist: Any = None) -> Optional[dict[str, Any]]:
     """Evaluate ``loaded`` on ``dataset`` with a kNN ``protocol``; returns a full result record (not written).
+
+    Under torchrun (``dist`` with several processes) every rank extracts a shard of each split and view
+    (:func:`satbench.eval.extract.extract_views`); rank 0 runs the search and returns the one record (with the world
+    size that did the work); the other ranks return None.
 
     ``normalization`` overrides the protocol's rule (``--normalization``). ``search_block_bytes`` bounds one block of
     the neighbour search (:func:`knn_search`; results do not depend on it). Every error (bad protocol, missing split
@@ -474,8 +478,11 @@ def run_knn(loaded: LoadedModel, dataset: SceneDataset, protocol: Protocol, *, d
     for split, samples in (("train", train_s), ("val", val_s)):
         feats[split] = extract_views(extractor, samples, views, split_sha256=dataset.splits[split].sha256, cache=cache,
                                      batch_size=batch_size, num_workers=num_workers, progress=progress,
-                                     desc=f"{dataset.name} {split}", stats=stats)
+                                     desc=f"{dataset.name} {split}", stats=stats, dist=dist)
     t_extract = time.perf_counter() - t0
+    world = dist.world_size if dist is not None else 1
+    if dist is not None and not dist.is_main:
+        return None  # rank 0 searches and writes the one record
 
     t1 = time.perf_counter()
     ytr = [s.label for s in train_s]
@@ -506,7 +513,7 @@ def run_knn(loaded: LoadedModel, dataset: SceneDataset, protocol: Protocol, *, d
              "cache": {"enabled": cache is not None and cache.enabled,
                        "hits": (cache.hits - hits0) if cache is not None else 0,
                        "misses": (cache.misses - misses0) if cache is not None else 0},
-             "batch_size": batch_size, "scale_entries": [e.as_dict() for e in entries]}
+             "batch_size": batch_size, "scale_entries": [e.as_dict() for e in entries], "world_size": world}
     forms = {e.key: {str(k): by_view[e.view.key].vote[k] for k in ks} for e in entries}
     used = sorted({f for per in forms.values() for f in per.values()})
     extra["vote"] = used[0] if len(used) == 1 else "mixed"  # "official" (DINO's exp(sim/T)) or "shifted"

@@ -29,6 +29,7 @@ class CachedLinearTask(Task):
                         reference_protocol="satdino-linear-v1")
     default_num_workers = 2
     uses_feature_cache = True
+    distributed = True  # under torchrun: sharded extraction, rank 0 trains the heads and writes one record
 
     def accepts(self, protocol: Any) -> bool:
         return protocol.task == "linear" and protocol.params.get("method") == "cached-heads"
@@ -42,26 +43,37 @@ class CachedLinearTask(Task):
         return {"epochs": args.epochs} if args.epochs is not None else {}
 
     def run(self, model: Any, dataset: Any, protocol: Any, options: RunOptions) -> Any:
+        from ..distributed import init_distributed, shutdown
+
+        settings = CachedLinearSettings.from_protocol(protocol)
+        norm = protocol_normalization(settings.normalization, dataset)
+        info = init_distributed(options.device)
+        try:
+            return self._run(model, dataset, protocol, options, norm, info)
+        finally:
+            shutdown(info)
+
+    def _run(self, model: Any, dataset: Any, protocol: Any, options: RunOptions, norm: Any, info: Any) -> Any:
         from ..features import FeatureExtractor
         from ..results import make_record
         from .cached_linear import run_cached_linear
 
-        settings = CachedLinearSettings.from_protocol(protocol)
-        norm = protocol_normalization(settings.normalization, dataset)
-        extractor = FeatureExtractor(model, normalization=norm, device=options.device, bf16=options.bf16)
-        cache = options.feature_cache()
+        extractor = FeatureExtractor(model, normalization=norm, device=str(info.device), bf16=options.bf16)
+        cache = options.feature_cache() if info.is_main else None
         t0 = time.perf_counter()
         res = run_cached_linear(extractor, dataset.samples("train"), dataset.samples("val"), dataset.num_classes,
                                 protocol, train_split_sha256=dataset.split_sha256("train"),
                                 val_split_sha256=dataset.split_sha256("val"),
                                 cache=cache,
                                 batch_size=options.batch_size, num_workers=options.num_workers, seed=options.seed,
-                                progress=options.progress)
+                                progress=options.progress and info.is_main, dist=info)
+        if res is None:
+            return None
         metrics = {"top1": res.top1, "top5": res.top5, "val_loss": res.val_loss, "selected": res.selected,
                    "grid": res.grid, "holdout": res.holdout}
         timings = {"total_s": round(time.perf_counter() - t0, 3), **{f"{k}_s": v for k, v in res.seconds.items()}}
-        extra = {"num_classes": dataset.num_classes, "seed": options.seed, "world_size": 1, "extract": res.extract,
-                 "cache": cache.describe()}
+        extra = {"num_classes": dataset.num_classes, "seed": options.seed, "world_size": info.world_size,
+                 "extract": res.extract, "cache": cache.describe()}
         return make_record(task=self.name, model=model.card.name, weights=model.weights.as_dict(),
                            protocol=protocol.as_record(), dataset=dataset.describe(), metrics=metrics,
                            summary=res.summary, extractor=extractor.describe(), timings=timings, extra=extra,

@@ -40,6 +40,7 @@ class KnnTask(Task):
                         reference_key="knn", reference_protocol="satdino-knn-v1", per_scale=True)
     default_num_workers = 1
     uses_feature_cache = True
+    distributed = True  # under torchrun: sharded extraction, rank 0 searches and writes one record
 
     def add_arguments(self, g: argparse._ArgumentGroup) -> None:
         g.add_argument("--scales", type=positive_float, nargs="+", default=None, metavar="S",
@@ -92,11 +93,19 @@ class KnnTask(Task):
                      dataset.name)
             norm = compute_normalization(dataset, "train", progress=options.progress)
             computed = True
-        cache = options.feature_cache()
-        record = run_knn(model, dataset, protocol, device=options.device, bf16=options.bf16,
-                         batch_size=options.batch_size, cache=cache, progress=options.progress,
-                         backend=options.extra.get("backend", "auto"), normalization=norm,
-                         num_workers=options.num_workers)
+        from ..distributed import init_distributed, shutdown
+
+        info = init_distributed(options.device)
+        try:
+            cache = options.feature_cache() if info.is_main else None
+            record = run_knn(model, dataset, protocol, device=str(info.device), bf16=options.bf16,
+                             batch_size=options.batch_size, cache=cache, progress=options.progress and info.is_main,
+                             backend=options.extra.get("backend", "auto"), normalization=norm,
+                             num_workers=options.num_workers, dist=info)
+        finally:
+            shutdown(info)
+        if record is None:
+            return None
         if computed:
             record["extra"]["normalization_computed"] = {
                 "method": "mean over train images of per-image channel means / population stds, [0,1], native size",

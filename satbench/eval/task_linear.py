@@ -190,9 +190,6 @@ class LinearTask(_TrainedProbeTask):
 
     def run(self, model: Any, dataset: Any, protocol: Any, options: RunOptions) -> Any:
         if protocol.params.get("method") == "cached-heads":  # `--task linear --protocol cached-linear-v1` still works
-            from ..distributed import require_single_process
-
-            require_single_process(f"satbench run --task linear --protocol {protocol.name}")
             if options.extra.get("evaluate") or options.resume or options.output_dir:
                 raise SatbenchError(f"protocol {protocol.name} trains no checkpoint; --evaluate/--resume/--output-dir "
                                     f"apply to satdino-linear-v1 and satdino-finetune-v1")
