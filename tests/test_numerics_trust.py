@@ -445,56 +445,28 @@ def test_helper_reads_torchrun_env(monkeypatch):
         require_single_process("x")
 
 
-MULTI = [
-    (["run", "--task", "knn", "--scales", "0.125", "--k", "1", "--no-cache"], "satbench run --task knn"),
-    (["run", "--task", "linear", "--protocol", "cached-linear-v1", "--epochs", "1"],
-     "satbench run --task linear --protocol cached-linear-v1"),
-    (["extract", "--images", str(UCM / "val.txt"), "--size", "32", "--output", "OUT/o.npy"], "satbench extract"),
-]
+def test_a_task_that_does_not_shard_refuses_several_processes(monkeypatch, capsys, tmp_path):
+    """kNN, cached-linear and extract shard their extraction under torchrun (tests/test_sharded.py); a task that does not
+    declare ``distributed`` (e.g. a plug-in) refuses with one line on every rank instead of redoing the whole job."""
+    from satbench.eval.task import TASKS, Task, list_tasks, register_task
 
+    list_tasks()
 
-@pytest.mark.parametrize("argv,what", MULTI)
-@pytest.mark.parametrize("rank", ["0", "1"])
-def test_multi_process_runs_are_refused(argv, what, rank, tmp_path, monkeypatch, test_cards, capsys):
-    """torchrun's environment (WORLD_SIZE=2, RANK=r): one error line on every rank, no record, no output file."""
-    for k, v in {"WORLD_SIZE": "2", "RANK": rank, "LOCAL_RANK": rank, "MASTER_ADDR": "127.0.0.1",
-                 "MASTER_PORT": "29999"}.items():
-        monkeypatch.setenv(k, v)
-    argv = [a.replace("OUT", str(tmp_path)) for a in argv]
-    code, lines = _cli([*argv, "--model", "satdino-test-tiny", "--weights", "random", "--no-progress",
-                        *(["--results-dir", tmp_path / "runs"] if argv[0] == "run" else [])], capsys)
-    assert code != 0
-    assert len(lines) == 1 and lines[0].startswith(f"satbench: error: {what} runs as one process"), lines
-    assert f"rank {rank} of 2" in lines[0]
-    assert not list((tmp_path / "runs").glob("*.json")) and not (tmp_path / "o.npy").exists()
+    @register_task
+    class OneProcessTask(Task):
+        name = "one-process-test"
+        default_protocol = "satdino-knn-v1"
+        protocol_task = "knn"
 
-
-def test_multi_process_refusal_in_a_subprocess(tmp_path):
-    """The same with the environment set in a fresh process (as torchrun starts each rank)."""
-    env = dict(os.environ, PYTHONPATH=str(REPO), SATBENCH_MODEL_CARDS=str(CARDS), WORLD_SIZE="2", RANK="1",
-               LOCAL_RANK="1", MASTER_ADDR="127.0.0.1", MASTER_PORT="29999")
-    proc = subprocess.run([PY, "-m", "satbench.cli", "run", "--task", "knn", "--model", "satdino-test-tiny", "--weights",
-                           "random", "--scales", "0.125", "--k", "1", "--no-progress", "--no-cache",
-                           "--results-dir", str(tmp_path / "runs")], env=env, capture_output=True, text=True, timeout=120)
-    lines = _err_lines(proc.stderr)
-    assert proc.returncode != 0 and "Traceback" not in proc.stderr
-    assert len(lines) == 1 and lines[0].startswith("satbench: error: satbench run --task knn runs as one process"), lines
-    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").glob("*.json"))
-
-
-@pytest.mark.slow
-def test_real_torchrun_two_processes_write_no_record(tmp_path):
-    """``torchrun --nproc_per_node 2 -m satbench.cli run --task knn``: both processes refuse; no record."""
-    torchrun = Path(PY).with_name("torchrun")
-    if not torchrun.exists():
-        pytest.skip("torchrun is not installed next to this Python")
-    env = dict(os.environ, PYTHONPATH=str(REPO), SATBENCH_MODEL_CARDS=str(CARDS), OMP_NUM_THREADS="1")
-    proc = subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_port", "29517", "-m", "satbench.cli", "run",
-                           "--task", "knn", "--model", "satdino-test-tiny", "--weights", "random", "--scales", "0.125",
-                           "--k", "1", "--no-progress", "--no-cache", "--results-dir", str(tmp_path / "runs")],
-                          env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode != 0
-    errs = [ln for ln in proc.stderr.splitlines() if ln.startswith("satbench: error:")]
-    assert len(errs) == 2 and all("runs as one process" in e for e in errs)
-    assert {"rank 0 of 2", "rank 1 of 2"} == {e[e.index("rank"):e.index("rank") + 11] for e in errs}
-    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").glob("*.json"))
+    try:
+        for rank in ("0", "1"):
+            for k, v in {"WORLD_SIZE": "2", "RANK": rank, "LOCAL_RANK": rank}.items():
+                monkeypatch.setenv(k, v)
+            code, lines = _cli(["run", "--task", "one-process-test", "--weights", "random", "--results-dir",
+                                tmp_path / "runs"], capsys)
+            assert code != 0 and len(lines) == 1, lines
+            assert lines[0].startswith("satbench: error: satbench run --task one-process-test runs as one process")
+            assert f"rank {rank} of 2" in lines[0]
+        assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").glob("*.json"))
+    finally:
+        TASKS.pop("one-process-test", None)
