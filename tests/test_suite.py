@@ -333,3 +333,33 @@ def test_released_weights_compare_by_sha256_and_seed_where_recorded():
     # a task that records its seed (cached-linear) is comparable only at that seed
     rec = _set(base_record(), "extra.seed", 0)
     assert record_mismatch(rec, base_key()) is None and "seed" in record_mismatch(rec, base_key(seed=2))
+
+
+@pytest.mark.slow
+def test_sigint_then_rerun_resumes(capsys, res, tmp_path):
+    """A real Ctrl-C (SIGINT to a `satbench suite` process) while cached-linear trains: exit 130, the kNN record kept;
+    the same command again skips kNN and trains cached-linear from the features cached before the interrupt."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    slow = [a if a != "cached-linear.epochs=1" else "cached-linear.epochs=400" for a in FAST]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.Popen([sys.executable, "-m", "satbench.cli", "suite", *slow, "--results-dir", str(res),
+                             "--no-leaderboard"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 300
+    while not list(res.glob("*_knn_*.json")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)  # cached-linear is extracting or training now
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, (out, err)
+    assert "satbench: interrupted after 1 run(s)" in err
+    assert [r["task"] for r in records(res)] == ["knn"]
+    rc, out, err = suite(capsys, *FAST, "--results-dir", str(res), "--no-leaderboard")
+    assert rc == 0, err
+    rows = plan_rows(out)
+    assert rows[("knn", "ucm-mini")].startswith("skip") and rows[("cached-linear", "ucm-mini")] == "run"
+    assert sorted(r["task"] for r in records(res)) == ["cached-linear", "knn"]
