@@ -106,7 +106,7 @@ def test_default_selection_follows_the_papers_tables():
     (["--datasets", "nosuch"], "unknown dataset 'nosuch'"),
     (["--set", "knn.scales"], "expected TASK.KEY=VALUE"),
     (["--set", "linear.epochs=1"], "name task 'linear', which this suite does not run"),
-    (["--set", "knn.nosuch=1"], "has no parameter"),
+    (["--set", "knn.nosuch=1"], "unknown key nosuch"),
     (["--set", "knn.scales=-1"], "scales"),
     (["--protocol", "knn"], "expected TASK=PROTOCOL"),
 ])
