@@ -207,9 +207,15 @@ DATASET_OPTION_NAMES = ("data_root", "normalization", "native_size", "split_sour
 def run(task: str, model: Any = DEFAULT_MODEL, dataset: Any = None, protocol: Optional[str] = None, *,
         weights: Optional[str] = None, results_dir: Optional[str | os.PathLike] = None, write: bool = True,
         model_options: Optional[dict[str, Any]] = None, task_options: Optional[dict[str, Any]] = None,
-        overrides: Optional[dict[str, Any]] = None, **kwargs: Any) -> Any:
+        overrides: Optional[dict[str, Any]] = None, seeds: Optional[Sequence[int]] = None, **kwargs: Any) -> Any:
     """Run ``task`` for ``model`` on ``dataset`` under ``protocol``; returns the :class:`~satbench.results.Record`
     (written to ``results_dir`` unless ``write=False``; None on the non-main processes of a torchrun job).
+
+    Statistics (:mod:`satbench.eval.statistics`; every option recorded): ``resamples`` (bootstrap resamples of the
+    intervals, default 10,000); ``seeds=[0, 1, 2]`` (trained probes: one record per seed, returns the aggregate record
+    with the per-seed records in ``record["_members"]``); ``train_fraction=[0.01, 0.1]`` / ``shots=[5]`` with
+    ``draws`` and ``subset_seed`` (knn, cached-linear: returns a list with one record per fraction / shot count -- the
+    draws aggregate when ``draws > 1``). They may also be given in ``task_options``.
 
     ``model``: a registered name (loaded with ``weights``), a :class:`Model`, or a loaded model. ``dataset``: a
     catalog name, a folder, or an opened dataset (default: the bundled ``ucm-mini``). Keyword arguments are run
@@ -224,13 +230,19 @@ def run(task: str, model: Any = DEFAULT_MODEL, dataset: Any = None, protocol: Op
     from .locking import output_lock
     from .results import check_results_folder
 
+    from .eval import statistics as stats_options
+
     t = get_task(task)
     run_kw = {k: kwargs.pop(k) for k in RUN_OPTION_NAMES if k in kwargs}
     ds_kw = {k: kwargs.pop(k) for k in DATASET_OPTION_NAMES if k in kwargs}
+    extra = dict(task_options or {})
+    extra.update({k: kwargs.pop(k) for k in stats_options.OPTION_NAMES if k in kwargs})
+    seeds = extra.pop("seeds", None) if seeds is None else seeds
     overrides = {**kwargs, **(overrides or {})}  # protocol parameters (checked against the task's settings)
     if run_kw.get("num_workers") is None:
         run_kw["num_workers"] = t.default_num_workers
-    options = RunOptions(**run_kw, extra=dict(task_options or {}))
+    seeds = stats_options.check_options(t, extra, seeds)  # before any work
+    options = RunOptions(**run_kw, extra=extra)
     if not t.distributed:
         require_single_process(f"satbench run --task {t.name}")
     torchrun_world_size()  # a malformed WORLD_SIZE is one clear line
@@ -242,7 +254,16 @@ def run(task: str, model: Any = DEFAULT_MODEL, dataset: Any = None, protocol: Op
     with output_lock(folder, f"run --task {t.name}") if folder else contextlib.nullcontext():
         ds = _dataset(t, dataset, ds_kw, options)
         loaded = _model(t, model, weights, options, model_options or {})
+        if seeds is not None:
+            from .eval.repeats import run_seeds
+
+            return run_seeds(t, loaded, ds, proto, options, seeds, write=write and rank == 0,
+                             results_dir=results_dir)
         record = t.run(loaded, ds, proto, options)
+    if isinstance(record, list):  # one record per train subset and draw (+ the draws aggregates)
+        from .eval.repeats import finish_subset_records
+
+        return finish_subset_records(record, write=write, results_dir=results_dir)
     if record is not None and write:
         record.write(results_dir)
     return record

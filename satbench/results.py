@@ -162,6 +162,10 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+def _is_interval(v: Any) -> bool:
+    return isinstance(v, list) and len(v) == 2 and all(_is_number(x) for x in v)
+
+
 def record_problem(rec: Any) -> Optional[str]:
     """Why ``rec`` (parsed JSON) is not a usable satbench record, or None when it is.
 
@@ -203,7 +207,7 @@ def record_problem(rec: Any) -> Optional[str]:
     for key in ("is_subset", "train_equals_val"):
         checks.append((f"dataset.{key}", rec["dataset"].get(key, False), (bool,)))
     summary = rec.get("summary", {})
-    for key in ("top1_per_scale", "ci", "seeds", "robustness"):
+    for key in ("top1_per_scale", "ci", "seeds", "robustness", "draws"):
         checks.append((f"summary.{key}", summary.get(key, {}), (dict,)))
     for where, value, types in checks:
         if not isinstance(value, types) or (bool not in types and isinstance(value, bool)):
@@ -225,7 +229,12 @@ def record_problem(rec: Any) -> Optional[str]:
         if v is not None and not _is_number(v):
             return f"summary.top1_per_scale[{scale}] must be a number, got {_show(v)}"
     for name, iv in summary.get("ci", {}).items():
-        if iv is not None and not (isinstance(iv, list) and len(iv) == 2 and all(_is_number(x) for x in iv)):
+        if name == "top1_per_scale" and isinstance(iv, dict):  # {scale: [lo, hi]} of a multi-scale kNN record
+            for scale, siv in iv.items():
+                if siv is not None and not _is_interval(siv):
+                    return f"summary.ci.top1_per_scale[{str(scale)[:40]}] must be [lo, hi] numbers, got {_show(siv)}"
+            continue
+        if iv is not None and not _is_interval(iv):
             return f"summary.ci.{name[:40]} must be [lo, hi] numbers, got {_show(iv)}"
     for name, v in summary.get("robustness", {}).items():
         if v is not None and not _is_number(v):

@@ -16,7 +16,7 @@ from typing import Any
 from ._common import positive_int
 
 FORMATS = ("table", "csv", "json")
-CSV_FIELDS = ["dataset", "task", "protocol", "eval", "scale", "k", "metric", "n", "a", "b", "diff", "ci_lo", "ci_hi",
+CSV_FIELDS = ["dataset", "train_subset", "task", "protocol", "eval", "scale", "k", "metric", "n", "a", "b", "diff", "ci_lo", "ci_hi",
               "a_only", "b_only", "p_mcnemar", "p_holm"]
 
 
@@ -77,7 +77,7 @@ def render_table(cmp: Any) -> str:
                  f"{round(100 * spec['level'])}% intervals (same resamples for A and B); McNemar exact two-sided; "
                  f"Holm over {cmp.holm_tests} test(s)")
     headers = ["dataset", "task", "eval", "n", "A", "B", "A - B [CI]", "A only", "B only", "McNemar p", "Holm p"]
-    rows = [[r["dataset"], r["task"], r["eval"], r["n"], _num(r["a"]), _num(r["b"]), fmt.signed_ci(r["diff"], r["ci"]),
+    rows = [[r["dataset"] + (f" ({r['train_subset']})" if r.get("train_subset") else ""), r["task"], r["eval"], r["n"], _num(r["a"]), _num(r["b"]), fmt.signed_ci(r["diff"], r["ci"]),
              "-" if r["a_only"] is None else r["a_only"], "-" if r["b_only"] is None else r["b_only"],
              fmt.pvalue(r["p_mcnemar"]), fmt.pvalue(r["p_holm"])] for r in cmp.rows]
     return "\n".join(lines) + "\n" + tabulate(rows, headers=headers, disable_numparse=True)

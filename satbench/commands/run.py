@@ -154,11 +154,12 @@ def run_from_args(task: Any, args: argparse.Namespace) -> int:
         record = api.run(task.name, model=model, dataset=ds, protocol=args.protocol, weights=args.weights,
                          results_dir=args.results_dir, model_options=model_options, task_options=dict(extra),
                          overrides=overrides, **{k: v for k, v in common.items() if v is not None})
-        if record is not None:
-            from ..eval.task import get_task
+        from ..eval.task import get_task
 
-            text = get_task(record.task).describe_result(record)  # `--task linear` may hand over to cached-linear
+        # one record, or one per train subset (--train-fraction / --shots); None on the other torchrun ranks
+        for rec in record if isinstance(record, list) else [record] if record is not None else []:
+            text = get_task(rec.task).describe_result(rec)  # `--task linear` may hand over to cached-linear
             if text:
                 print(text)
-            print(f"record: {record.path}\n")
+            print(f"record: {rec.path}\n")
     return 0

@@ -29,7 +29,7 @@ from ..features import FeatureExtractor
 from ..protocols import Protocol
 from ..settings import between, ge, gt, nonempty
 from .extract import ExtractStats, View, extract_views
-from .linear import topk_correct
+from .linear import topk_correct, topk_predictions
 
 
 @dataclass(frozen=True)
@@ -143,19 +143,45 @@ class CachedLinearResult:
     extract: dict[str, Any]
     settings: CachedLinearSettings
     seconds: dict[str, float] = field(default_factory=dict)
+    #: val labels, the refit head's top-1 class and top-5 hit per val image (val split order)
+    y_val: Optional[np.ndarray] = None
+    pred: Optional[np.ndarray] = None
+    top5_hit: Optional[np.ndarray] = None
+    #: the train subset the heads were fitted on (None: the whole train split)
+    subset: Any = None
 
     @property
     def summary(self) -> dict[str, Any]:
         return {"top1": self.top1, "top5": self.top5}
 
 
+def check_holdout(labels: np.ndarray, fraction: float, seed: int, what: str) -> None:
+    """Refuse, in one line, a train set whose stratified hold-out cannot be drawn (a class with one image, or fewer
+    fit / hold-out images than classes), before any feature is extracted."""
+    try:
+        stratified_holdout(labels, fraction, seed)
+    except DataError as exc:
+        raise DataError(f"{what}: {exc}") from None
+    except ValueError as exc:  # scikit-learn: too few images for a stratified split of this size
+        raise DataError(f"{what}: cannot hold out a stratified {fraction:g} of {len(labels)} images "
+                        f"({str(exc).splitlines()[0]})") from None
+
+
 def run_cached_linear(extractor: FeatureExtractor, train_items: Sequence[Any], val_items: Sequence[Any],
                       num_classes: int, protocol: Protocol, *, train_split_sha256: str, val_split_sha256: str,
                       cache: Optional[FeatureCache] = None, batch_size: int = 64, num_workers: int = 1,
-                      seed: int = 0, progress: bool = True, dist: Any = None) -> Optional[CachedLinearResult]:
+                      seed: int = 0, progress: bool = True, dist: Any = None,
+                      train_subsets: Sequence[Any] = ()) -> Any:
     """Run ``cached-linear-v1`` (see the module docstring); ``batch_size`` is the extraction batch. Under torchrun
-    (``dist``) every rank extracts a shard; rank 0 trains the heads and returns the result, the others None."""
+    (``dist``) every rank extracts a shard; rank 0 trains the heads and returns the result, the others None.
+
+    ``train_subsets`` (:class:`satbench.stats.fractions.Subset`): fit (hold-out, grid, refit) on each subset of the
+    train features instead, from one extraction of the full split; returns a list of results, one per subset."""
     s = CachedLinearSettings.from_protocol(protocol)
+    y_all = np.asarray([int(it.label) for it in train_items])
+    for sub in train_subsets:
+        check_holdout(y_all[np.asarray(sub.indices)], s.holdout_fraction, seed,
+                      f"train subset {sub.kind} {sub.value} (draw {sub.draw})")
     view = eval_view(s.val_resize, s.val_crop)
     stats = ExtractStats()
     t0 = time.perf_counter()
@@ -168,13 +194,30 @@ def run_cached_linear(extractor: FeatureExtractor, train_items: Sequence[Any], v
     t_extract = time.perf_counter() - t0
     if f_train is None or f_val is None:
         return None  # not rank 0 of a sharded extraction
-    y_train = np.asarray([int(it.label) for it in train_items])
+    y_train = y_all
     y_val = np.asarray([int(it.label) for it in val_items])
     if len(y_val) == 0:
         raise DataError("the val split is empty")
     if y_train.max(initial=0) >= num_classes or y_val.max(initial=0) >= num_classes:
         raise DataError(f"labels exceed the {num_classes} classes")
+    extract = {"view": view.spec, **stats.as_dict()}
+    if not train_subsets:
+        return _fit(f_train, y_train, f_val, y_val, num_classes, s, seed, extract, t_extract)
+    out = []
+    for i, sub in enumerate(train_subsets):
+        idx = np.asarray(sub.indices)
+        shared = extract if i == 0 else {"view": view.spec, "cached_views": [], "computed_views": [],
+                                         "images_decoded": 0, "forward_images": 0, "seconds": 0.0,
+                                         "shared_with_record": None}  # the first subset's record id
+        res = _fit(f_train[idx], y_train[idx], f_val, y_val, num_classes, s, seed, shared, t_extract if i == 0 else 0.0)
+        res.subset = sub
+        out.append(res)
+    return out
 
+
+def _fit(f_train: np.ndarray, y_train: np.ndarray, f_val: np.ndarray, y_val: np.ndarray, num_classes: int,
+         s: CachedLinearSettings, seed: int, extract: dict[str, Any], t_extract: float) -> CachedLinearResult:
+    """Hold-out, grid, selection, refit on all of ``f_train``, evaluation on val (steps 2-3 of the module docstring)."""
     t1 = time.perf_counter()
     fit, hold = stratified_holdout(y_train, s.holdout_fraction, seed)
     xt = torch.from_numpy(f_train)
@@ -194,6 +237,7 @@ def run_cached_linear(extractor: FeatureExtractor, train_items: Sequence[Any], v
     xv, yv = torch.from_numpy(f_val), torch.from_numpy(y_val).long()
     logits = xv @ w1[0].T + b1[0]
     c1, c5 = topk_correct(logits, yv, (1, 5))
+    pred, hit5 = topk_predictions(logits, yv)
     n = len(yv)
     t_refit = time.perf_counter() - t2
     return CachedLinearResult(
@@ -203,7 +247,8 @@ def run_cached_linear(extractor: FeatureExtractor, train_items: Sequence[Any], v
         grid=[{"lr": lr, "weight_decay": wd, "holdout_top1": float(a)} for (lr, wd), a in zip(grid, acc.tolist())],
         holdout={"fraction": s.holdout_fraction, "seed": seed, "n_fit": int(len(fit)), "n_holdout": int(len(hold)),
                  "stratified": True},
-        extract={"view": view.spec, **stats.as_dict()},
+        extract=extract,
         settings=s,
         seconds={"extract": round(t_extract, 3), "grid": round(t_grid, 3), "refit": round(t_refit, 3)},
+        y_val=y_val.astype(np.int64), pred=pred, top5_hit=hit5,
     )

@@ -63,12 +63,16 @@ _ROWS_PER_CHECK = 65536
 
 @dataclass
 class KnnResult:
-    """Top-1 and top-5 (%) for each k of one scale; ``vote``: the vote arithmetic used per k; ``search``: the plan."""
+    """Top-1 and top-5 (%) for each k of one scale; ``vote``: the vote arithmetic used per k; ``search``: the plan;
+    ``pred``: per k, each query's top-1 class (int64, query order); ``top5_hit``: per k, whether its label is among the
+    first ``min(5, k)`` classes (the per-image terms of ``top1`` / ``top5``, from the same ranking)."""
 
     top1: dict[int, float]
     top5: dict[int, float]
     vote: dict[int, str] = field(default_factory=dict)
     search: dict[str, Any] = field(default_factory=dict)
+    pred: dict[int, np.ndarray] = field(default_factory=dict)
+    top5_hit: dict[int, np.ndarray] = field(default_factory=dict)
 
 
 def l2_normalize(x: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -414,11 +418,20 @@ def knn_classify(train_feats: np.ndarray | torch.Tensor, train_labels: Sequence[
     yte = _labels(test_labels)
     info: dict[str, Any] = {}
     sims, idx = knn_search(x, q, max(ks), backend=backend, device=device, max_block_bytes=max_block_bytes, info=info)
-    top1, top5, vote = {}, {}, {}
+    top1, top5, vote, pred, hit5 = {}, {}, {}, {}, {}
     for k in ks:
         ranking, vote[k] = knn_vote_with_form(sims, idx, ytr, num_classes, k, temperature)
         top1[k], top5[k] = topk_accuracy(ranking, yte, k)
-    return KnnResult(top1, top5, vote, info)
+        pred[k], hit5[k] = per_image_predictions(ranking, yte, k)
+    return KnnResult(top1, top5, vote, info, pred, hit5)
+
+
+def per_image_predictions(ranking: torch.Tensor, targets: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(top-1 class int64 ``[n]``, top-5 hit bool ``[n]``) of a class ranking: the per-image terms whose means are
+    :func:`topk_accuracy` (top-5 over ``min(5, k)`` columns, as DINO)."""
+    correct = ranking.eq(targets.view(-1, 1))
+    hit5 = correct[:, :min(5, k, ranking.shape[1])].any(dim=1)
+    return ranking[:, 0].to(torch.int64).numpy().copy(), hit5.numpy().copy()
 
 
 def _ks(protocol: Protocol) -> tuple[list[int], int]:
@@ -431,20 +444,38 @@ def _ks(protocol: Protocol) -> tuple[list[int], int]:
     return list(ks), int(report)
 
 
+def clip_ks(ks: Sequence[int], k_report: int, n_train: int) -> Optional[tuple[list[int], int]]:
+    """The k list and reported k clipped to a training set of ``n_train`` images (None when nothing needs clipping)."""
+    if max(ks) <= n_train:
+        return None
+    return sorted({min(int(k), n_train) for k in ks}), min(int(k_report), n_train)
+
+
 def run_knn(loaded: LoadedModel, dataset: SceneDataset, protocol: Protocol, *, device: str = "auto", bf16: bool = False,
             batch_size: int = 64, cache: Optional[FeatureCache] = None, progress: bool = True, backend: str = "auto",
             normalization: Optional[Normalization] = None, num_workers: int = 1,
-            search_block_bytes: Optional[int] = None, dist: Any = None) -> Optional[dict[str, Any]]:
+            search_block_bytes: Optional[int] = None, dist: Any = None, statistics: Any = None,
+            train_subsets: Sequence[Any] = ()) -> Any:
     """Evaluate ``loaded`` on ``dataset`` with a kNN ``protocol``; returns a full result record (not written).
 
     Under torchrun (``dist`` with several processes) every rank extracts a shard of each split and view
     (:func:`satbench.eval.extract.extract_views`); rank 0 runs the search and returns the one record (with the world
     size that did the work); the other ranks return None.
 
+    Every record keeps its per-image predictions (top-1 of every scale entry and k; sidecar written with the record)
+    and their bootstrap intervals (``statistics``: a :class:`satbench.eval.statistics.StatsOptions`, default 10,000
+    resamples), computed from the classification already done.
+
+    ``train_subsets`` (:class:`satbench.stats.fractions.Subset`): classify with each subset of the train split instead
+    and return one record per subset (a list), from ONE extraction of the full split (the first record carries the
+    extraction; the others say they shared it). A k larger than a subset is clipped to it (recorded).
+
     ``normalization`` overrides the protocol's rule (``--normalization``). ``search_block_bytes`` bounds one block of
     the neighbour search (:func:`knn_search`; results do not depend on it). Every error (bad protocol, missing split
     entry, k larger than the train split, input_res on a backbone without it) is raised before any record exists.
     """
+    from .statistics import StatsOptions
+
     if protocol.task != "knn":
         raise ProtocolError(f"protocol {protocol.name} is for task {protocol.task!r}, not 'knn'")
     ks, k_report = _ks(protocol)
@@ -466,6 +497,7 @@ def run_knn(loaded: LoadedModel, dataset: SceneDataset, protocol: Protocol, *, d
         raise ProtocolError(f"k = {max(ks)} needs at least {max(ks)} training images; {dataset.name} train has {len(train_s)}")
     if not val_s:
         raise SatbenchError(f"dataset {dataset.name}: the val split is empty")
+    stats_opts = statistics if statistics is not None else StatsOptions()
     extractor = FeatureExtractor(loaded, normalization=norm, device=device, bf16=bf16)
     used_backend = resolve_backend(backend, extractor.device)
     views = list({e.view.key: e.view for e in entries}.values())
@@ -484,13 +516,59 @@ def run_knn(loaded: LoadedModel, dataset: SceneDataset, protocol: Protocol, *, d
     if dist is not None and not dist.is_main:
         return None  # rank 0 searches and writes the one record
 
+    extraction = {"stats": stats.as_dict(), "seconds": t_extract,
+                  "cache": {"enabled": cache is not None and cache.enabled,
+                            "hits": (cache.hits - hits0) if cache is not None else 0,
+                            "misses": (cache.misses - misses0) if cache is not None else 0}}
+    common = dict(loaded=loaded, dataset=dataset, entries=entries, views=views, feats=feats, norm=norm,
+                  temperature=temperature, extractor=extractor, used_backend=used_backend, batch_size=batch_size,
+                  search_block_bytes=search_block_bytes, world=world, stats_opts=stats_opts)
+    if not train_subsets:
+        return _knn_record(protocol=protocol, ks=ks, k_report=k_report, train_idx=None, extraction=extraction,
+                           **common)
+    records = []
+    for sub in train_subsets:
+        proto, kk, kr, clipped = protocol, ks, k_report, None
+        c = clip_ks(ks, k_report, len(sub.indices))
+        if c is not None:
+            kk, kr = c
+            clipped = {"requested": list(ks), "used": kk, "n_train": int(len(sub.indices))}
+            proto = protocol.with_overrides(k=kk, k_report=kr)
+        shared = None
+        if records:  # the features were extracted once, for the first subset's record
+            shared = {"stats": {**{k: v for k, v in extraction["stats"].items() if k in ("cache_identity",)},
+                                "cached_views": [], "computed_views": [], "images_decoded": 0, "forward_images": 0,
+                                "seconds": 0.0, "shared_with_record": records[0]["id"]},
+                      "seconds": 0.0, "cache": {"enabled": extraction["cache"]["enabled"], "hits": 0, "misses": 0}}
+        rec = _knn_record(protocol=proto, ks=kk, k_report=kr, train_idx=np.asarray(sub.indices),
+                          extraction=shared or extraction, **common)
+        rec["dataset"]["train_subset"] = sub.as_record()
+        if clipped is not None:
+            rec["metrics"]["k_clipped"] = clipped
+        records.append(rec)
+    return records
+
+
+def _knn_record(*, loaded: LoadedModel, dataset: SceneDataset, protocol: Protocol, entries: list[ScaleEntry],
+                views: list[Any], feats: dict[str, dict[str, Any]], norm: Normalization, temperature: float,
+                extractor: FeatureExtractor, used_backend: str, batch_size: int, search_block_bytes: Optional[int],
+                world: int, stats_opts: Any, ks: list[int], k_report: int, train_idx: Optional[np.ndarray],
+                extraction: dict[str, Any]) -> Any:
+    """Search, vote and the record of one training set (the full split, or the positions ``train_idx`` of it)."""
+    from ..stats.fields import knn_fields
+    from .statistics import attach
+
+    train_s, val_s = dataset.samples("train"), dataset.samples("val")
     t1 = time.perf_counter()
     ytr = [s.label for s in train_s]
     yte = [s.label for s in val_s]
+    if train_idx is not None:
+        ytr = [ytr[i] for i in train_idx.tolist()]
     num_classes = len(dataset.classes)
     by_view: dict[str, KnnResult] = {}
     for v in views:
-        by_view[v.key] = knn_classify(feats["train"][v.key], ytr, feats["val"][v.key], yte, ks, temperature,
+        xtr = feats["train"][v.key] if train_idx is None else feats["train"][v.key][train_idx]
+        by_view[v.key] = knn_classify(xtr, ytr, feats["val"][v.key], yte, ks, temperature,
                                       num_classes, backend=used_backend, device=extractor.device,
                                       max_block_bytes=search_block_bytes)
     t_search = time.perf_counter() - t1
@@ -505,14 +583,11 @@ def run_knn(loaded: LoadedModel, dataset: SceneDataset, protocol: Protocol, *, d
     official = {ds_key: {**{e.key: [by_view[e.view.key].top1[k] for k in ks] for e in entries},
                          "average": [average[str(k)]["top1"] for k in ks]}}
     metrics = {"k": ks, "k_report": k_report, "temperature": temperature, "per_scale": per_scale, "average": average,
-               "official_format": official, "n_train": len(train_s), "n_val": len(val_s), "num_classes": num_classes}
+               "official_format": official, "n_train": len(ytr), "n_val": len(val_s), "num_classes": num_classes}
     summary = {"top1_avg": average[str(k_report)]["top1"], "top5_avg": average[str(k_report)]["top5"],
                "top1_per_scale": {str(e.scale): by_view[e.view.key].top1[k_report] for e in entries},
                "k": k_report}
-    extra = {"backend": used_backend, "extraction": stats.as_dict(),
-             "cache": {"enabled": cache is not None and cache.enabled,
-                       "hits": (cache.hits - hits0) if cache is not None else 0,
-                       "misses": (cache.misses - misses0) if cache is not None else 0},
+    extra = {"backend": used_backend, "extraction": extraction["stats"], "cache": extraction["cache"],
              "batch_size": batch_size, "scale_entries": [e.as_dict() for e in entries], "world_size": world}
     forms = {e.key: {str(k): by_view[e.view.key].vote[k] for k in ks} for e in entries}
     used = sorted({f for per in forms.values() for f in per.values()})
@@ -526,8 +601,24 @@ def run_knn(loaded: LoadedModel, dataset: SceneDataset, protocol: Protocol, *, d
         extra["faiss_version"] = faiss.__version__
     ds = dataset.describe()
     ds["normalization_used"] = norm.as_dict()
-    return make_record(task="knn", model=loaded.card.name, weights=loaded.weights.as_dict(), protocol=protocol.as_record(),
-                       dataset=ds, metrics=metrics, summary=summary, extractor=extractor.describe(),
-                       timings={"extract_s": round(t_extract, 3), "search_s": round(t_search, 3),
-                                "total_s": round(t_extract + t_search, 3)},
-                       extra=extra, device=extractor.device)
+    t_extract = extraction["seconds"]
+    record = make_record(task="knn", model=loaded.card.name, weights=loaded.weights.as_dict(),
+                         protocol=protocol.as_record(), dataset=ds, metrics=metrics, summary=summary,
+                         extractor=extractor.describe(),
+                         timings={"extract_s": round(t_extract, 3), "search_s": round(t_search, 3),
+                                  "total_s": round(t_extract + t_search, 3)},
+                         extra=extra, device=extractor.device)
+    # per-image predictions of every (scale entry, k) and their intervals, from the classification above
+    t2 = time.perf_counter()
+    scales = [float(e.scale) for e in entries]
+    if len(set(scales)) == len(scales):
+        preds = {(float(e.scale), k): by_view[e.view.key].pred[k] for e in entries for k in ks}
+        hit5 = {(float(e.scale), k_report): by_view[e.view.key].top5_hit[k_report] for e in entries}
+        fields = knn_fields(np.asarray(yte, dtype=np.int64), preds, k_report=k_report,
+                            split_sha256=dataset.splits["val"].sha256, num_classes=num_classes, top5_correct=hit5,
+                            **stats_opts.kwargs())
+        attach(record, fields)
+    else:  # two entries of one scale cannot be told apart in the sidecar (no shipped protocol does this)
+        record["metrics"]["statistics"] = {"error": f"statistics left out: scale entries repeat a scale {scales}"}
+    record["timings"]["statistics_s"] = round(time.perf_counter() - t2, 3)
+    return record

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -51,10 +52,61 @@ CHECKPOINT_NAME = "checkpoint.pth"
 BEST_NAME = "checkpoint_best.pth"
 
 
+@dataclass
+class ValPredictions:
+    """Per-image results of one evaluation, in val split order: the top-1 class and whether the label is in the
+    top 5 (the terms whose means are ``acc1`` / ``acc5``)."""
+
+    pred: np.ndarray      # int64 [n]
+    top5_hit: np.ndarray  # bool [n]
+
+    def as_checkpoint(self) -> dict[str, Tensor]:
+        return {"pred": torch.from_numpy(self.pred.astype(np.int64)), "top5_hit": torch.from_numpy(self.top5_hit)}
+
+    @classmethod
+    def from_checkpoint(cls, d: Any, n: int) -> Optional["ValPredictions"]:
+        """From a checkpoint's ``best_predictions`` (None when absent or not the right shape)."""
+        if not isinstance(d, dict) or not all(isinstance(d.get(k), Tensor) for k in ("pred", "top5_hit")):
+            return None
+        pred, hit = d["pred"].numpy().astype(np.int64), d["top5_hit"].numpy().astype(bool)
+        return cls(pred, hit) if pred.shape == (n,) == hit.shape else None
+
+
+def topk_predictions(logits: Tensor, target: Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """(top-1 class int64, top-5 hit bool) per row, from the same ``topk`` call :func:`topk_correct` makes with
+    ``ks=(1, 5)`` (so ties resolve identically and the means are exactly its counts)."""
+    maxk = min(5, logits.shape[1])
+    pred = logits.topk(maxk, dim=1).indices
+    hit = pred.eq(target.view(-1, 1)).any(dim=1)
+    return pred[:, 0].to("cpu", torch.int64).numpy().copy(), hit.cpu().numpy().copy()
+
+
+def _gather_in_order(part: np.ndarray, n: int, info: DistInfo) -> Optional[np.ndarray]:
+    """Rank 0: the per-image arrays of every rank in val order (rank ``r`` evaluated ``r, r + W, ...``, see
+    :class:`satbench.distributed.ShardSampler`); the other ranks: None."""
+    parts = info.gather_object(part)
+    if parts is None:
+        return None
+    out = np.empty(n, dtype=part.dtype)
+    for r, p in enumerate(parts):
+        out[r::info.world_size] = p
+    return out
+
+
 @torch.no_grad()
 def evaluate(extractor: FeatureExtractor, head: nn.Module, loader: DataLoader, info: DistInfo,
              num_classes: int, *, progress: bool = False, desc: str = "val") -> EvalMetrics:
     """Cross-entropy and top-1/top-5 (percent) of ``head`` on the backbone's normed CLS, summed over processes."""
+    return evaluate_predictions(extractor, head, loader, info, num_classes, progress=progress, desc=desc)[0]
+
+
+@torch.no_grad()
+def evaluate_predictions(extractor: FeatureExtractor, head: nn.Module, loader: DataLoader, info: DistInfo,
+                         num_classes: int, *, progress: bool = False,
+                         desc: str = "val") -> tuple[EvalMetrics, Optional[ValPredictions]]:
+    """:func:`evaluate` and the per-image predictions in val order (gathered on rank 0; None on the other ranks).
+
+    ``loader`` must iterate the val set in :class:`satbench.distributed.ShardSampler` order."""
     from tqdm.auto import tqdm
 
     backbone = extractor.model
@@ -62,12 +114,16 @@ def evaluate(extractor: FeatureExtractor, head: nn.Module, loader: DataLoader, i
     backbone.eval()
     head.eval()
     sums = torch.zeros(4, dtype=torch.float64)  # loss sum, correct1, correct5, n
+    preds, hits = [], []
     for x, y in tqdm(loader, desc=desc, disable=not progress, leave=False):
         y = y.to(extractor.device)
         with _autocast(extractor):
             feats = backbone(extractor.normalize(x))
         logits = head(feats.float())
         c1, c5 = topk_correct(logits, y, (1, 5))
+        p, h = topk_predictions(logits, y)
+        preds.append(p)
+        hits.append(h)
         sums += torch.tensor([float(F.cross_entropy(logits, y, reduction="sum")), c1, c5, len(y)], dtype=torch.float64)
     all_reduce_sum(sums, info)
     backbone.train(was_training[0])
@@ -75,8 +131,12 @@ def evaluate(extractor: FeatureExtractor, head: nn.Module, loader: DataLoader, i
     n = int(sums[3])
     if n == 0:
         raise SatbenchError("validation set is empty")
-    return EvalMetrics(loss=float(sums[0] / n), acc1=float(100.0 * sums[1] / n),
-                       acc5=float(100.0 * sums[2] / n) if num_classes >= 5 else None, n=n)
+    metrics = EvalMetrics(loss=float(sums[0] / n), acc1=float(100.0 * sums[1] / n),
+                          acc5=float(100.0 * sums[2] / n) if num_classes >= 5 else None, n=n)
+    cat = lambda xs, dt: np.concatenate(xs) if xs else np.zeros(0, dtype=dt)  # noqa: E731
+    pred = _gather_in_order(cat(preds, np.int64), n, info)
+    hit = _gather_in_order(cat(hits, bool), n, info)
+    return metrics, (ValPredictions(pred, hit) if pred is not None else None)
 
 
 def _autocast(extractor: FeatureExtractor):
@@ -104,6 +164,9 @@ class TrainResult:
     resumed_from_epoch: int = 0
     seconds: float = 0.0
     seconds_per_epoch: list[float] = field(default_factory=list)
+    #: the best epoch's per-image val predictions (rank 0; None elsewhere, or when resumed from a checkpoint written
+    #: before they were kept)
+    best_predictions: Optional[ValPredictions] = None
 
     @property
     def summary(self) -> dict[str, Any]:
@@ -194,6 +257,7 @@ def train_classifier(
 
     history: list[dict[str, Any]] = []
     best: dict[str, Any] = {"epoch": -1, "acc1": -1.0, "acc5": None}
+    best_preds: Optional[ValPredictions] = None
     start_epoch = 0
     if resume:
         from ..weights import read_checkpoint
@@ -207,6 +271,7 @@ def train_classifier(
         start_epoch = int(ck["epoch"])
         best = dict(ck["best"])
         history = [dict(h) for h in ck["history"]]
+        best_preds = ValPredictions.from_checkpoint(ck.get("best_predictions"), len(val_ds))
         set_rng_state(ck["rng"])
 
     t_run = time.perf_counter()
@@ -243,10 +308,12 @@ def train_classifier(
         all_reduce_sum(sums, info)
         row: dict[str, Any] = {"epoch": epoch, "lr": lr_now, "train_loss": float(sums[0] / sums[1])}
         if (epoch + 1) % s.val_freq == 0 or epoch + 1 == s.epochs:
-            m = evaluate(extractor, head, val_loader, info, num_classes, progress=progress, desc=f"val {epoch + 1}")
+            m, preds = evaluate_predictions(extractor, head, val_loader, info, num_classes, progress=progress,
+                                            desc=f"val {epoch + 1}")
             row.update(m.as_dict())
             if m.acc1 > best["acc1"]:
                 best = {"epoch": epoch, "acc1": m.acc1, "acc5": m.acc5}
+                best_preds = preds
                 if out is not None and info.is_main:
                     atomic_torch_save({"format": CHECKPOINT_FORMAT, "teacher": _cpu_state(backbone),
                                        "linear_head": head_state(head), "epoch": epoch + 1, "acc1": m.acc1,
@@ -275,6 +342,7 @@ def train_classifier(
                 "protocol_name": protocol.name,
                 "seed": seed,
                 "world_size": info.world_size,
+                **({"best_predictions": best_preds.as_checkpoint()} if best_preds is not None else {}),
             }, ckpt_path)
         barrier(info)
         if on_epoch_end is not None:
@@ -287,7 +355,7 @@ def train_classifier(
         head=head_state(head), checkpoint=str(ckpt_path) if ckpt_path else None,
         best_checkpoint=str(out / BEST_NAME) if out else None, settings=s, world_size=info.world_size,
         effective_lr=lr, resumed_from_epoch=start_epoch, seconds=time.perf_counter() - t_run,
-        seconds_per_epoch=epoch_secs,
+        seconds_per_epoch=epoch_secs, best_predictions=best_preds if info.is_main else None,
     )
 
 
@@ -315,6 +383,15 @@ def evaluate_with_head(extractor: FeatureExtractor, head_sd: Optional[dict[str, 
                        num_classes: int, protocol: Protocol, *, num_workers: int = 0, info: Optional[DistInfo] = None,
                        progress: bool = True, where: str = "weights") -> EvalMetrics:
     """Evaluate a backbone with a saved / released ``linear_head`` on the protocol's val transform."""
+    return evaluate_head_predictions(extractor, head_sd, val_items, num_classes, protocol, num_workers=num_workers,
+                                     info=info, progress=progress, where=where)[0]
+
+
+def evaluate_head_predictions(extractor: FeatureExtractor, head_sd: Optional[dict[str, Tensor]],
+                              val_items: Sequence[Any], num_classes: int, protocol: Protocol, *, num_workers: int = 0,
+                              info: Optional[DistInfo] = None, progress: bool = True,
+                              where: str = "weights") -> tuple[EvalMetrics, Optional[ValPredictions]]:
+    """:func:`evaluate_with_head` and its per-image predictions in val order (rank 0)."""
     info = info or DistInfo()
     if head_sd is None:
         raise WeightsError(f"{where}: the checkpoint has no linear_head to evaluate (train one without --evaluate)")
@@ -324,4 +401,4 @@ def evaluate_with_head(extractor: FeatureExtractor, head_sd: Optional[dict[str, 
     s = LinearSettings.from_protocol(protocol)
     ds = LabeledImages(val_items, eval_transform(s.val_resize, s.val_crop))
     loader = _loader(ds, ShardSampler(len(ds), info), s.batch_size, num_workers, extractor.device)
-    return evaluate(extractor, head, loader, info, num_classes, progress=progress)
+    return evaluate_predictions(extractor, head, loader, info, num_classes, progress=progress)

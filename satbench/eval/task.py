@@ -108,10 +108,24 @@ class Task:
     needs_loaded_model: ClassVar[bool] = True
     #: The task extracts through the feature cache (its parser gets --no-cache, --cache-dir, --cache-identity).
     uses_feature_cache: ClassVar[bool] = False
+    #: A trained probe with a training seed: ``--seeds`` repeats it (:func:`satbench.eval.repeats.run_seeds`).
+    supports_seeds: ClassVar[bool] = False
+    #: Takes ``--train-fraction`` / ``--shots`` / ``--draws`` (subsets of the train split); :meth:`run` then returns
+    #: a list of records, one per subset and draw.
+    supports_subsets: ClassVar[bool] = False
 
     def output_folder(self, options: "RunOptions") -> Optional[str]:
         """The folder this run owns (checkpoints, work dir): locked for the whole run, before any model is loaded."""
         return None
+
+    def seed_options(self, options: "RunOptions", seed: int) -> "RunOptions":
+        """The options of one seed of a ``--seeds`` run: ``seed`` as the training seed and, when ``--output-dir`` is
+        given, its own sub-folder ``seed<seed>`` (checkpoints of different seeds never meet)."""
+        import dataclasses
+        import os
+
+        out = os.path.join(options.output_dir, f"seed{seed}") if options.output_dir else None
+        return dataclasses.replace(options, seed=int(seed), output_dir=out, extra=dict(options.extra))
 
     def weights_kind(self, options: "RunOptions") -> str:
         """Which declared weights of the card to load (``pretrain`` unless the task says otherwise)."""

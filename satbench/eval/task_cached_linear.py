@@ -13,6 +13,8 @@ from typing import Any
 
 from ..argtypes import positive_int
 from .cached_linear import CachedLinearSettings
+from .statistics import add_seed_arguments, add_statistics_arguments, add_subset_arguments, ci_text
+from .statistics import run_options as statistics_run_options
 from .task import Headline, RunOptions, Task, register_task
 from .task_linear import protocol_normalization
 
@@ -30,6 +32,8 @@ class CachedLinearTask(Task):
     default_num_workers = 2
     uses_feature_cache = True
     distributed = True  # under torchrun: sharded extraction, rank 0 trains the heads and writes one record
+    supports_seeds = True
+    supports_subsets = True  # --train-fraction / --shots: one extraction, one record per subset and draw
 
     def accepts(self, protocol: Any) -> bool:
         return protocol.task == "linear" and protocol.params.get("method") == "cached-heads"
@@ -38,9 +42,15 @@ class CachedLinearTask(Task):
         g.add_argument("--epochs", type=positive_int, default=None, help="epochs of every head (protocol override)")
         g.add_argument("--train-csv", default=None, help="fMoW: the train CSV (with --dataset fmow)")
         g.add_argument("--val-csv", default=None, help="fMoW: the val CSV (with --dataset fmow)")
+        add_seed_arguments(g)
+        add_statistics_arguments(g)
+        add_subset_arguments(g)
 
     def protocol_overrides(self, args: argparse.Namespace) -> dict[str, Any]:
         return {"epochs": args.epochs} if args.epochs is not None else {}
+
+    def run_options(self, args: argparse.Namespace) -> dict[str, Any]:
+        return statistics_run_options(args)
 
     def run(self, model: Any, dataset: Any, protocol: Any, options: RunOptions) -> Any:
         from ..distributed import init_distributed, shutdown
@@ -55,9 +65,10 @@ class CachedLinearTask(Task):
 
     def _run(self, model: Any, dataset: Any, protocol: Any, options: RunOptions, norm: Any, info: Any) -> Any:
         from ..features import FeatureExtractor
-        from ..results import make_record
         from .cached_linear import run_cached_linear
+        from .statistics import train_subsets
 
+        subsets = train_subsets(dataset, options.extra)  # drawn (and checked) before any image is decoded
         extractor = FeatureExtractor(model, normalization=norm, device=str(info.device), bf16=options.bf16)
         cache = options.feature_cache() if info.is_main else None
         t0 = time.perf_counter()
@@ -66,27 +77,63 @@ class CachedLinearTask(Task):
                                 val_split_sha256=dataset.split_sha256("val"),
                                 cache=cache,
                                 batch_size=options.batch_size, num_workers=options.num_workers, seed=options.seed,
-                                progress=options.progress and info.is_main, dist=info)
+                                progress=options.progress and info.is_main, dist=info, train_subsets=subsets)
         if res is None:
             return None
+        if isinstance(res, list):
+            records = [self._record(model, dataset, protocol, options, info, extractor, cache, r, t0) for r in res]
+            for rec in records[1:]:  # one extraction for every subset: the first record carries it
+                rec["extra"]["extract"]["shared_with_record"] = records[0]["id"]
+            return records
+        return self._record(model, dataset, protocol, options, info, extractor, cache, res, t0)
+
+    def _record(self, model: Any, dataset: Any, protocol: Any, options: RunOptions, info: Any, extractor: Any,
+                cache: Any, res: Any, t0: float) -> Any:
+        from ..results import make_record
+        from ..stats.fields import classification_fields
+        from .statistics import StatsOptions, attach
+
         metrics = {"top1": res.top1, "top5": res.top5, "val_loss": res.val_loss, "selected": res.selected,
                    "grid": res.grid, "holdout": res.holdout}
         timings = {"total_s": round(time.perf_counter() - t0, 3), **{f"{k}_s": v for k, v in res.seconds.items()}}
         extra = {"num_classes": dataset.num_classes, "seed": options.seed, "world_size": info.world_size,
                  "extract": res.extract, "cache": cache.describe()}
-        return make_record(task=self.name, model=model.card.name, weights=model.weights.as_dict(),
-                           protocol=protocol.as_record(), dataset=dataset.describe(), metrics=metrics,
-                           summary=res.summary, extractor=extractor.describe(), timings=timings, extra=extra,
-                           device=extractor.device)
+        ds = dataset.describe()
+        if res.subset is not None:
+            ds["train_subset"] = res.subset.as_record()
+            metrics["n_train"] = int(len(res.subset.indices))
+        record = make_record(task=self.name, model=model.card.name, weights=model.weights.as_dict(),
+                             protocol=protocol.as_record(), dataset=ds, metrics=metrics,
+                             summary=res.summary, extractor=extractor.describe(), timings=timings, extra=extra,
+                             device=extractor.device)
+        c = dataset.num_classes
+        fields = classification_fields(res.y_val, res.pred, split_sha256=dataset.split_sha256("val"), num_classes=c,
+                                       top5_correct=res.top5_hit if c >= 5 else None,
+                                       **StatsOptions.from_extra(options.extra).kwargs())
+        attach(record, fields)
+        return record
 
     def describe_result(self, record: Any) -> str:
         from tabulate import tabulate
 
+        from .repeats import describe_aggregate, is_aggregate
+        from .task_knn import subset_text
+        from .task_linear import statistics_rows
+
+        if is_aggregate(record):
+            return describe_aggregate(record)
         m = record["metrics"]
         top5 = "-" if m["top5"] is None else f"{m['top5']:.2f}"
+        ex = record["extra"]["extract"]
         rows = [["model", record["model"]], ["dataset", record["dataset"].get("name")],
-                ["protocol", record["protocol"]["name"]], ["top-1 (val)", f"{m['top1']:.2f}"], ["top-5 (val)", top5],
+                ["protocol", record["protocol"]["name"]], ["top-1 (val) [95% CI]", ci_text(record, "top1", m["top1"])],
+                ["top-5 (val)", top5],
                 ["selected lr / wd", f"{m['selected']['lr']:g} / {m['selected']['weight_decay']:g}"],
                 ["hold-out top-1", f"{m['selected']['holdout_top1']:.2f}"],
-                ["features", "cached" if record["extra"]["extract"]["cached_views"] else "extracted"]]
+                ["features", "cached" if ex.get("cached_views") else
+                 (f"shared with record {ex['shared_with_record']}" if "shared_with_record" in ex else "extracted")]]
+        sub = record["dataset"].get("train_subset")
+        if isinstance(sub, dict):
+            rows.append(["train subset", subset_text(sub)])
+        rows += statistics_rows(record)
         return tabulate(rows, tablefmt="simple")

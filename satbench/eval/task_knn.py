@@ -15,6 +15,8 @@ from typing import Any
 from ..argtypes import positive_float, positive_int
 from ..errors import ProtocolError
 from .knn_settings import KnnSettings
+from .statistics import add_statistics_arguments, add_subset_arguments
+from .statistics import run_options as statistics_run_options
 from .task import Headline, RunOptions, Task, register_task
 
 log = logging.getLogger("satbench")
@@ -41,6 +43,7 @@ class KnnTask(Task):
     default_num_workers = 1
     uses_feature_cache = True
     distributed = True  # under torchrun: sharded extraction, rank 0 searches and writes one record
+    supports_subsets = True  # --train-fraction / --shots: one extraction, one record per subset
 
     def add_arguments(self, g: argparse._ArgumentGroup) -> None:
         g.add_argument("--scales", type=positive_float, nargs="+", default=None, metavar="S",
@@ -49,6 +52,8 @@ class KnnTask(Task):
                        help="override the protocol's k list (one search with max k; recorded)")
         g.add_argument("--knn-backend", choices=["auto", "faiss", "torch"], default="auto",
                        help="neighbour search: faiss (CPU default) or exact torch matmul+topk (GPU default)")
+        add_statistics_arguments(g)
+        add_subset_arguments(g)
 
     def protocol_overrides(self, args: argparse.Namespace) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -66,11 +71,12 @@ class KnnTask(Task):
         return overrides
 
     def run_options(self, args: argparse.Namespace) -> dict[str, Any]:
-        return {"backend": args.knn_backend}
+        return {"backend": args.knn_backend, **statistics_run_options(args)}
 
     def run(self, model: Any, dataset: Any, protocol: Any, options: RunOptions) -> Any:
         from ..data.scene import compute_normalization
         from .knn import run_knn
+        from .statistics import StatsOptions, train_subsets
 
         settings = protocol.settings(KnnSettings)
         if dataset.native_size is None:
@@ -78,6 +84,7 @@ class KnnTask(Task):
             log.info("%s is not in the catalog: native size %d px read from its images (recorded)", dataset.name,
                      dataset.native_size)
         notes: dict[str, Any] = {}
+        subsets = train_subsets(dataset, options.extra)  # drawn (and checked) before any image is decoded
         n_train = len(dataset.samples("train"))
         clipped = clip_k(settings, n_train)
         if clipped is not None:
@@ -101,35 +108,77 @@ class KnnTask(Task):
             record = run_knn(model, dataset, protocol, device=str(info.device), bf16=options.bf16,
                              batch_size=options.batch_size, cache=cache, progress=options.progress and info.is_main,
                              backend=options.extra.get("backend", "auto"), normalization=norm,
-                             num_workers=options.num_workers, dist=info)
+                             num_workers=options.num_workers, dist=info,
+                             statistics=StatsOptions.from_extra(options.extra), train_subsets=subsets)
         finally:
             shutdown(info)
         if record is None:
             return None
-        if computed:
-            record["extra"]["normalization_computed"] = {
-                "method": "mean over train images of per-image channel means / population stds, [0,1], native size",
-                **norm.as_dict()}
-        if notes:
-            record["metrics"].update(notes)
+        for rec in record if isinstance(record, list) else [record]:
+            if computed:
+                rec["extra"]["normalization_computed"] = {
+                    "method": "mean over train images of per-image channel means / population stds, [0,1], native size",
+                    **norm.as_dict()}
+            for key, value in notes.items():
+                rec["metrics"].setdefault(key, value)  # a subset's own clipping wins
         return record
 
     def describe_result(self, record: Any) -> str:
         from tabulate import tabulate
 
+        from ..predictions import knn_key
+        from ..stats.formatting import value_ci
+        from .repeats import describe_aggregate, is_aggregate
+
+        if is_aggregate(record):
+            return describe_aggregate(record)
         m = record["metrics"]
         ks = m["k"]
         kr = m["k_report"]
+        ci_all = (m.get("statistics") or {}).get("ci") or {}
         rows = []
         for e in m["per_scale"]:
+            ci = ci_all.get(knn_key(e["scale"], kr))
             rows.append([e["scale"], e["key"], e["size"]] + [e["k"][str(k)]["top1"] for k in ks]
-                        + [e["k"][str(kr)]["top5"]])
-        rows.append(["average", "", ""] + [m["average"][str(k)]["top1"] for k in ks] + [m["average"][str(kr)]["top5"]])
-        headers = ["scale", "result key", "input px"] + [f"top-1 k={k}" for k in ks] + [f"top-5 k={kr}"]
+                        + [e["k"][str(kr)]["top5"], value_ci(e["k"][str(kr)]["top1"], ci)])
+        avg_ci = (record["summary"].get("ci") or {}).get("top1_avg")
+        rows.append(["average", "", ""] + [m["average"][str(k)]["top1"] for k in ks] + [m["average"][str(kr)]["top5"]]
+                    + [value_ci(m["average"][str(kr)]["top1"], avg_ci)])
+        headers = (["scale", "result key", "input px"] + [f"top-1 k={k}" for k in ks] + [f"top-5 k={kr}"]
+                   + [f"top-1 k={kr} [95% CI]"])
         p = record["protocol"]
         t = record["timings"]
         head = (f"{record['dataset']['name']}: {record['model']} protocol {p['name']} ({p['hash'][:12]}), "
                 f"{m['n_train']} train / {m['n_val']} val, backend {record['extra']['backend']}")
-        tail = (f"extract {t['extract_s']:.1f} s, search {t['search_s']:.2f} s, "
-                f"cache hits {record['extra']['cache']['hits']}")
-        return f"{head}\n{tabulate(rows, headers=headers, floatfmt='.2f')}\n{tail}"
+        sub = record["dataset"].get("train_subset")
+        if isinstance(sub, dict):
+            head += f"\ntrain subset: {subset_text(sub)}"
+        lines = [head, tabulate(rows, headers=headers, floatfmt=".2f")]
+        rob = record["summary"].get("robustness")
+        if isinstance(rob, dict):
+            ci = record["summary"].get("ci") or {}
+            lines.append(f"scale robustness (k={rob.get('k', kr)}): worst scale "
+                         f"{value_ci(rob['worst_scale_top1'], ci.get('worst_scale_top1'))} (scale {rob['worst_scale']:g})"
+                         f", drop {rob['reference_scale']:g} -> {rob['smallest_scale']:g} "
+                         f"{value_ci(rob['drop_to_smallest_scale'], ci.get('drop_to_smallest_scale'))}, "
+                         f"AUC over log2 scale {value_ci(rob['auc_log2_scale'], ci.get('auc_log2_scale'))}")
+        boot = (m.get("statistics") or {}).get("bootstrap")
+        if boot:
+            lines.append(f"intervals: 95% percentile bootstrap over the {m['n_val']} val images, "
+                         f"{boot['resamples']} resamples (seed {boot['seed']}); per-image predictions in "
+                         f"{(record.get('predictions') or {}).get('file', 'the sidecar')}")
+        elif (m.get("statistics") or {}).get("error"):
+            lines.append(m["statistics"]["error"])
+        lines.append(f"extract {t['extract_s']:.1f} s, search {t['search_s']:.2f} s, "
+                     f"cache hits {record['extra']['cache']['hits']}")
+        return "\n".join(lines)
+
+
+def subset_text(sub: dict[str, Any]) -> str:
+    """``10% (168 of 1680 images, seed 0, draw 0, sha256 1a2b3c4d5e6f)`` / ``5 shots per class (...)``."""
+    what = (f"{100 * float(sub['fraction']):g}%" if sub.get("kind") == "fraction"
+            else f"{sub.get('shots')} shots per class")
+    short = sub.get("short_classes") or {}
+    extra = f", {len(short)} class(es) with fewer images" if short else ""
+    return (f"{what} ({sub.get('n')} of {sub.get('n_parent')} images, seed {sub.get('seed')}, draw {sub.get('draw')}, "
+            f"sha256 {str(sub.get('sha256'))[:12]}{extra})")

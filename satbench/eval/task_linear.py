@@ -17,6 +17,8 @@ from typing import Any, Optional
 from ..argtypes import positive_float, positive_int
 from ..errors import SatbenchError
 from .linear_settings import LinearSettings
+from .statistics import add_seed_arguments, add_statistics_arguments, ci_text
+from .statistics import run_options as statistics_run_options
 from .task import Headline, RunOptions, Task, get_task, register_task
 
 
@@ -54,6 +56,7 @@ class _TrainedProbeTask(Task):
     dataset_kinds = ("scene", "fmow")
     default_num_workers = 2
     distributed = True
+    supports_seeds = True
     mode = "head"
 
     def add_arguments(self, g: argparse._ArgumentGroup) -> None:
@@ -70,13 +73,15 @@ class _TrainedProbeTask(Task):
                        help="evaluate --weights with their linear_head on val (no training)")
         g.add_argument("--train-csv", default=None, help="fMoW: the train CSV (with --dataset fmow)")
         g.add_argument("--val-csv", default=None, help="fMoW: the val CSV (with --dataset fmow)")
+        add_seed_arguments(g)
+        add_statistics_arguments(g)
 
     def protocol_overrides(self, args: argparse.Namespace) -> dict[str, Any]:
         out = {"epochs": args.epochs, "lr": args.lr, "batch_size": args.train_batch_size}
         return {k: v for k, v in out.items() if v is not None}
 
     def run_options(self, args: argparse.Namespace) -> dict[str, Any]:
-        return {"evaluate": args.evaluate}
+        return {"evaluate": args.evaluate, **statistics_run_options(args)}
 
     def output_folder(self, options: RunOptions) -> Optional[str]:
         return None if options.extra.get("evaluate") else options.output_dir
@@ -108,11 +113,11 @@ class _TrainedProbeTask(Task):
                                      "world_size": info.world_size}
             t0 = time.perf_counter()
             if evaluate:
-                from .linear import evaluate_with_head
+                from .linear import evaluate_head_predictions
 
-                m = evaluate_with_head(extractor, model.linear_head, val, dataset.num_classes, protocol,
-                                       num_workers=options.num_workers, info=info, progress=progress,
-                                       where=str(model.weights.path or "weights"))
+                m, preds = evaluate_head_predictions(extractor, model.linear_head, val, dataset.num_classes, protocol,
+                                                     num_workers=options.num_workers, info=info, progress=progress,
+                                                     where=str(model.weights.path or "weights"))
                 summary = {"top1": m.acc1, "top5": m.acc5}
                 metrics = {"evaluate": True, **m.as_dict()}
                 timings = {"total_s": round(time.perf_counter() - t0, 3)}
@@ -133,32 +138,74 @@ class _TrainedProbeTask(Task):
                            "effective_lr": res.effective_lr, "resumed_from_epoch": res.resumed_from_epoch}
                 timings = {"total_s": round(res.seconds, 3), "seconds_per_epoch": res.seconds_per_epoch}
                 extra.update(checkpoint=res.checkpoint, best_checkpoint=res.best_checkpoint, output_dir=str(out))
+                preds = res.best_predictions
             if not info.is_main:
                 return None
-            return make_record(task=self.name, model=model.card.name, weights=model.weights.as_dict(),
-                               protocol=protocol.as_record(), dataset=dataset.describe(), metrics=metrics,
-                               summary=summary, extractor=extractor.describe(), timings=timings, extra=extra,
-                               device=extractor.device)
+            record = make_record(task=self.name, model=model.card.name, weights=model.weights.as_dict(),
+                                 protocol=protocol.as_record(), dataset=dataset.describe(), metrics=metrics,
+                                 summary=summary, extractor=extractor.describe(), timings=timings, extra=extra,
+                                 device=extractor.device)
+            attach_classification_statistics(record, dataset, preds, options, "best epoch's head" if not evaluate
+                                             else "the released head")
+            return record
         finally:
             shutdown(info)
 
     def describe_result(self, record: Any) -> str:
         from tabulate import tabulate
 
+        from .repeats import describe_aggregate, is_aggregate
+
+        if is_aggregate(record):
+            return describe_aggregate(record)
         m, s = record["metrics"], record["summary"]
         w = record["weights"]
         rows = [["model", record["model"]], ["weights", (w.get("sha256") or "")[:12] or f"random-seed{w.get('seed')}"],
                 ["dataset", record["dataset"].get("name")], ["protocol", record["protocol"]["name"]]]
         if m.get("evaluate"):
-            rows += [["top-1 (val)", _fmt(s["top1"])], ["top-5 (val)", _fmt(s["top5"])], ["val images", m["n_val"]]]
+            rows += [["top-1 (val) [95% CI]", ci_text(record, "top1")], ["top-5 (val)", _fmt(s["top5"])],
+                     ["val images", m["n_val"]]]
         else:
             best, last = m["best"], m["last"]
             epochs = len(m["per_epoch"])
-            rows += [["best top-1 (val)", f"{best['acc1']:.2f} (epoch {best['epoch'] + 1})"],
+            rows += [["best top-1 (val) [95% CI]", f"{ci_text(record, 'top1', best['acc1'])} (epoch {best['epoch'] + 1})"],
                      ["best-epoch top-5", _fmt(best["acc5"])], ["last top-1", _fmt(last["acc1"])],
                      ["epochs", f"{epochs} (resumed at {m['resumed_from_epoch']})" if m["resumed_from_epoch"] else epochs],
                      ["effective lr", f"{m['effective_lr']:g}"], ["checkpoints", record["extra"].get("output_dir", "")]]
+        rows += statistics_rows(record)
         return tabulate(rows, tablefmt="simple")
+
+
+def attach_classification_statistics(record: Any, dataset: Any, preds: Any, options: RunOptions, what: str) -> None:
+    """Per-image val predictions (``preds``: top-1 class and top-5 hit per val image, val order) -> the record's
+    ``summary.ci`` and sidecar (:func:`satbench.eval.statistics.attach`); without them, why not (recorded)."""
+    import numpy as np
+
+    from ..stats.fields import classification_fields
+    from .statistics import StatsOptions, attach
+
+    if preds is None:
+        record["metrics"]["statistics"] = {"error": f"statistics left out: no per-image predictions of the {what} "
+                                                    f"(resumed from a checkpoint written before they were kept)"}
+        return
+    y = np.asarray([int(it.label) for it in dataset.samples("val")], dtype=np.int64)
+    c = dataset.num_classes
+    fields = classification_fields(y, np.asarray(preds.pred), split_sha256=dataset.split_sha256("val"),
+                                   num_classes=c, top5_correct=np.asarray(preds.top5_hit) if c >= 5 else None,
+                                   **StatsOptions.from_extra(options.extra).kwargs())
+    attach(record, fields)
+
+
+def statistics_rows(record: Any) -> list[list[Any]]:
+    """``intervals`` / ``predictions`` rows of a probe's terminal table."""
+    st = record["metrics"].get("statistics") or {}
+    if st.get("error"):
+        return [["statistics", st["error"]]]
+    boot = st.get("bootstrap")
+    if not boot:
+        return []
+    return [["intervals", f"95% percentile bootstrap over val images, {boot['resamples']} resamples (seed {boot['seed']})"],
+            ["predictions", (record.get("predictions") or {}).get("file", "")]]
 
 
 @register_task

@@ -9,11 +9,14 @@ when a segmentation run starts). Under torchrun, rank 0 writes the one record.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from ..argtypes import positive_float, positive_int
 from ..errors import SatbenchError
 from .seg_settings import SegmentationSettings
+from .statistics import add_seed_arguments, add_statistics_arguments, ci_text
+from .statistics import run_options as statistics_run_options
 from .task import Headline, RunOptions, Task, register_task
 
 
@@ -58,6 +61,7 @@ class SegmentationTask(Task):
     default_num_workers = 2
     distributed = True
     needs_loaded_model = False
+    supports_seeds = True  # --seeds: one training per seed, one after another in this process
 
     def add_arguments(self, g: argparse._ArgumentGroup) -> None:
         g.add_argument("--crop", type=int, choices=[224, 512], default=512, help="training crop (default 512)")
@@ -78,6 +82,8 @@ class SegmentationTask(Task):
                        help="mmengine config overrides applied last (like mmseg's --cfg-options; recorded)")
         g.add_argument("--resume", action="store_true", help="resume from the latest checkpoint in the work dir")
         g.add_argument("--lr", type=positive_float, default=None, help="learning rate (protocol override)")
+        add_seed_arguments(g)
+        add_statistics_arguments(g)
 
     def output_folder(self, options: RunOptions) -> Any:
         return options.extra.get("work_dir")  # the default work dir is locked by the runner itself
@@ -91,7 +97,14 @@ class SegmentationTask(Task):
 
     def run_options(self, args: argparse.Namespace) -> dict[str, Any]:
         return {"crop": args.crop, "work_dir": args.work_dir, "seg_layers": args.seg_layers,
-                "cfg_options": parse_cfg_options(args.seg_cfg_options)}
+                "cfg_options": parse_cfg_options(args.seg_cfg_options), **statistics_run_options(args)}
+
+    def seed_options(self, options: RunOptions, seed: int) -> RunOptions:
+        """One seed of ``--seeds``: the training seed and the work dir's sub-folder ``seed<S>`` (the default work dir's
+        when none is given), so the seeds' checkpoints never meet."""
+        opts = super().seed_options(options, seed)
+        opts.extra["seed_subdir"] = f"seed{int(seed)}"
+        return opts
 
     def run(self, model: Any, dataset: Any, protocol: Any, options: RunOptions) -> Any:
         import os
@@ -109,13 +122,20 @@ class SegmentationTask(Task):
         cfg_options = dict(extra.get("cfg_options") or {})
         if not options.progress:
             cfg_options.setdefault("log_level", "WARNING")
-        from ..seg.runner import run_segmentation
+        from ..seg.runner import default_work_dir, run_segmentation
+        from .statistics import StatsOptions
 
+        work_dir = extra.get("work_dir")
+        if extra.get("seed_subdir"):
+            base = work_dir or default_work_dir(model.name, str(dataset.root), int(extra.get("crop", 512)),
+                                                dataset.name)
+            work_dir = str(Path(base) / extra["seed_subdir"])
         # The segmentor builds its backbone inside mmseg from the model name and weights spec (strict, as always).
         rec = run_segmentation(
             model.name, str(dataset.root), int(extra.get("crop", 512)),
             seg_format=dataset.name, weights=model.weights, seed=model.seed,
-            work_dir=extra.get("work_dir"), iters=settings.iters, frozen=settings.frozen,
+            train_seed=options.seed, statistics=StatsOptions.from_extra(extra),
+            work_dir=work_dir, iters=settings.iters, frozen=settings.frozen,
             layer_decay=settings.layer_decay, out_indices=extra.get("seg_layers"), total_batch=settings.total_batch,
             num_workers=options.num_workers, resume="auto" if options.resume else None,
             build_options=dict(model.options), trust_checkpoint=model.trust_checkpoint,
@@ -126,11 +146,20 @@ class SegmentationTask(Task):
     def describe_result(self, record: Any) -> str:
         from tabulate import tabulate
 
+        from .repeats import describe_aggregate, is_aggregate
+
+        if is_aggregate(record):
+            return describe_aggregate(record)
         m = record["metrics"]
         applied = record["extra"].get("applied", {})
         rows = [[record["model"], record["dataset"]["name"], record["summary"].get("crop"), applied.get("iters"),
-                 m.get("mIoU"), m.get("mFscore"), m.get("aAcc")]]
-        out = tabulate(rows, headers=["model", "dataset", "crop", "iters", "mIoU %", "mFscore %", "aAcc %"])
+                 ci_text(record, "mIoU", m.get("mIoU")), m.get("mFscore"), m.get("aAcc")]]
+        out = tabulate(rows, headers=["model", "dataset", "crop", "iters", "mIoU % [95% CI]", "mFscore %", "aAcc %"],
+                       disable_numparse=True)
         iou = m.get("per_class", {}).get("IoU", {})
-        return out + "\n" + tabulate([[k, v] for k, v in iou.items()], headers=["class", "IoU %"]) + \
+        st = m.get("statistics") or {}
+        boot = st.get("bootstrap")
+        note = (f"\nmIoU interval: 95% percentile bootstrap over the {m.get('n_val')} val images of the summed "
+                f"confusion, {boot['resamples']} resamples" if boot else (f"\n{st['error']}" if st.get("error") else ""))
+        return out + "\n" + tabulate([[k, v] for k, v in iou.items()], headers=["class", "IoU %"]) + note + \
             f"\nwork dir: {record['extra']['work_dir']}"

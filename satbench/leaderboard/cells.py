@@ -16,11 +16,16 @@ def _num(v: float, fmt: str) -> str:
 
 def cell_text(cell: Optional["Cell"], fmt: str = "plain", interval: str = "pm") -> str:
     """``85.50 ± 0.40* (-0.46)``: value, interval (``± half-width`` or ``[lo, hi]``), ``*`` when the latest of
-    several runs, delta to the paper in brackets. Built from numbers only, so it needs no escaping."""
+    several runs, delta to the paper in brackets; a seeds / draws aggregate reads ``85.50 ± 0.40 (n=3)`` (mean ±
+    sample std). Built from numbers only, so it needs no escaping."""
     if cell is None or cell.value is None:
         return ""
     out = _num(cell.value, fmt)
-    if cell.ci is not None:
+    spread = getattr(cell, "spread", None)
+    if spread is not None:  # a seeds / draws aggregate: mean ± sample std (n)
+        std, n, _ = spread
+        out += (r" $\pm$ " if fmt == "latex" else " ± ") + ("-" if std is None else f"{std:.2f}") + f" (n={n})"
+    elif cell.ci is not None:
         lo, hi = cell.ci
         if interval == "bracket":
             out += f" [{_num(lo, fmt)}, {_num(hi, fmt)}]"

@@ -79,9 +79,120 @@ def interval(rec: dict[str, Any], metric: str) -> Optional[tuple[float, float]]:
     return float(v[0]), float(v[1])
 
 
+def scale_interval(rec: dict[str, Any], scale: str) -> Optional[tuple[float, float]]:
+    """``summary.ci.top1_per_scale[scale]`` as ``(lo, hi)`` or ``None``."""
+    ci = section(rec, "summary").get("ci")
+    per = ci.get("top1_per_scale") if isinstance(ci, dict) else None
+    if not isinstance(per, dict) or per.get(scale) is None:
+        return None
+    v = per[scale]
+    if (not isinstance(v, (list, tuple)) or len(v) != 2 or
+            not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v)):
+        raise ResultsError(f"{where(rec)}: summary.ci.top1_per_scale.{scale} is {v!r}, expected [lo, hi]")
+    return float(v[0]), float(v[1])
+
+
 def seeds(rec: dict[str, Any]) -> Optional[dict[str, Any]]:
     s = section(rec, "summary").get("seeds")
     return s if isinstance(s, dict) else None
+
+
+def draws(rec: dict[str, Any]) -> Optional[dict[str, Any]]:
+    d = section(rec, "summary").get("draws")
+    return d if isinstance(d, dict) else None
+
+
+def spread(rec: dict[str, Any]) -> Optional[tuple[Optional[float], int, str]]:
+    """``(sample std or None, n, "seeds" | "draws")`` of an aggregate record (``summary.seeds`` / ``summary.draws``)."""
+    for kind, agg in (("seeds", seeds(rec)), ("draws", draws(rec))):
+        if agg is None:
+            continue
+        n, std = agg.get("n"), agg.get("std")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ResultsError(f"{where(rec)}: summary.{kind}.n is {n!r}, expected a positive integer")
+        if std is not None and (isinstance(std, bool) or not isinstance(std, (int, float)) or not math.isfinite(std)):
+            raise ResultsError(f"{where(rec)}: summary.{kind}.std is {std!r}, expected a finite number or null")
+        return (None if std is None else float(std)), n, kind
+    return None
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Repeated runs (satbench.eval.repeats): the aggregate stands for its members
+# ----------------------------------------------------------------------------------------------------------------------
+GROUP_KEYS = ("seed_group", "draw_group")
+
+
+def _group_id(rec: dict[str, Any], key: str) -> Optional[str]:
+    g = section(rec, "extra").get(key)
+    gid = g.get("id") if isinstance(g, dict) else None
+    return gid if isinstance(gid, str) and gid else None
+
+
+def aggregate_group(rec: dict[str, Any]) -> Optional[tuple[str, str]]:
+    """``(group key, id)`` of an aggregate record (``extra.aggregate_of`` set), else None."""
+    extra = section(rec, "extra")
+    kind = extra.get("aggregate_of")
+    key = {"seeds": "seed_group", "draws": "draw_group"}.get(kind) if isinstance(kind, str) else None
+    gid = _group_id(rec, key) if key else None
+    return (key, gid) if key and gid else None
+
+
+def group_member(rec: dict[str, Any]) -> Optional[tuple[str, str]]:
+    """``(group key, id)`` of a member run of a seeds / draws group (not the aggregate), else None."""
+    if section(rec, "extra").get("aggregate_of"):
+        return None
+    for key in GROUP_KEYS:
+        gid = _group_id(rec, key)
+        if gid:
+            return key, gid
+    return None
+
+
+def without_aggregated_members(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``records`` less the member runs whose aggregate record is among them (the table shows the aggregate: mean,
+    spread and count; the members stay readable with ``satbench results`` and ``compare``). Members of a group whose
+    aggregate is missing (an interrupted ``--seeds`` run) are shown as ordinary runs."""
+    groups = {g for g in (aggregate_group(r) for r in records) if g is not None}
+    return [r for r in records if group_member(r) not in groups]
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Train subsets (--train-fraction / --shots)
+# ----------------------------------------------------------------------------------------------------------------------
+def train_subset(rec: dict[str, Any]) -> Optional[dict[str, Any]]:
+    """``dataset.train_subset`` (a mapping) or None; another type is an error naming the key."""
+    sub = section(rec, "dataset").get("train_subset")
+    if sub is None:
+        return None
+    if not isinstance(sub, dict):
+        raise ResultsError(f"{where(rec)}: dataset.train_subset is {type(sub).__name__}, expected a mapping")
+    return sub
+
+
+def subset_label(rec: dict[str, Any]) -> Optional[str]:
+    """``train 10%`` or ``5 shots/class`` for a run on a train subset (``+ draw d`` for a single draw of several)."""
+    sub = train_subset(rec)
+    if sub is None:
+        return None
+    kind = sub.get("kind")
+    if kind == "fraction":
+        f = number(rec, "dataset", "train_subset", "fraction")
+        what = f"train {100 * f:g}%" if f is not None else "train subset"
+    elif kind == "shots":
+        n = number(rec, "dataset", "train_subset", "shots")
+        what = f"{int(n)} shots/class" if n is not None else "train subset"
+    else:
+        what = "train subset"
+    return what
+
+
+def full_train_split(rec: dict[str, Any]) -> bool:
+    """False when the run fitted on a strict subset of its train split."""
+    sub = train_subset(rec)
+    if sub is None:
+        return True
+    n, parent = sub.get("n"), sub.get("n_parent")
+    return isinstance(n, int) and isinstance(parent, int) and n == parent
 
 
 def protocol_params(rec: dict[str, Any]) -> dict[str, Any]:
@@ -217,9 +328,17 @@ def settings(rec: dict[str, Any], recipe_switches: tuple[str, ...] = (), full_it
         out.append(f"{iters[0]} of {iters[1]} iters")
     if train_equals_val(rec):
         out.append("train = val")
+    sub = subset_label(rec)
+    if sub is not None:
+        out.append(sub)
     s = seeds(rec)
     if s and isinstance(s.get("n"), int):
         out.append(f"{s['n']} seeds")
+    d = draws(rec)
+    if d and isinstance(d.get("n"), int):
+        out.append(f"{d['n']} draws")
+    elif sub is not None and group_member(rec) is not None:
+        out.append(f"draw {train_subset(rec).get('draw')}")
     return out
 
 
@@ -257,6 +376,8 @@ def exclusions(rec: dict[str, Any], paper_protocol: str, *, recipe_switches: tup
         out.append(Exclusion("short-schedule", f"{iters[0]} of the recipe's {iters[1]} iterations"))
     if train_equals_val(rec):
         out.append(Exclusion("train-equals-val", "train = val"))
+    if not full_train_split(rec):
+        out.append(Exclusion("train-subset", f"fitted on a train subset ({subset_label(rec)})"))
     return out
 
 

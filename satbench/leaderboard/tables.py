@@ -117,6 +117,8 @@ class Cell:
     runs: int = 1
     record: Optional[dict[str, str]] = None
     dataset: str = ""
+    #: an aggregate record's spread: (sample std or None, n, "seeds" | "draws"); the value is then the mean
+    spread: Optional[tuple[Optional[float], int, str]] = None
 
 
 @dataclass
@@ -199,14 +201,20 @@ def _ref_values(spec: TaskSpec, table: dict[str, Any]) -> dict[str, dict[str, fl
 # Runs
 # ----------------------------------------------------------------------------------------------------------------------
 def run_key(rec: dict[str, Any]) -> tuple:
+    """What makes two runs "the same run": model, weights, protocol (name and hash), dataset, crop, the train subset
+    (fraction / shots) and whether it is a seeds / draws aggregate of how many runs."""
+    agg = R.spread(rec)
     return (R.text(rec, "model"), R.weights_tag(rec), R.text(rec, "protocol", "name"), R.text(rec, "protocol", "hash"),
-            R.text(rec, "dataset", "name"), str(R.section(rec, "summary").get("crop", "")))
+            R.text(rec, "dataset", "name"), str(R.section(rec, "summary").get("crop", "")), R.subset_label(rec) or "",
+            "" if agg is None else f"{agg[1]} {agg[2]}")
 
 
 def latest_runs(records: list[dict[str, Any]]) -> list[tuple[dict[str, Any], int]]:
-    """``(latest record, number of runs)`` per (model, weights, protocol hash, dataset), oldest group first."""
+    """``(latest record, number of runs)`` per (model, weights, protocol hash, dataset, train subset, aggregate),
+    oldest group first. The member runs of a seeds / draws aggregate are left out when the aggregate is there
+    (:func:`runs.without_aggregated_members`): the aggregate stands for them."""
     groups: "OrderedDict[tuple, list[dict[str, Any]]]" = OrderedDict()
-    for r in sorted(records, key=lambda r: R.text(r, "provenance", "date")):
+    for r in sorted(R.without_aggregated_members(records), key=lambda r: R.text(r, "provenance", "date")):
         groups.setdefault(run_key(r), []).append(r)
     return [(g[-1], len(g)) for g in groups.values()]
 
@@ -301,7 +309,7 @@ def task_table(records: list[dict[str, Any]], task: str, refs: list[dict[str, An
             row = variants[label] = Row("run", _run_labels(spec, rec), {})
         key, ref_col, _ = _column(spec, rec)
         cell = Cell(spec.value(rec), ci=R.interval(rec, spec.metric), runs=n, record=R.provenance_line(rec),
-                    dataset=key)
+                    dataset=key, spread=R.spread(rec))
         reasons = _compare(spec, rec, ref_col, ref_tables, cell)
         if cell.runs > 1:
             notes.append(f"* {label} on {columns[key]}: latest of {n} runs ({R.text(rec, 'provenance', 'date')})")
@@ -321,11 +329,20 @@ def task_table(records: list[dict[str, Any]], task: str, refs: list[dict[str, An
         rows.append(row)
     if any(r.kind == "run" for r in rows):
         notes.insert(0, DELTA_RULE)
-    if any(c.ci is not None for r in rows for c in r.cells.values()):
-        notes.append("intervals: 95% percentile-bootstrap confidence intervals from the record (summary.ci)")
+    _interval_notes(rows, notes)
     label_columns = [("model", "model"), ("source", "source"), ("protocol", "protocol"), ("settings", "settings"),
                      ("vs", "vs paper")]
     return Table(task, spec.title, label_columns, value_columns, rows, notes)
+
+
+def _interval_notes(rows: list[Row], notes: list[str]) -> None:
+    cells = [c for r in rows for c in r.cells.values()]
+    if any(c.ci is not None and c.spread is None for c in cells):
+        notes.append("intervals: 95% percentile-bootstrap confidence intervals over the test images, from the record "
+                     "(summary.ci)")
+    if any(c.spread is not None for c in cells):
+        notes.append("mean ± sd (n=…): a seeds / draws aggregate record: the mean over n runs ± their sample standard "
+                     "deviation (summary.seeds / summary.draws); the runs' own records hold their intervals")
 
 
 def _compare(spec: TaskSpec, rec: dict[str, Any], ref_col: str, ref_tables: list[tuple[dict[str, Any], dict[str, Any]]],
@@ -367,22 +384,41 @@ def knn_scale_table(records: list[dict[str, Any]], task: str) -> Table:
 
     ordered = sorted(scales, key=_float, reverse=True)
     rows = []
+    robust = False
     for r, n in sorted(runs, key=lambda x: (_ds_sort(R.protocol_dataset(x[0])), R.is_subset(x[0]), R.text(x[0], "model"))):
         per = R.section(r, "summary").get("top1_per_scale") or {}
         prov = R.provenance_line(r)
-        cells = {f"s{s}": Cell(R.number(r, "summary", "top1_per_scale", s), runs=n, record=prov) for s in ordered
-                 if isinstance(per, dict) and s in per}
-        cells["avg"] = Cell(spec.value(r), ci=R.interval(r, spec.metric), runs=n, record=prov)
+        cells = {f"s{s}": Cell(R.number(r, "summary", "top1_per_scale", s), ci=R.scale_interval(r, s), runs=n,
+                               record=prov) for s in ordered if isinstance(per, dict) and s in per}
+        cells["avg"] = Cell(spec.value(r), ci=R.interval(r, spec.metric), runs=n, record=prov, spread=R.spread(r))
+        for name in ROBUSTNESS_COLUMNS:
+            v = R.number(r, "summary", "robustness", name)
+            if v is not None:
+                robust = True
+                cells[name] = Cell(v, ci=R.interval(r, name), runs=n, record=prov)
         k = R.reported_k(r)
         rows.append(Row("run", {"dataset": _column(spec, r)[2], "entry": entry_label(r, spec),
                                 "hash": R.text(r, "protocol", "hash")[:12], "k": "" if k is None else str(k),
                                 "runs": str(n), **_run_labels(spec, r)}, cells))
     notes = ["k: the k of each run's reported numbers (summary.k); no paper gives per-scale numbers"]
+    if robust:
+        notes.append("scale robustness at the reported k (summary.robustness): worst = lowest per-scale top-1; "
+                     "drop = top-1 at scale 1.0 (else the largest scale) minus top-1 at the smallest scale; "
+                     "AUC = area under top-1 vs log2(scale) divided by its span (mean top-1 over log-scale)")
     if any(n > 1 for _, n in runs):
         notes.append("* the latest of several runs of the same model / weights / protocol / dataset")
+    _interval_notes(rows, notes)
+    columns = [(f"s{s}", f"scale {s}") for s in ordered] + [("avg", "mean")]
+    if robust:
+        columns += [(name, header) for name, header in ROBUSTNESS_COLUMNS.items()]
     return Table(f"{task}_per_scale", "kNN top-1 (%) per scale (latest run of each model / weights / protocol / dataset)",
                  [("dataset", "dataset"), ("entry", "run"), ("hash", "protocol hash"), ("k", "k")],
-                 [(f"s{s}", f"scale {s}") for s in ordered] + [("avg", "mean")], rows, notes)
+                 columns, rows, notes)
+
+
+#: The scale-robustness summaries of a multi-scale kNN record (``summary.robustness``) and their column headers.
+ROBUSTNESS_COLUMNS = {"worst_scale_top1": "worst scale", "drop_to_smallest_scale": "drop to smallest",
+                      "auc_log2_scale": "AUC log2 scale"}
 
 
 def build_tables(records: list[dict[str, Any]], task: Optional[str] = None,

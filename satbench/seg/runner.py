@@ -133,6 +133,59 @@ def _prepare_cpu_distributed(cfg: Any) -> dict[str, Any]:
     return _cpu_distributed_info(cpu_distributed_edits(cfg))
 
 
+def split_sha256(dataset: Any) -> str:
+    """sha256 of an mmseg dataset's tiles: the sorted (image path, size, label path, size) of its data list, paths
+    relative to its data root (so a copy of the data elsewhere hashes the same)."""
+    root = Path(getattr(dataset, "data_root", "") or "")
+
+    def rel(p: str) -> str:
+        try:
+            return Path(p).relative_to(root).as_posix() if str(root) else Path(p).name
+        except ValueError:
+            return Path(p).name
+
+    rows = []
+    for i in range(len(dataset)):  # mmengine serialises data_list away; get_data_info reads each entry back
+        item = dataset.get_data_info(i)
+        img, ann = item.get("img_path"), item.get("seg_map_path")
+        rows.append([rel(img), os.path.getsize(img), rel(ann) if ann else None,
+                     os.path.getsize(ann) if ann else None])
+    if not rows:
+        raise TypeError("the dataset lists no tiles")
+    return canonical_hash({"tiles": sorted(rows, key=lambda r: r[0])})
+
+
+def _attach_statistics(record: Any, runner: Runner, statistics: Any) -> None:
+    """Rank 0: the split hashes, the per-image confusion sidecar and the mIoU interval of the final validation."""
+    from ..eval.statistics import StatsOptions, attach
+    from ..stats.fields import segmentation_fields
+
+    try:
+        hashes = {"train": split_sha256(runner.train_dataloader.dataset),
+                  "val": split_sha256(runner.val_dataloader.dataset)}
+    except (OSError, AttributeError, TypeError) as exc:
+        record["metrics"]["statistics"] = {"error": f"statistics left out: cannot hash the splits ({exc})"}
+        return
+    record["dataset"] = {**record["dataset"], "split_hashes": hashes}
+    metric = next((m for m in getattr(runner.val_evaluator, "metrics", []) if hasattr(m, "per_image")), None)
+    if metric is None or metric.per_image is None:
+        record["metrics"]["statistics"] = {"error": "statistics left out: the val metric kept no per-image confusion "
+                                                    "counts (val_evaluator is not SatbenchIoUMetric)"}
+        return
+    names, confusion = metric.per_image
+    val = runner.val_dataloader.dataset
+    expected = sorted(str(val.get_data_info(i)["img_path"]) for i in range(len(val)))
+    if names != expected:
+        record["metrics"]["statistics"] = {"error": f"statistics left out: the final validation kept {len(names)} "
+                                                    f"per-image confusions for {len(expected)} val tiles"}
+        return
+    record["metrics"]["n_val"] = int(confusion.shape[0])
+    stats = statistics if statistics is not None else StatsOptions()
+    fields = segmentation_fields(confusion, split_sha256=hashes["val"], **stats.kwargs())
+    # the record's mIoU is mmseg's, rounded to 2 decimals
+    attach(record, fields, tol=0.005 + 1e-9)
+
+
 def default_work_dir(model: str, dataset: str, crop: int, seg_format: Optional[str] = None) -> Path:
     """``work_dirs/seg/<model>_<dataset kind>_<crop>`` (relative to the current folder)."""
     return Path("work_dirs") / "seg" / f"{resolve_card(model).name}_{resolve_dataset(dataset, seg_format)[0]}_{crop}"
@@ -165,8 +218,16 @@ def run_segmentation(
     write: bool = True,
     protocol: Any = None,
     dataset_describe: Optional[dict[str, Any]] = None,
+    train_seed: Optional[int] = None,
+    statistics: Any = None,
 ) -> dict[str, Any]:
     """Train UperNet on ``dataset`` at ``crop`` px and evaluate it; returns the result record.
+
+    ``seed`` seeds the random init of ``weights="random"`` and, unless ``train_seed`` is given, the training
+    (mmengine's ``randomness``); ``train_seed`` (``--seeds``) seeds the training alone (recorded). The record keeps the
+    per-image confusion counts of the final validation (sidecar) and the bootstrap interval of mIoU over val images
+    (``statistics``: :class:`satbench.eval.statistics.StatsOptions`, default 10,000 resamples); its
+    ``dataset.split_hashes`` are sha256 digests of the sorted tile names and sizes (images and labels) of each split.
 
     ``resume``: None (fresh run), ``"auto"`` (the checkpoint ``work_dir/last_checkpoint`` names, which must lie
     inside the work dir; a fresh run when there is none) or a checkpoint path. The checkpoint is read weights-only
@@ -212,6 +273,8 @@ def run_segmentation(
         protocol=protocol.name, protocol_overrides=tuple(protocol.overrides.items()),
     ).validate("segmentation run", "--seg-cfg-options")
     cfg, replaced = make_config(run_args)
+    if train_seed is not None and int(train_seed) != int(seed):
+        cfg.randomness = dict(seed=int(train_seed))  # the backbone's random init keeps `seed`
     cpu_dist = None
     if run_args.cpu_distributed:
         _check_cpu_distributed_batch(cfg)
@@ -257,6 +320,8 @@ def run_segmentation(
         "test_cfg": cfg.model.test_cfg.to_dict(), "seed": seed, "resumed": resume is not None,
         "cfg_options": dict(cfg_options or {}),
     }
+    if train_seed is not None and int(train_seed) != int(seed):
+        applied["train_seed"] = int(train_seed)
     if cpu_dist is not None:
         applied["cpu_distributed"] = cpu_dist
     # Run settings outside the recipe that still change numbers become overrides of the protocol (recorded).
@@ -282,6 +347,8 @@ def run_segmentation(
                "train_loss": keep.losses},
         device=str(next(seg_model.parameters()).device),
     )
+    if rank == 0:
+        _attach_statistics(record, runner, statistics)
     if write and rank == 0:
         record_path = write_record(record, results_dir)
         record["_path"] = str(record_path)

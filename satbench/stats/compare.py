@@ -53,7 +53,9 @@ class Run:
     def label(self) -> str:
         w = self.record.get("weights") or {}
         tag = f"random-seed{w.get('seed')}" if w.get("source") == "random" else (w.get("sha256") or "")[:12]
-        return f"{self.record.get('model')} [{tag or w.get('source', '?')}]"
+        group = (self.record.get("extra") or {}).get("seed_group")
+        run = f", run seed {group.get('seed')}" if isinstance(group, dict) and "seed" in group else ""
+        return f"{self.record.get('model')} [{tag or w.get('source', '?')}{run}]"
 
 
 @dataclass
@@ -90,11 +92,34 @@ def _split_hashes(rec: dict[str, Any]) -> dict[str, Any]:
     return h if isinstance(h, dict) else {}
 
 
+def _train_subset(rec: dict[str, Any]) -> Optional[str]:
+    """The sha256 of the train subset a run used (``dataset.train_subset.sha256``), None for the whole split."""
+    ds = rec.get("dataset") if isinstance(rec.get("dataset"), dict) else {}
+    sub = ds.get("train_subset")
+    if not isinstance(sub, dict):
+        return None
+    h = sub.get("sha256")
+    return h if isinstance(h, str) else repr(sub.get("subset_sha256"))
+
+
+def subset_label(rec: dict[str, Any]) -> Optional[str]:
+    """``train 10% draw 0`` / ``5 shots draw 1`` for a run on a train subset, else None."""
+    ds = rec.get("dataset") if isinstance(rec.get("dataset"), dict) else {}
+    sub = ds.get("train_subset")
+    if not isinstance(sub, dict):
+        return None
+    kind = sub.get("kind")
+    what = (f"train {100 * float(sub.get('fraction', 0)):g}%" if kind == "fraction" and
+            isinstance(sub.get("fraction"), (int, float)) else f"{sub.get('shots')} shots")
+    return f"{what} draw {sub.get('draw')}"
+
+
 def comparable_key(rec: dict[str, Any]) -> tuple[Any, ...]:
-    """(task, dataset name, protocol hash, train split sha256, val split sha256): runs with equal keys are comparable."""
+    """(task, dataset name, protocol hash, train split sha256, val split sha256, train subset sha256): runs with
+    equal keys are comparable."""
     h = _split_hashes(rec)
     return (rec.get("task"), (rec.get("dataset") or {}).get("name"), (rec.get("protocol") or {}).get("hash"),
-            h.get("train"), h.get("val"))
+            h.get("train"), h.get("val"), _train_subset(rec))
 
 
 def _short(v: Any) -> str:
@@ -114,6 +139,7 @@ def check_comparable(a: dict[str, Any], b: dict[str, Any]) -> None:
               ("dataset", (a.get("dataset") or {}).get("name"), (b.get("dataset") or {}).get("name")),
               ("val split hash", ha.get("val"), hb.get("val")),
               ("train split hash", ha.get("train"), hb.get("train")),
+              ("train subset", _train_subset(a) or "the whole train split", _train_subset(b) or "the whole train split"),
               ("protocol hash", (a.get("protocol") or {}).get("hash"), (b.get("protocol") or {}).get("hash"))]
     for what, x, y in checks:
         if x != y:
@@ -198,7 +224,7 @@ def resolve_pairs(a: str, b: str, *, results_dir: Optional[str | os.PathLike] = 
         have = lambda g: ", ".join(sorted({f"{k[0]}/{k[1]}" for k in g})) or "-"  # noqa: E731
         raise ComparisonError(f"{a!r} and {b!r} have no comparable runs in {folder} (same task, dataset, protocol "
                               f"hash and split hashes): {a} has {have(groups_a)}; {b} has {have(groups_b)}")
-    common.sort(key=lambda k: (str(k[1]), str(k[0]), str(k[2])))
+    common.sort(key=lambda k: (str(k[1]), str(k[0]), str(k[2]), str(k[5])))
     return [(_latest(groups_a[k]), _latest(groups_b[k])) for k in common]
 
 
@@ -229,7 +255,7 @@ def compare_pair(a: Run, b: Run, spec: BootstrapSpec, k: Optional[int] = None) -
     check_comparable(a.record, b.record)
     rec = a.record
     base = {"dataset": (rec.get("dataset") or {}).get("name"), "task": rec.get("task"),
-            "protocol": (rec.get("protocol") or {}).get("name")}
+            "protocol": (rec.get("protocol") or {}).get("name"), "train_subset": subset_label(rec)}
     if (a.preds.confusion is None) != (b.preds.confusion is None):
         raise ComparisonError(f"cannot compare {Path(a.path).name} and {Path(b.path).name}: one sidecar holds "
                               f"confusions, the other labels")
