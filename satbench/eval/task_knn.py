@@ -13,7 +13,6 @@ import logging
 from typing import Any
 
 from ..argtypes import positive_float, positive_int
-from ..errors import ProtocolError
 from .knn_settings import KnnSettings
 from .task import Headline, RunOptions, Task, register_task
 
