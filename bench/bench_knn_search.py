@@ -3,7 +3,9 @@
 Features are random (seeded), L2-normalised float32 rows -- no images. Default: 363,000 train x 53,000 queries
 (fMoW-RGB train / val) at 384 and 1024 dims, k = 200. Each configuration runs in a child process of its own, so its
 peak RSS (``ru_maxrss``, which includes what faiss and MKL allocate in C) is its alone; the table also gives the peak
-above the inputs (train + query features, generated in place before the clock starts).
+above the inputs (train + query features, generated in place before the clock starts). On a shared machine compare
+the CPU seconds (user + system of the search) rather than the wall-clock seconds; the load average at the start and
+end of each search is printed next to them.
 
 Configurations:
 * ``faiss``           -- satbench's ``knn_search(backend="faiss")``: ``faiss.knn`` in query blocks (default budget);
@@ -110,6 +112,8 @@ def child(cfg: str, n_train: int, n_query: int, d: int, k: int, threads: int, bu
         base_gpu = torch.cuda.memory_allocated()
     rss_inputs = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     info: dict = {}
+    load0 = os.getloadavg()[0]
+    ru0 = resource.getrusage(resource.RUSAGE_SELF)
     t = time.perf_counter()
     if cfg == "faiss-index":
         import faiss
@@ -127,7 +131,10 @@ def child(cfg: str, n_train: int, n_query: int, d: int, k: int, threads: int, bu
     if dev == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t
-    res = {"config": cfg, "d": d, "seconds": seconds, "rss_inputs": rss_inputs,
+    ru1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
+    res = {"config": cfg, "d": d, "seconds": seconds, "cpu_seconds": cpu, "load": [load0, os.getloadavg()[0]],
+           "rss_inputs": rss_inputs,
            "rss_peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
            "sha256": hashlib.sha256(sims.numpy().tobytes() + idx.numpy().tobytes()).hexdigest(),
            "plan": {k_: v for k_, v in info.items() if k_ in ("block_bytes", "query_block", "train_block", "blocks",
@@ -194,11 +201,11 @@ def main() -> None:
             for cfg in configs:
                 need = estimate_peak(cfg, a.n_train, a.n_query, d, a.k)
                 if not cfg.startswith("cuda") and need > 0.85 * available_bytes():
-                    rows.append([d, cfg, "skipped", f"needs ~{need / 2**30:.1f} GiB", "", "", "", "", ""])
+                    rows.append([d, cfg, "skipped", "", "", f"needs ~{need / 2**30:.1f} GiB", "", "", "", "", ""])
                     continue
                 r = run_config(cfg, a, d, tmp)
                 if r is None:
-                    rows.append([d, cfg, "failed", "", "", "", "", "", ""])
+                    rows.append([d, cfg, "failed", "", "", "", "", "", "", "", ""])
                     continue
                 idx = np.load(r["idx_file"])
                 if first_idx is None:
@@ -207,12 +214,13 @@ def main() -> None:
                     agree = float((idx == first_idx).mean())
                 gpu = (f"{r['gpu_peak'] / 2**30:.2f} (inputs {r['gpu_inputs'] / 2**30:.2f})" if "gpu_peak" in r else "-")
                 plan = r["plan"]
-                rows.append([d, cfg, f"{r['seconds']:.1f}", f"{r['rss_peak'] / 2**30:.2f}",
+                rows.append([d, cfg, f"{r['seconds']:.1f}", f"{r['cpu_seconds']:.0f}",
+                             "{:.1f}/{:.1f}".format(*r["load"]), f"{r['rss_peak'] / 2**30:.2f}",
                              f"{(r['rss_peak'] - r['rss_inputs']) / 2**30:.2f}", gpu,
                              f"{plan.get('blocks', '')} x {plan.get('query_block', '')}q/{plan.get('train_block', '')}t",
                              r["sha256"][:12], f"{agree:.4f}"])
                 print(f"  done: d={d} {cfg} {r['seconds']:.1f} s", flush=True)
-    print(tabulate(rows, headers=["dim", "config", "seconds", "peak RSS GiB", "RSS above inputs GiB", "GPU peak GiB",
+    print(tabulate(rows, headers=["dim", "config", "seconds", "CPU s", "load avg", "peak RSS GiB", "RSS above inputs GiB", "GPU peak GiB",
                                   "blocks", "sha256(sims,idx)", "idx = first"]))
 
 

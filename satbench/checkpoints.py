@@ -57,6 +57,17 @@ def _default_refusal(path: Path, what: str, flag: str) -> WeightsError:
                         f"if you trust this file, pass {flag} to load it the unsafe way")
 
 
+def _is_raw_pickle(path: Path) -> bool:
+    """Whether the file starts like a pickle of protocol 2-5 (``PROTO n``): a legacy ``torch.save`` / plain pickle the
+    weights-only loader cannot read as data (as opposed to a file that is not a pickle at all)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(2)
+    except OSError:
+        return False
+    return len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
+
+
 def read_checkpoint(path: str | os.PathLike, *, trust_checkpoint: bool = False,
                     extra_safe_globals: Sequence[Any] = (), what: str = "PyTorch checkpoint",
                     flag: str = "--trust-checkpoint", map_location: Any = "cpu",
@@ -97,7 +108,8 @@ def read_checkpoint(path: str | os.PathLike, *, trust_checkpoint: bool = False,
         if m and ("satbench refused" in msg or "not an allowed global" in msg or "Unsupported global" in msg):
             raise refuse(path, f"the type {m.group(1)}") from None
         detail = _unpickler_detail(msg)
-        if "reduce" in detail or "Can only" in detail:
+        if "reduce" in detail or "Can only" in detail or (
+                "Unsupported operand" in detail and _is_raw_pickle(path)):
             raise refuse(path, f"an operation the weights-only loader refused ({detail[:120]})") from None
         raise WeightsError(f"{path}: not a readable {what} (neither a torch.save zip archive nor a loadable legacy "
                            f"pickle: {detail[:160]})") from None

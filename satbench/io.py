@@ -294,9 +294,14 @@ class UntrustedFileError(SatbenchError):
 
 
 def human_bytes(n: int) -> str:
+    """``64 MiB``, ``97.7 KiB``; where three digits would hide the difference to a round size, the exact count too
+    (``4 KiB (4,097 bytes)``), so that "larger than the 4 KiB allowed" never reads as a contradiction."""
     for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
         if n >= size:
-            return f"{n / size:g} {unit}"
+            if n % size == 0:
+                return f"{n // size} {unit}"
+            text = f"{n / size:.3g}"
+            return f"{text} {unit}" if "." in text or n // size >= 100 else f"{text} {unit} ({n:,} bytes)"
     return f"{n} bytes"
 
 
@@ -391,18 +396,29 @@ def parse_json_bounded(data: bytes, max_depth: int = 64) -> Any:
     return obj
 
 
+def read_bytes_or_fail(path: str | os.PathLike, limit: int, *, lead: str, error: type[SatbenchError] = SatbenchError,
+                       follow_symlinks: bool = True) -> bytes:
+    """:func:`read_bytes_bounded`, every problem turned into one ``error`` line ``<lead> <reason>`` (``lead`` names
+    the file and its role, e.g. ``"protocol /x/y.yaml"``)."""
+    try:
+        return read_bytes_bounded(path, limit, follow_symlinks=follow_symlinks)
+    except UntrustedFileError as exc:
+        raise error(f"{lead} {exc}") from None
+    except FileNotFoundError:
+        raise error(f"{lead} does not exist") from None
+    except OSError as exc:
+        raise error(f"{lead} is not readable ({exc.strerror or exc})") from None
+
+
 def read_json_bounded(path: str | os.PathLike, *, what: str, limit: int, error: type[SatbenchError] = SatbenchError,
                       max_depth: int = 64) -> Any:
     """Read the JSON file ``path`` that satbench did not write: regular file only, at most ``limit`` bytes, bounded
     nesting, finite numbers. Any problem is one ``error`` line: ``<what> <path> <reason>``."""
+    data = read_bytes_or_fail(path, limit, lead=f"{what} {path}", error=error)
     try:
-        return parse_json_bounded(read_bytes_bounded(path, limit), max_depth)
+        return parse_json_bounded(data, max_depth)
     except UntrustedFileError as exc:
         raise error(f"{what} {path} {exc}") from None
-    except FileNotFoundError:
-        raise error(f"{what} {path} does not exist") from None
-    except OSError as exc:
-        raise error(f"{what} {path} is not readable ({exc.strerror or exc})") from None
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

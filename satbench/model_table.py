@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from .backbones import FAMILIES, count_params, linear_conv_gflops
-from .registry import card_problems, list_cards
+from .registry import list_cards
 from .weights import cached_weight_path
 
 

@@ -139,17 +139,10 @@ def write_record_with_predictions(record: dict[str, Any], arrays: Mapping[str, A
     """Write the sidecar, then the record (with ``record["predictions"]`` set) under the same stem; returns the record
     path. The record appears last, so no reader ever sees a record whose sidecar is missing; names are taken
     exclusively (a run never overwrites another's files)."""
-    from .results import REQUIRED, default_results_dir, record_stem
+    from .results import candidate_stems, record_destination
 
-    missing = [k for k in REQUIRED if k not in record]
-    if missing:
-        raise ResultsError(f"record lacks required fields: {', '.join(missing)}")
-    folder = Path(results_dir) if results_dir is not None else default_results_dir()
-    if folder.exists() and not folder.is_dir():
-        raise ResultsError(f"results folder {folder} is not a directory")
-    base = record_stem(record)
-    for attempt in range(100):
-        stem = base if attempt == 0 else f"{base}-{attempt}"
+    folder, base = record_destination(record, results_dir)
+    for stem in candidate_stems(base):
         side = folder / f"{stem}{SUFFIX}"
         try:
             entry = write_sidecar(side, arrays, num_classes)

@@ -8,7 +8,7 @@ import re
 import sys
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 from .errors import ResultsError
 from .io import UntrustedFileError, atomic_write_json, parse_json_bounded, read_bytes_bounded
@@ -114,15 +114,28 @@ def record_stem(record: dict[str, Any]) -> str:
     return f"{stamp}_{_slug(record['task'])}_{_slug(record['model'])}_{_slug(ds)}_{record['id']}"
 
 
-def write_record(record: dict[str, Any], results_dir: str | os.PathLike | None = None) -> Path:
-    """Write ``record`` atomically as a new file in ``results_dir``; returns its path."""
+def record_destination(record: dict[str, Any], results_dir: str | os.PathLike | None = None) -> tuple[Path, str]:
+    """The folder a record goes to and its base file stem; refuses a record that lacks a required field and a
+    results "folder" that is a file."""
     missing = [k for k in REQUIRED if k not in record]
     if missing:
         raise ResultsError(f"record lacks required fields: {', '.join(missing)}")
     folder = Path(results_dir) if results_dir is not None else default_results_dir()
     if folder.exists() and not folder.is_dir():
         raise ResultsError(f"results folder {folder} is not a directory")
-    base = record_stem(record)
+    return folder, record_stem(record)
+
+
+def candidate_stems(base: str, tries: int = 100) -> Iterator[str]:
+    """``base``, ``base-1``, ``base-2``...: the names a new record tries in turn (names are taken exclusively)."""
+    yield base
+    for attempt in range(1, tries):
+        yield f"{base}-{attempt}"
+
+
+def write_record(record: dict[str, Any], results_dir: str | os.PathLike | None = None) -> Path:
+    """Write ``record`` atomically as a new file in ``results_dir``; returns its path."""
+    folder, base = record_destination(record, results_dir)
     public = {k: v for k, v in record.items() if not str(k).startswith("_")}
     preds = record.get("_predictions")
     if preds:
@@ -131,10 +144,9 @@ def write_record(record: dict[str, Any], results_dir: str | os.PathLike | None =
         path = write_record_with_predictions(public, preds["arrays"], preds["num_classes"], folder)
         record["predictions"] = public["predictions"]
         return path
-    for attempt in range(100):
-        name = f"{base}.json" if attempt == 0 else f"{base}-{attempt}.json"
+    for stem in candidate_stems(base):
         try:
-            return atomic_write_json(folder / name, public, exclusive=True)
+            return atomic_write_json(folder / f"{stem}.json", public, exclusive=True)
         except FileExistsError:
             continue
     raise ResultsError(f"could not find a free record name in {folder}")

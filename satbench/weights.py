@@ -9,11 +9,7 @@ caller passes ``trust_checkpoint=True`` (CLI ``--trust-checkpoint``).
 
 from __future__ import annotations
 
-import argparse
 import os
-import pickle
-import re
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional

@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from .errors import SatbenchError
-from .io import UntrustedFileError, human_bytes, read_bytes_bounded
+from .io import human_bytes, read_bytes_or_fail
 
 MAX_YAML_BYTES = 1 << 20
 MAX_ALIAS_NODES = 10_000
@@ -110,14 +110,7 @@ def load_yaml(text: str, where: str, error: type[SatbenchError] = SatbenchError)
 def read_yaml_text(path: str | os.PathLike, what: str, error: type[SatbenchError] = SatbenchError) -> str:
     """The text of the YAML file ``path``: a regular file (a FIFO or device is never opened for reading) of at most
     :data:`MAX_YAML_BYTES`, UTF-8. Problems are ``error("<what> <path> ...")``."""
-    try:
-        data = read_bytes_bounded(path, MAX_YAML_BYTES)
-    except UntrustedFileError as exc:
-        raise error(f"{what} {path} {exc}") from None
-    except FileNotFoundError:
-        raise error(f"{what} {path} does not exist") from None
-    except OSError as exc:
-        raise error(f"{what} {path} is not readable ({exc.strerror or exc})") from None
+    data = read_bytes_or_fail(path, MAX_YAML_BYTES, lead=f"{what} {path}", error=error)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -51,6 +51,8 @@ def test_every_case_fails_cleanly_or_converts(corpus, capsys):
         elif c["expect"] == "ok":
             if code != 0:
                 problem = f"expected success, got exit {code}: {err.strip()[-300:]}"
+            elif c["pattern"] and not any(re.search(c["pattern"], ln) for ln in lines):
+                problem = f"expected success with a line matching {c['pattern']!r}, got: {lines}"
         elif c["expect"] == "usage":
             if code != 2 or not lines or not re.search(c["pattern"], lines[-1]):
                 problem = f"expected a usage error matching {c['pattern']!r}, got exit {code}: {lines[-1:]}"

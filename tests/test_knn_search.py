@@ -270,6 +270,13 @@ def test_knn_classify_reports_the_vote_form_per_k():
         assert s.vote == {1: "shifted", 20: "shifted"} and s.top1[20] > 50
 
 
+def test_vote_form_depends_on_k_near_the_limit():
+    # max |sim| = 1 (queries are train rows): a = 1/T = 84 is within the limit for k = 1 (86.3), not for k = 200 (82.4)
+    xtr, ytr, _, _ = clustered(400, 10, 16, 4, seed=11)
+    r = knn_classify(xtr, ytr, xtr[:50], ytr[:50], [1, 200], 1 / 84, 4)
+    assert r.vote == {1: "official", 200: "shifted"} and r.top1[1] == 100.0
+
+
 def test_vote_form_threshold():
     s = torch.tensor([[1.0, 0.5]])
     assert knn_vote_form(s, 2, 0.07) == "official"
@@ -344,6 +351,7 @@ def test_run_knn_records_vote_form_and_refuses_infinite_temperature(tmp_path):
     assert hot["metrics"]["per_scale"][0]["k"]["1"] == rec["metrics"]["per_scale"][0]["k"]["1"]
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_gpu_features_stay_on_the_device():
     xtr, ytr, xte, yte = clustered(3000, 500, 64, 10, seed=9)

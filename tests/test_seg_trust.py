@@ -323,7 +323,7 @@ def test_resume_pointer_must_name_a_checkpoint_inside_the_work_dir(pointer, run_
         expect = "not a regular file"
     elif pointer == "pointer-huge":
         ptr.write_text(str(wd / "iter_1.pth") + " " * 8192)
-        expect = "more than the 4096 bytes"
+        expect = "larger than the 4 KiB allowed"
     elif pointer == "pointer-symlink":
         (outside / "ptr").write_text(str(wd / "iter_1.pth"))
         ptr.symlink_to(outside / "ptr")
@@ -368,7 +368,7 @@ def test_genuine_resume_is_weights_only_and_never_runs_config_text(run_dir, tmp_
     resumed = [w for f, w in calls if f.endswith("iter_1.pth")]
     assert resumed and all(w is True for w in resumed), calls
     rec = json.loads(next((tmp_path / "res").glob("*.json")).read_text())
-    assert rec["protocol"]["params"]["resumed"] is True and rec["extra"]["final_iter"] == 2
+    assert rec["extra"]["applied"]["resumed"] is True and rec["extra"]["final_iter"] == 2
     assert len(rec["extra"]["train_loss"]) == 1  # iteration 1 was restored, only iteration 2 trained
     state = real_load(wd / "iter_2.pth", map_location="cpu", weights_only=False)
     assert {float(s["step"]) for s in state["optimizer"]["state"].values()} == {2.0}  # AdamW state carried over

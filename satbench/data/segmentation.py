@@ -77,26 +77,33 @@ class SegDataset:
                 "train_equals_val": self.train_equals_val}
 
 
-def open_seg_dataset(spec: str, *, seg_format: Optional[str] = None, data_root: Optional[str | Path] = None) -> SegDataset:
-    """``potsdam|vaihingen|loveda`` (under ``data_root`` / ``$SATBENCH_DATA``) or a folder; ``seg_format`` tells which
-    benchmark a folder holds when its name does not."""
+def resolve_seg_dataset(spec: str, *, seg_format: Optional[str] = None,
+                        data_root: Optional[str | Path] = None) -> tuple[str, Path]:
+    """``potsdam|vaihingen|loveda`` (under ``data_root`` / ``$SATBENCH_DATA``) or a folder -> (dataset name, root).
+
+    ``seg_format`` tells which benchmark a folder holds when its name does not.
+    """
     names = [s.name for s in list_datasets("segmentation")]
     if spec in names:
         root = Path(data_root) / spec if data_root else default_seg_root(spec)
         if root is None:
             raise DataError(f"--dataset {spec}: set SATBENCH_DATA (or --data-root) to the folder holding {spec}/ "
                             f"(as `satbench data prepare {spec}` writes it) or pass the dataset folder itself")
-        kind = seg_format or spec
-    else:
-        root = Path(spec).expanduser()
-        if not root.is_dir():
-            raise DataError(f"--dataset {spec!r} is neither {', '.join(names)} nor an existing folder")
-        if seg_format is None:
-            hits = [k for k in names if k in root.resolve().name.lower()]
-            if len(hits) != 1:
-                raise DataError(f"cannot tell which dataset {root} holds from its name; pass --seg-format "
-                                f"{'|'.join(names)}")
-            seg_format = hits[0]
-        kind = seg_format
-    cat = get_dataset_spec(kind, kind="segmentation")
-    return SegDataset(cat, root, check_data_root(root, kind))
+        return seg_format or spec, root
+    root = Path(spec).expanduser()
+    if not root.is_dir():
+        raise DataError(f"--dataset {spec!r} is neither {', '.join(names)} nor an existing folder")
+    if seg_format is None:
+        hits = [k for k in names if k in root.resolve().name.lower()]
+        if len(hits) != 1:
+            raise DataError(f"cannot tell which dataset {root} holds from its name; pass --seg-format "
+                            f"{'|'.join(names)}")
+        seg_format = hits[0]
+    get_dataset_spec(seg_format, kind="segmentation")
+    return seg_format, root
+
+
+def open_seg_dataset(spec: str, *, seg_format: Optional[str] = None, data_root: Optional[str | Path] = None) -> SegDataset:
+    """The segmentation benchmark ``spec`` names (see :func:`resolve_seg_dataset`), its tile counts checked."""
+    kind, root = resolve_seg_dataset(spec, seg_format=seg_format, data_root=data_root)
+    return SegDataset(get_dataset_spec(kind, kind="segmentation"), root, check_data_root(root, kind))

@@ -13,7 +13,6 @@ import logging
 from typing import Any
 
 from ..argtypes import positive_float, positive_int
-from ..errors import ProtocolError
 from .knn_settings import KnnSettings
 from .statistics import add_statistics_arguments, add_subset_arguments
 from .statistics import run_options as statistics_run_options

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Any, Optional
+from typing import Any
 
 from ..errors import ResultsError
 from . import escape as E
 from .cells import cell_text, notes_of
 from .html import html_section, page
-from .tables import Cell, Table
+from .tables import Table
 
 FORMATS = ("md", "csv", "latex", "html")
 INTERVALS = ("pm", "bracket")

@@ -18,7 +18,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from ..backbones.satdino import ARCHS, SatDINOViT

@@ -21,8 +21,8 @@ mmcv_compat.install()
 from mmengine.config import Config  # noqa: E402
 
 from ..data.catalog import DatasetSpec, get_dataset_spec, list_datasets  # noqa: E402
-from ..data.segmentation import check_data_root  # noqa: E402,F401 (re-exported)
-from ..errors import DataError, ProtocolError, SatbenchError  # noqa: E402
+from ..data.segmentation import check_data_root, default_seg_root  # noqa: E402,F401 (check_data_root re-exported)
+from ..errors import ProtocolError, SatbenchError  # noqa: E402
 from ..io import atomic_write_bytes  # noqa: E402
 from ..resources import tasks_dir  # noqa: E402
 from ..eval.seg_settings import SegmentationSettings  # noqa: E402
@@ -87,8 +87,7 @@ def config_path(dataset: str, crop: int) -> Path:
 
 def default_data_root(dataset: str) -> Optional[Path]:
     """``$SATBENCH_DATA/<folder>`` when ``SATBENCH_DATA`` is set, else None."""
-    base = os.environ.get("SATBENCH_DATA")
-    return Path(base) / get_seg_dataset(dataset).folder if base else None
+    return default_seg_root(get_seg_dataset(dataset).folder)
 
 
 def default_recipe() -> SegmentationSettings:

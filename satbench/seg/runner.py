@@ -22,13 +22,14 @@ mmcv_compat.install()
 from mmengine.hooks import Hook  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from ..errors import DataError, SatbenchError  # noqa: E402
-from ..io import atomic_torch_save, atomic_write_bytes, canonical_hash  # noqa: E402
+from ..errors import SatbenchError  # noqa: E402
+from ..io import atomic_torch_save, atomic_write_bytes  # noqa: E402
 from ..locking import holds_output_lock  # noqa: E402
 from ..results import make_record, write_record  # noqa: E402
 from .backbone import resolve_card  # noqa: E402
 from . import safe_resume  # noqa: E402
-from .config import DEFAULT_PROTOCOL, SEG_DATASETS, check_data_root, default_data_root, get_seg_dataset  # noqa: E402
+from ..data.segmentation import resolve_seg_dataset  # noqa: E402
+from .config import DEFAULT_PROTOCOL, check_data_root, get_seg_dataset  # noqa: E402
 from .run_args import RUN_ARGS_NAME, SegRunArgs, cpu_distributed_edits, make_config, replace_norm_type  # noqa: E402
 from .run_args import write_run_args  # noqa: E402
 
@@ -51,27 +52,6 @@ class _KeepMetrics(Hook):
 
     def after_val_epoch(self, runner: Runner, metrics: Optional[dict[str, Any]] = None) -> None:
         self.metrics = dict(metrics or {})
-
-
-def resolve_dataset(dataset: str, seg_format: Optional[str] = None) -> tuple[str, Path]:
-    """``potsdam|vaihingen|loveda`` (under ``$SATBENCH_DATA``) or a folder -> (dataset kind, root)."""
-    if dataset in SEG_DATASETS:
-        root = default_data_root(dataset)
-        if root is None:
-            raise DataError(f"--dataset {dataset}: set SATBENCH_DATA to the folder holding {SEG_DATASETS[dataset].folder}/ "
-                            f"(as `satbench data prepare {dataset}` writes it) or pass the dataset folder itself")
-        return dataset, root
-    root = Path(dataset).expanduser()
-    if not root.is_dir():
-        raise DataError(f"--dataset {dataset!r} is neither {', '.join(SEG_DATASETS)} nor an existing folder")
-    if seg_format is None:
-        hits = [k for k in SEG_DATASETS if k in root.resolve().name.lower()]
-        if len(hits) != 1:
-            raise DataError(f"cannot tell which dataset {root} holds from its name; pass --seg-format "
-                            f"{'|'.join(SEG_DATASETS)}")
-        seg_format = hits[0]
-    get_seg_dataset(seg_format)
-    return seg_format, root
 
 
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
@@ -188,7 +168,7 @@ def _attach_statistics(record: Any, runner: Runner, statistics: Any) -> None:
 
 def default_work_dir(model: str, dataset: str, crop: int, seg_format: Optional[str] = None) -> Path:
     """``work_dirs/seg/<model>_<dataset kind>_<crop>`` (relative to the current folder)."""
-    return Path("work_dirs") / "seg" / f"{resolve_card(model).name}_{resolve_dataset(dataset, seg_format)[0]}_{crop}"
+    return Path("work_dirs") / "seg" / f"{resolve_card(model).name}_{resolve_seg_dataset(dataset, seg_format=seg_format)[0]}_{crop}"
 
 
 @holds_output_lock(lambda a: a["work_dir"] or default_work_dir(a["model"], a["dataset"], a["crop"], a["seg_format"]),
@@ -240,7 +220,7 @@ def run_segmentation(
 
     protocol = protocol or load_protocol(DEFAULT_PROTOCOL, task="segmentation")
     recipe = protocol.settings(SegmentationSettings)
-    kind, root = resolve_dataset(dataset, seg_format)
+    kind, root = resolve_seg_dataset(dataset, seg_format=seg_format)
     counts = check_data_root(root, kind)
     card = resolve_card(model)
     world_size = int(os.environ.get("WORLD_SIZE", "1"))

@@ -35,7 +35,7 @@ def add_cases(out: Path, res: Path, case, ctx: dict[str, Any]) -> None:
         (d / "images" / "forest" / ln.split("/")[-1]).write_bytes((ucm / "images" / ln[2:]).read_bytes())
     (d / "train.txt").write_text("\n".join(lines) + "\n")
     (d / "val.txt").write_text(lines[0] + "\n./forest/" + "x" * 4000 + ".jpg\n")
-    case("split-entry-4000-chars", base + ["--dataset", d], "error", r"val\.txt:2: entry of 4010 characters")
+    case("split-entry-4000-chars", base + ["--dataset", d], "error", r"val\.txt:2: entry of 4013 characters")
     # strict protocols: impossible values and misspelled keys, one line naming the file and the key
     proto = yaml.safe_load((REPO / "tasks" / "knn" / "satdino-knn-v1.yaml").read_text())
     for cid, edit, pattern in [

@@ -86,7 +86,7 @@ def add_cases(out: Path, res: Path, case, ctx: dict[str, Any]) -> None:
     (out / "bad-table-knn.yaml").write_text(yaml.safe_dump(proto))
     no_norm = [a for i, a in enumerate(knn) if a != "--normalization" and (i == 0 or knn[i - 1] != "--normalization")]
     case("normalization-protocol-table-zero-std", no_norm + ["--dataset", "ucm-mini", "--protocol", out / "bad-table-knn.yaml"],
-         "error", r"bad-table-knn:uc_merced.*std")
+         "error", r"bad-table-knn.*normalization_table\.uc_merced\.std must be > 0")
 
     # --- 9. weight dtypes: integer, bool, complex and float8 refused (key and dtype named); fp16 / bf16 load -------
     torch.manual_seed(0)
@@ -128,8 +128,9 @@ def add_cases(out: Path, res: Path, case, ctx: dict[str, Any]) -> None:
         case(f"extract-size-{size}-beyond-model", ext + ["--weights", "random", "--size", size], "error", pattern)
     # kNN scales the model cannot take are refused before any image is decoded (the protocol's views are checked
     # against the backbone): --scales 3 on ucm-mini (256 px) asks for 768 px, beyond SatDINO's 624 px at patch 16
-    case("knn-scales-beyond-model", [a for a in knn if a not in ("--scales", "0.125")] + ["--dataset", "ucm-mini",
-                                                                                          "--scales", "3"],
+    # (--native-size is dropped too: given, it would override the catalog's 256 px)
+    case("knn-scales-beyond-model", [a for a in knn if a not in ("--scales", "0.125", "--native-size", "64")]
+         + ["--dataset", "ucm-mini", "--scales", "3"],
          "error", r"768 x 768 px")
     case("extract-size-25600-pos-interp-size",
          ext + ["--weights", "random", "--size", "25600", "--pos-interp", "size"], "error", r"160 patches of 16 px per side, 2560 px")
