@@ -130,7 +130,7 @@ def test_cli_cached_linear_writes_a_leaderboard_record(tmp_path, capsys):
     assert len(recs) == 1
     rec = json.loads(recs[0].read_text())
     assert rec["task"] == "cached-linear" and rec["model"] == "satdino-vit_small-16"  # handed over by --task linear
-    assert set(rec["summary"]) == {"top1", "top5"} and 0 <= rec["summary"]["top1"] <= 100
+    assert set(rec["summary"]) == {"top1", "top5", "ci"} and 0 <= rec["summary"]["top1"] <= 100
     assert rec["protocol"]["name"] == "cached-linear-v1" and rec["dataset"]["name"] == "ucm-mini"
     assert rec["metrics"]["selected"]["lr"] in proto["params"]["lrs"]
     assert rec["weights"]["source"] == "random"
