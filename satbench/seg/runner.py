@@ -23,7 +23,7 @@ from mmengine.hooks import Hook  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 from ..errors import SatbenchError  # noqa: E402
-from ..io import atomic_torch_save, atomic_write_bytes  # noqa: E402
+from ..io import atomic_torch_save, atomic_write_bytes, canonical_hash  # noqa: E402
 from ..locking import holds_output_lock  # noqa: E402
 from ..results import make_record, write_record  # noqa: E402
 from .backbone import resolve_card  # noqa: E402
