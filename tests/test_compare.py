@@ -189,45 +189,22 @@ def test_model_names_resolve_to_the_latest_comparable_runs_with_holm_across_data
 # ---------------------------------------------------------------------------------------------------------------------
 @pytest.mark.slow  # two real runs: 420 JPEG decodes each (~10-25 s on the shared 2-core machine)
 def test_end_to_end_two_real_knn_runs(tmp_path, monkeypatch, capsys):
-    """run_knn does not write sidecars yet (the lead wires satbench.stats.fields.knn_fields into it): the test captures
-    the features run_knn classifies, rebuilds the top-1 predictions with satbench's own search and vote, checks they
-    reproduce the record's top-1, attaches the sidecar and the statistics fields, then runs `satbench compare`."""
-    import satbench.eval.knn as knn
-    from satbench.io import atomic_write_json
-    from satbench.predictions import write_sidecar
-    from satbench.stats.fields import knn_fields
+    """run_knn writes each record with its prediction sidecar: the sidecar reproduces the record's top-1, then
+    `satbench compare` pairs the two seeds."""
+    from satbench.predictions import predictions_for_record
 
     monkeypatch.setenv("SATBENCH_MODEL_CARDS", str(CARDS))
-    captured: list = []
-    original = knn.knn_classify
-
-    def spy(train_feats, train_labels, test_feats, test_labels, ks, temperature, num_classes, *, backend="faiss",
-            device=None):
-        sims, idx = knn.knn_search(knn.l2_normalize(train_feats), knn.l2_normalize(test_feats), max(ks),
-                                   backend=backend, device=device)
-        ytr = __import__("torch").as_tensor(list(train_labels))
-        preds = {k: knn.knn_vote(sims, idx, ytr, num_classes, k, temperature)[:, 0].numpy() for k in ks}
-        captured.append((np.asarray(list(test_labels)), preds))
-        return original(train_feats, train_labels, test_feats, test_labels, ks, temperature, num_classes,
-                        backend=backend, device=device)
-
-    monkeypatch.setattr(knn, "knn_classify", spy)
     res = tmp_path / "res"
     paths = []
     for seed in (0, 1):
-        captured.clear()
         assert main(["run", "--task", "knn", "--model", "satdino-test-tiny", "--weights", "random", "--seed", str(seed),
                      "--scales", "0.125", "--k", "1", "--results-dir", str(res), "--no-progress", "--num-workers", "0",
-                     "--batch-size", "128"]) == 0
+                     "--batch-size", "128", "--resamples", "2000"]) == 0
         (path,) = [p for p in res.glob("*.json") if p not in paths]
         rec = json.loads(path.read_text())
-        (y, preds), = captured
-        fields = knn_fields(y, {(0.125, 1): preds[1]}, k_report=1, split_sha256=rec["dataset"]["split_hashes"]["val"],
-                            num_classes=rec["metrics"]["num_classes"], resamples=2000)
-        fields.check_against(rec["summary"])  # the sidecar reproduces the record's numbers
-        rec["predictions"] = write_sidecar(path.with_name(path.stem + ".preds.npz"), fields.arrays, fields.num_classes)
-        fields.apply(rec)
-        atomic_write_json(path, rec)
+        p = predictions_for_record(path)  # sha256 checked
+        assert 100.0 * float(np.mean(p.preds["knn_s0.125_k1"] == p.y_true)) == pytest.approx(
+            rec["summary"]["top1_per_scale"]["0.125"])
         paths.append(path)
     capsys.readouterr()
     assert main(["compare", str(paths[0]), str(paths[1]), "--resamples", "2000", "--format", "json"]) == 0

@@ -52,7 +52,7 @@ def test_finetune_cli_trains_backbone_resumes_and_evaluates(tmp_path, small_ucm,
               "--device", "cpu"]
     assert main(common + ["--weights", "random", "--output-dir", str(out)]) == 0
     rec = json.loads(next(res.glob("*.json")).read_text())
-    assert rec["task"] == "finetune" and set(rec["summary"]) == {"top1", "top5"}
+    assert rec["task"] == "finetune" and set(rec["summary"]) == {"top1", "top5", "ci"}
     assert len(rec["metrics"]["per_epoch"]) == 2 and rec["dataset"]["name"] == "uc_merced"
     assert rec["protocol"]["content"]["params"]["mode"] == "full"
     ck = torch.load(out / "checkpoint.pth", weights_only=False)
