@@ -5,7 +5,6 @@ hashed prediction sidecar that reproduces its numbers."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import shutil
 from pathlib import Path
 
