@@ -1,7 +1,7 @@
 """Download throughput against a loopback server and the cost of verifying a 100 MB archive.
 
 Serves a ~100 MB zip (100 members of 1 MiB random bytes, stored) from the tests' scripted loopback server
-(tests/loopback_http.py, 127.0.0.1 only) and measures:
+(tests/support/loopback_http.py, 127.0.0.1 only) and measures:
 
 * plain transport (satbench.download.fetch: httpx stream to .part, then md5+sha256, then rename): MB/s of the
   transfer and the verification's share of the whole fetch;
@@ -69,7 +69,7 @@ def main() -> None:
     import huggingface_hub.constants as hfc
 
     hfc.HF_HUB_OFFLINE = False
-    from loopback_http import LoopbackServer
+    from support.loopback_http import LoopbackServer
     from satbench.archives import extract_archive
     from satbench.data.sources import RemoteFile
     from satbench.download import fetch, hash_file

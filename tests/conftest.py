@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
 import torch
+
+# The tests mirror the package (tests/eval/test_knn.py tests satbench/eval/knn.py) and are imported with
+# --import-mode=importlib, so shared helpers are imported from tests/ itself: `support` (paths, loopback server,
+# leaderboard record builders) and `bad_inputs` (the bad-input corpus).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 os.environ.setdefault("SATBENCH_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -17,13 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from loopback_http import LoopbackServer
 from satbench.archives import extract_archive, inspect_archive
 from satbench.data.install import accept_licence, install_dataset
 from satbench.data.sources import DatasetSource, RemoteFile, get_source
 from satbench.download import DownloadError, fetch, parse_hub_url
 from satbench.errors import DataError
 from satbench.resources import bundled_data_dir
+from support.loopback_http import LoopbackServer
 
 UCM = bundled_data_dir() / "ucm-mini"
 COMMIT = "7c5ef3454d9b1cccfa7ccde0c01fc8f00a45909a"
@@ -360,7 +360,7 @@ def test_cli_list_manual_and_mismatch(tmp_path, capsys, archive):
 def test_loveda_zips_go_to_mmseg_converter(tmp_path, online):
     """A segmentation dataset: zips are inspected (not unpacked) and handed to mmseg's converter, then checked."""
     pytest.importorskip("mmseg")
-    from test_seg_prepare import _loveda_zips
+    from support.seg import loveda_zips as _loveda_zips
 
     _loveda_zips(tmp_path / "z")
     with LoopbackServer() as srv:

@@ -10,10 +10,10 @@ import pytest
 
 from satbench.cli import main
 from satbench.suite import RunKey, WeightsId, record_mismatch
+from support.paths import CARDS
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-CARDS = Path(__file__).parent / "fixtures" / "cards"
 FAST = ["--model", "satdino-test-tiny", "--weights", "random", "--datasets", "ucm-mini", "--num-workers", "0",
         "--no-progress", "--set", "knn.scales=0.125", "--set", "knn.k=5",
         "--set", "cached-linear.val_resize=36", "--set", "cached-linear.val_crop=32", "--set", "cached-linear.epochs=1",

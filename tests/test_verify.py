@@ -6,7 +6,6 @@ copy of its card; the right file passes, a file with one perturbed tensor (still
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 import torch
@@ -17,10 +16,11 @@ from satbench.cli import main
 from satbench.errors import WeightsError
 from satbench.registry import _cards_in, get_card
 from satbench.verify import DEFAULT_IMAGE, compute_stats, known_answer_entry, verify_weights
+from support.paths import TINY_CARD, UCM_MINI
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-TINY = Path(__file__).parent / "fixtures" / "cards" / "satdino-test-tiny.yaml"
+TINY = TINY_CARD
 
 
 @pytest.fixture
@@ -82,7 +82,7 @@ def test_api_and_errors(tmp_path, setup):
     again = compute_stats(loaded, entry["image"], entry["size"])
     assert abs(again["cls_mean"] - entry["cls_mean"]) < 1e-6  # deterministic on this machine
     other = compute_stats(loaded, "ucm-mini/images/beach/" + sorted(
-        p.name for p in (Path(__file__).parent.parent / "satbench/data/bundled/ucm-mini/images/beach").iterdir())[0], 224)
+        p.name for p in (UCM_MINI / "images" / "beach").iterdir())[0], 224)
     # another image gives other values (mean and std of a LayerNormed CLS stay near 0 and 1 for an untrained norm
     # layer: the first values carry the signal)
     assert max(abs(a - b) for a, b in zip(other["cls_first"], entry["cls_first"])) > 1e-2

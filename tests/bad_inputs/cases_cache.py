@@ -4,7 +4,7 @@ place, an unusable cache folder. Runs and ``cache ls`` must succeed without a tr
 recomputed); ``cache clear`` must delete exactly satbench's entries and leave every other file (``present``).
 
 One real kNN run at build time fills a seed cache (tiny test card, bundled ucm-mini); every case works on its own copy.
-FIFOs are covered by tests/test_cache_trust.py in a subprocess with a timeout (a regression there must not hang the
+FIFOs are covered by tests/test_cache.py in a subprocess with a timeout (a regression there must not hang the
 whole corpus run).
 """
 

@@ -1,7 +1,7 @@
 """Bad-input corpus cases for the numerics trust items: weight dtypes (9), normalisations (11), decompression bombs and
 sizes a model cannot take (13). Loaded by ``make_corpus._plugin_cases``; every file is made here from bundled images.
 
-(19, several processes, needs torchrun's environment rather than an argv: tests/test_numerics_trust.py covers it.)
+(19, several processes, needs torchrun's environment rather than an argv: tests/e2e/test_numerics_trust.py covers it.)
 """
 
 from __future__ import annotations
