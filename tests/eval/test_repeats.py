@@ -4,45 +4,23 @@ hashed prediction sidecar that reproduces its numbers."""
 
 from __future__ import annotations
 
-import dataclasses
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+
+from support.tiny_runs import PROBE, small_scene_copy, tiny_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-PROBE = dict(train_crop=32, val_resize=36, val_crop=32, batch_size=8, epochs=1, lr=0.01)
-
-
-def _tiny_model():
-    from satbench.backbones.satdino import SatDINOViT
-    from satbench.registry import get_card
-    from satbench.weights import LoadedModel, WeightsInfo
-
-    card = dataclasses.replace(get_card("satdino-vit_small-16"), name="test-satdino-tiny-d2", arch="vit_tiny",
-                               embed_dim=192, feature_dim=192, depth=2, num_heads=3, weights={})
-    torch.manual_seed(0)
-    return LoadedModel(SatDINOViT(embed_dim=192, depth=2, num_heads=3).eval(), card,
-                       WeightsInfo(source="random", kind="random", seed=0))
 
 
 @pytest.fixture
 def tiny(monkeypatch):
-    """``satbench.api.load`` returns a 2-block random ViT-Tiny (counts its forward passes in ``.calls``)."""
+    """``satbench.api.load`` returns a 2-block random ViT-Tiny; the dict counts its forward images."""
     import satbench.api as api
 
-    model = _tiny_model()
     calls = {"images": 0}
-    forward = model.model.forward_features
-
-    def counting(x, *a, **k):
-        calls["images"] += int(x.shape[0])
-        return forward(x, *a, **k)
-
-    model.model.forward_features = counting
+    model = tiny_model(calls)
     monkeypatch.setattr(api, "load", lambda *a, **k: model)
     return calls
 
@@ -50,20 +28,7 @@ def tiny(monkeypatch):
 @pytest.fixture
 def small(tmp_path, ucm_mini):
     """A 5-class copy of ucm-mini as a ``uc_merced`` folder with its own splits: 8 train and 2 val images per class."""
-    root = tmp_path / "data" / "uc_merced"
-    lines: dict[str, list[str]] = {"train": [], "val": []}
-    for split, per in (("train", 8), ("val", 2)):
-        seen: dict[int, int] = {}
-        for s in ucm_mini.samples(split):
-            if s.label < 5 and seen.get(s.label, 0) < per:
-                seen[s.label] = seen.get(s.label, 0) + 1
-                dst = root / "images" / s.path.parent.name / s.path.name
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy(s.path, dst)
-                lines[split].append(f"./{s.path.parent.name}/{s.path.name}")
-    for split, ls in lines.items():
-        (root / f"{split}.txt").write_text("\n".join(ls) + "\n")
-    return root
+    return small_scene_copy(tmp_path / "data", ucm_mini)
 
 
 def _check_sidecar(rec) -> dict:

@@ -5,10 +5,10 @@ hashed sidecar with the mIoU interval, and ``--seeds`` repeats it."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
-
 import numpy as np
 import pytest
+
+from support.seg import CARD, FIX, SMALL
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -81,15 +81,6 @@ def test_image_confusion_sums_to_mmsegs_areas():
     assert np.array_equal(total.sum(axis=0) + total.sum(axis=1) - np.diag(total), union)
 
 
-SMALL = [
-    "model.data_preprocessor.size=(64,64)", "model.test_cfg.crop_size=(64,64)", "model.test_cfg.stride=(43,43)",
-    "model.decode_head.channels=32", "model.auxiliary_head.channels=16",
-    "train_dataloader.dataset.pipeline.2.scale=(128,128)", "train_dataloader.dataset.pipeline.3.crop_size=(64,64)",
-    "val_dataloader.dataset.pipeline.1.scale=(128,128)", "test_dataloader.dataset.pipeline.1.scale=(128,128)",
-    "test_pipeline.1.scale=(128,128)", "log_level='WARNING'",
-]
-
-
 @pytest.mark.slow  # two tiny mmseg trainings (2 iterations each, ~30-60 s on the shared machine)
 def test_segmentation_seeds_keep_per_image_confusions_and_the_miou_interval(tmp_path, capsys):
     pytest.importorskip("mmseg")
@@ -97,10 +88,9 @@ def test_segmentation_seeds_keep_per_image_confusions_and_the_miou_interval(tmp_
     from satbench.predictions import predictions_for_record
     from satbench.stats.bootstrap import miou_percent
 
-    fix = Path(__file__).resolve().parents[1] / "fixtures" / "seg"
     res, wd = tmp_path / "res", tmp_path / "wd"
-    assert main(["run", "--task", "segmentation", "--model", str(fix / "cards" / "seg-test-vit_tiny-16.yaml"),
-                 "--weights", "random", "--dataset", str(fix / "potsdam"), "--crop", "224", "--seg-batch", "2",
+    assert main(["run", "--task", "segmentation", "--model", CARD,
+                 "--weights", "random", "--dataset", str(FIX / "potsdam"), "--crop", "224", "--seg-batch", "2",
                  "--num-workers", "0", "--work-dir", str(wd), "--results-dir", str(res), "--no-progress",
                  "--iters", "2", "--seeds", "0", "1", "--resamples", "500", "--seg-cfg-options", *SMALL]) == 0
     out = capsys.readouterr().out

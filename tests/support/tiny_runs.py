@@ -1,0 +1,55 @@
+"""Fast real runs for the statistics tests: a 2-block random ViT-Tiny in place of the loaded model (counting its
+forward passes) and a 5-class copy of the bundled ucm-mini laid out as a ``uc_merced`` folder with its own splits."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+from typing import Any
+
+#: A linear / fine-tune protocol shrunk for CPU tests (protocol overrides).
+PROBE = dict(train_crop=32, val_resize=36, val_crop=32, batch_size=8, epochs=1, lr=0.01)
+
+
+def tiny_model(calls: dict[str, int] | None = None) -> Any:
+    """A ``LoadedModel`` of a 2-block random ViT-Tiny/16 (seed 0); ``calls["images"]`` counts the images its
+    ``forward_features`` sees (every extraction and training step goes through it)."""
+    import torch
+
+    from satbench.backbones.satdino import SatDINOViT
+    from satbench.registry import get_card
+    from satbench.weights import LoadedModel, WeightsInfo
+
+    card = dataclasses.replace(get_card("satdino-vit_small-16"), name="test-satdino-tiny-d2", arch="vit_tiny",
+                               embed_dim=192, feature_dim=192, depth=2, num_heads=3, weights={})
+    torch.manual_seed(0)
+    model = LoadedModel(SatDINOViT(embed_dim=192, depth=2, num_heads=3).eval(), card,
+                        WeightsInfo(source="random", kind="random", seed=0))
+    if calls is not None:
+        forward = model.model.forward_features
+
+        def counting(x: Any, *a: Any, **k: Any) -> Any:
+            calls["images"] = calls.get("images", 0) + int(x.shape[0])
+            return forward(x, *a, **k)
+
+        model.model.forward_features = counting
+    return model
+
+
+def small_scene_copy(root: Path, ucm_mini: Any, classes: int = 5, train: int = 8, val: int = 2) -> Path:
+    """``classes`` classes of ucm-mini copied to ``root/uc_merced`` with ``train`` / ``val`` images per class."""
+    root = root / "uc_merced"
+    lines: dict[str, list[str]] = {"train": [], "val": []}
+    for split, per in (("train", train), ("val", val)):
+        seen: dict[int, int] = {}
+        for s in ucm_mini.samples(split):
+            if s.label < classes and seen.get(s.label, 0) < per:
+                seen[s.label] = seen.get(s.label, 0) + 1
+                dst = root / "images" / s.path.parent.name / s.path.name
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(s.path, dst)
+                lines[split].append(f"./{s.path.parent.name}/{s.path.name}")
+    for split, ls in lines.items():
+        (root / f"{split}.txt").write_text("\n".join(ls) + "\n")
+    return root
