@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 from .errors import WeightsError
+from .io import UntrustedFileError, open_regular
 
 _GLOBAL_RE = re.compile(r"GLOBAL ([\w.]+)")
 _REFUSED_RE = re.compile(r"satbench refused ([\w.]+(?: on [\w.<>]+)?)")
@@ -61,9 +62,9 @@ def _is_raw_pickle(path: Path) -> bool:
     """Whether the file starts like a pickle of protocol 2-5 (``PROTO n``): a legacy ``torch.save`` / plain pickle the
     weights-only loader cannot read as data (as opposed to a file that is not a pickle at all)."""
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path, "rb") as fh:
             head = fh.read(2)
-    except OSError:
+    except (OSError, UntrustedFileError):
         return False
     return len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
 

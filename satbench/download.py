@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import json
 import os
 import re
 import time
@@ -30,7 +29,7 @@ from typing import Any, Callable, Optional
 
 from .data.sources import RemoteFile
 from .errors import DataError
-from .io import atomic_write_json
+from .io import atomic_write_json, open_regular, read_json_bounded
 from .resources import satbench_home
 
 try:  # huggingface_hub >= 1.x depends on "httpx2" (the same API); older stacks ship "httpx"
@@ -107,7 +106,7 @@ def hash_file(path: str | os.PathLike, chunk: int = CHUNK) -> Digests:
     t0 = time.perf_counter()
     md5, sha = hashlib.md5(usedforsecurity=False), hashlib.sha256()
     size = 0
-    with open(path, "rb") as fh:
+    with open_regular(path, "rb") as fh:
         while block := fh.read(chunk):
             md5.update(block)
             sha.update(block)
@@ -124,12 +123,9 @@ def _tofu_path() -> Path:
 
 def _tofu_load() -> dict[str, Any]:
     p = _tofu_path()
-    if not p.is_file():
+    if not os.path.lexists(p):
         return {}
-    try:
-        data = json.loads(p.read_text())
-    except (OSError, ValueError):
-        raise DownloadError(f"{p} is not valid JSON (satbench's record of first-use checksums); fix or remove it") from None
+    data = read_json_bounded(p, what="satbench's record of first-use checksums", limit=16 << 20, error=DownloadError)
     if not isinstance(data, dict):
         raise DownloadError(f"{p} must hold a JSON object")
     return data
@@ -149,8 +145,11 @@ def expected_checksums(rf: RemoteFile) -> tuple[Optional[str], Optional[str], st
     return None, None, "first-use"
 
 
-def verify(path: Path, rf: RemoteFile, *, log: Callable[[str], None] = print) -> tuple[Digests, str]:
-    """Hash ``path`` and compare with what is expected of ``rf``; record first-use checksums. Raises on mismatch."""
+def verify(path: Path, rf: RemoteFile, *, log: Callable[[str], None] = print,
+           record_first_use: bool = True) -> tuple[Digests, str]:
+    """Hash ``path`` and compare with what is expected of ``rf``. Raises on mismatch. Without a published or recorded
+    checksum (``where == "first-use"``) the digests are recorded when ``record_first_use`` (else the caller records
+    them with :func:`record_first_use_checksum` once the file has proven good, e.g. unpacked and checked)."""
     md5, sha, where = expected_checksums(rf)
     d = hash_file(path)
     bad = []
@@ -161,14 +160,19 @@ def verify(path: Path, rf: RemoteFile, *, log: Callable[[str], None] = print) ->
     if bad:
         src = "the published checksum" if where == "published" else f"the checksum recorded on first use in {_tofu_path()}"
         raise DownloadError(f"{path}: checksum mismatch ({'; '.join(bad)}; {src}); the file is not used")
-    if where == "first-use":
-        data = _tofu_load()
-        data[_tofu_key(rf)] = {"filename": rf.filename, "md5": d.md5, "sha256": d.sha256, "size": d.size,
-                               "recorded": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
-        atomic_write_json(_tofu_path(), data)
-        log(f"note: no published checksum is known for {rf.filename}; computed on first use: md5 {d.md5}, "
-            f"sha256 {d.sha256} (recorded in {_tofu_path()}; later downloads are checked against it)")
+    if where == "first-use" and record_first_use:
+        record_first_use_checksum(rf, d, log=log)
     return d, where
+
+
+def record_first_use_checksum(rf: RemoteFile, d: Digests, *, log: Callable[[str], None] = print) -> None:
+    """Record the checksums of a file that has no published one (later copies must match them)."""
+    data = _tofu_load()
+    data[_tofu_key(rf)] = {"filename": rf.filename, "md5": d.md5, "sha256": d.sha256, "size": d.size,
+                           "recorded": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    atomic_write_json(_tofu_path(), data)
+    log(f"note: no published checksum is known for {rf.filename}; computed on first use: md5 {d.md5}, "
+        f"sha256 {d.sha256} (recorded in {_tofu_path()}; later downloads are checked against it)")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -345,17 +349,19 @@ def _hub_label(ref: HubRef) -> str:
 # The one entry point
 # ---------------------------------------------------------------------------------------------------
 def fetch(rf: RemoteFile, folder: str | os.PathLike, *, progress: bool = True, retries: int = 5, backoff: float = 1.0,
-          timeout: float = 60.0, log: Callable[[str], None] = print, client: Optional[Any] = None) -> FetchResult:
+          timeout: float = 60.0, log: Callable[[str], None] = print, client: Optional[Any] = None,
+          record_first_use: bool = True) -> FetchResult:
     """A verified local copy of ``rf``: from ``folder`` if already there, else from its URL.
 
     ``folder`` is where plain downloads go and where a file fetched by hand is looked for first. Raises
-    :class:`DownloadError` naming the URL and that place when the file cannot be obtained.
+    :class:`DownloadError` naming the URL and that place when the file cannot be obtained. ``record_first_use``: see
+    :func:`verify`.
     """
     folder = Path(folder)
     dest = folder / rf.filename
     t0 = time.perf_counter()
     if dest.is_file():
-        d, where = verify(dest, rf, log=log)
+        d, where = verify(dest, rf, log=log, record_first_use=record_first_use)
         return FetchResult(dest, d, "present", rf.url, checksum=where, seconds=time.perf_counter() - t0)
     hint = f"download {rf.url} by hand and place it at {dest}" if rf.url else f"place {rf.filename} at {dest}"
     if not rf.url:
@@ -366,7 +372,7 @@ def fetch(rf: RemoteFile, folder: str | os.PathLike, *, progress: bool = True, r
             path, commit = hub_fetch(ref, progress=progress)
         except DownloadError as exc:
             raise DownloadError(f"{exc}; {hint}") from None
-        d, where = verify(path, rf, log=log)
+        d, where = verify(path, rf, log=log, record_first_use=record_first_use)
         return FetchResult(path, d, "hub", rf.url, revision=commit, checksum=where, seconds=time.perf_counter() - t0)
     if is_offline():
         raise DownloadError(f"{rf.filename} is not present and downloads are off (SATBENCH_OFFLINE/HF_HUB_OFFLINE); {hint}")
@@ -379,7 +385,7 @@ def fetch(rf: RemoteFile, folder: str | os.PathLike, *, progress: bool = True, r
         raise DownloadError(f"{exc}; {hint} (a partial download is kept at {part} and resumed next time)"
                             if part.exists() else f"{exc}; {hint}") from None
     try:
-        d, where = verify(part, rf, log=log)
+        d, where = verify(part, rf, log=log, record_first_use=record_first_use)
     except DownloadError:
         part.unlink(missing_ok=True)
         raise

@@ -24,7 +24,7 @@ import stat
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import IO, Any, Callable, Optional
 
 from .errors import ResultsError, SatbenchError
 
@@ -396,6 +396,24 @@ def parse_json_bounded(data: bytes, max_depth: int = 64) -> Any:
     return obj
 
 
+def open_regular(path: str | os.PathLike, mode: str = "rb", **kwargs: Any) -> IO[Any]:
+    """``open(path, mode)`` for reading a file satbench did not write, without ever blocking: a FIFO, device, socket or
+    folder is refused (:class:`UntrustedFileError` ``<path> is a FIFO, not a regular file``) before a byte is read. For streamed
+    reads of files too large for :func:`read_bytes_bounded` (CSV lists, archives, checkpoints, images to hash)."""
+    if "r" not in mode or any(c in mode for c in "wax+"):
+        raise ValueError(f"open_regular is for reading, got mode {mode!r}")
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UntrustedFileError(f"{path} is {file_kind(st.st_mode)}, not a regular file (not read)")
+        os.set_blocking(fd, True)
+        return open(fd, mode, closefd=True, **kwargs)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def read_bytes_or_fail(path: str | os.PathLike, limit: int, *, lead: str, error: type[SatbenchError] = SatbenchError,
                        follow_symlinks: bool = True) -> bytes:
     """:func:`read_bytes_bounded`, every problem turned into one ``error`` line ``<lead> <reason>`` (``lead`` names
@@ -426,7 +444,7 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     import hashlib
 
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with open_regular(path, "rb") as fh:
         while block := fh.read(chunk):
             h.update(block)
     return h.hexdigest()

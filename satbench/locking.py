@@ -163,6 +163,10 @@ class OutputLock:
             os.close(fd)
             raise OutputLockedError(f"cannot lock output folder {self.folder}: {self.path} is {file_kind(st.st_mode)}, "
                                     f"not satbench's lock file (remove it)")
+        if st.st_nlink > 1:  # writing the owner into it would write into every other name of the file
+            os.close(fd)
+            raise OutputLockedError(f"cannot lock output folder {self.folder}: {self.path} has {st.st_nlink} hard links, "
+                                    f"so it is not satbench's lock file (remove it)")
         return fd
 
     def acquire(self) -> "OutputLock":
@@ -201,9 +205,15 @@ class OutputLock:
             if same:
                 break
             os.close(fd)  # the previous owner removed the file between our open and lock: lock the new one
+        previous = _read_info(fd)
+        if previous is not None and previous.get("satbench_lock") != 1:  # never overwrite a file satbench did not write
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+            self._release_dirs()
+            raise OutputLockedError(f"cannot lock output folder {self.folder}: {self.path} exists and is not a satbench "
+                                    f"lock file ({previous.get('unreadable', 'no satbench_lock marker')}); remove it")
         self.fd = fd
         self._owner_pid = os.getpid()
-        previous = _read_info(fd)
         if previous is not None and _pid_of(previous) != os.getpid():
             self.stale = previous
             why = ("which is no longer running" if _dead_here(previous)

@@ -17,7 +17,6 @@ size must fit ``n`` and ``num_classes``, its sha256 must match, the members must
 from __future__ import annotations
 
 import io
-import json
 import os
 import re
 import stat
@@ -319,20 +318,14 @@ def read_sidecar(path: str | os.PathLike, entry: Mapping[str, Any], n: int, num_
 
 
 def load_record(path: str | os.PathLike) -> dict[str, Any]:
-    """A satbench record read from ``path`` (with ``_path`` set); one-line errors for anything else."""
-    from .results import SCHEMA
+    """A satbench record read from ``path`` (with ``_path`` set; :func:`satbench.results.read_record`, bounded);
+    one-line errors for anything else."""
+    from .results import read_record
 
     path = Path(path)
-    if not path.is_file():
-        raise ResultsError(f"record {path} " + ("is not a regular file" if path.exists() else "does not exist"))
-    try:
-        rec = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as exc:
-        raise ResultsError(f"{path}: not a readable record ({exc})") from None
-    if not isinstance(rec, dict) or rec.get("schema") != SCHEMA:
-        raise ResultsError(f"{path}: not a satbench record (schema {SCHEMA!r} expected)")
-    rec["_path"] = str(path)
-    return rec
+    if not os.path.lexists(path):
+        raise ResultsError(f"record {path} does not exist")
+    return read_record(path, follow_symlinks=True)
 
 
 def predictions_for_record(record: str | os.PathLike | Mapping[str, Any]) -> Predictions:

@@ -254,12 +254,12 @@ def record_problem(rec: Any) -> Optional[str]:
     return None
 
 
-def read_record(path: str | os.PathLike) -> "Record":
-    """One record file, checked: a regular file (symbolic links not followed, FIFOs and devices never opened) of at
-    most :data:`MAX_RECORD_BYTES`, strict JSON (finite numbers, bounded nesting) that passes :func:`record_problem`.
-    Raises :class:`ResultsError` ``<path>: <problem>``."""
+def read_record(path: str | os.PathLike, *, follow_symlinks: bool = False) -> "Record":
+    """One record file, checked: a regular file (symbolic links not followed unless ``follow_symlinks``, as for a file
+    the user names; FIFOs and devices never opened) of at most :data:`MAX_RECORD_BYTES`, strict JSON (finite numbers,
+    bounded nesting) that passes :func:`record_problem`. Raises :class:`ResultsError` ``<path>: <problem>``."""
     try:
-        data = read_bytes_bounded(path, MAX_RECORD_BYTES, follow_symlinks=False)
+        data = read_bytes_bounded(path, MAX_RECORD_BYTES, follow_symlinks=follow_symlinks)
         rec = parse_json_bounded(data, MAX_RECORD_DEPTH)
     except UntrustedFileError as exc:
         raise ResultsError(f"{path} {exc}") from None

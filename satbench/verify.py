@@ -150,7 +150,9 @@ def write_card_copy(card: ModelCard, kind: str, entry: dict[str, Any], out: str 
     from .io import atomic_write_bytes
 
     out = check_out_path(card, out, overwrite=overwrite)
-    data = yaml.safe_load(Path(card.path).read_text())
+    from .yamlio import read_yaml
+
+    data = read_yaml(card.path, what="model card")
     w = data.setdefault("weights", {}) or {}
     data["weights"] = w
     e = w.setdefault(kind, {})

@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import tarfile
+import time
 import zipfile
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from satbench.data.sources import DatasetSource, RemoteFile, get_source
 from satbench.download import DownloadError, fetch, parse_hub_url
 from satbench.errors import DataError
 from satbench.resources import bundled_data_dir
+from support.locks import lock_holder
 from support.loopback_http import LoopbackServer
 
 UCM = bundled_data_dir() / "ucm-mini"
@@ -394,3 +396,36 @@ def test_source_table_is_consistent():
             assert rf.url is None or rf.url.startswith("https://")
             if rf.url and parse_hub_url(rf.url):
                 assert re.fullmatch(r"[0-9a-f]{40}", parse_hub_url(rf.url).revision)  # pinned to a commit
+
+
+def test_a_first_use_checksum_is_recorded_only_once_the_archive_installed(tmp_path, archive):
+    """An archive without a published checksum that is refused (a ``..`` member) must not become the expected
+    checksum: the good archive placed afterwards installs, and only then is its checksum recorded."""
+    e = DatasetSource(name="uc_merced", title="UCM (manual test)", kind="scene", files=(RemoteFile("UCM.zip"),),
+                      licence="test", public_domain=True, citation="c", homepage="h", manual="get it by hand")
+    tofu = tmp_path / "satbench_home" / "downloads" / "checksums.json"
+    (tmp_path / "files").mkdir()
+    (tmp_path / "files" / "UCM.zip").write_bytes(_zip_with({"UCMerced_LandUse/Images/a/ok.jpg": b"x", "../x": b"p"}))
+    with pytest.raises(DataError, match="refused to unpack"):
+        install(tmp_path, e, files_dir=tmp_path / "files")
+    assert not tofu.exists(), "a refused archive was recorded as the expected checksum"
+    (tmp_path / "files" / "UCM.zip").write_bytes(archive)
+    lines: list[str] = []
+    rep = install(tmp_path, e, files_dir=tmp_path / "files", log=lines.append)
+    assert rep["status"] == "installed"
+    assert json.loads(tofu.read_text())["manual:UCM.zip"]["md5"] == md5(archive)
+    assert any("recorded once the dataset is installed" in ln for ln in lines)
+
+
+def test_a_second_download_of_the_same_dataset_fails_at_once_naming_the_first(tmp_path, archive):
+    """Two `data download` runs share one download folder (and its .part files): the second is refused at once."""
+    from satbench.locking import OutputLockedError
+
+    folder = tmp_path / "files"
+    e = entry("http://127.0.0.1:9/never.zip", archive)
+    with lock_holder(folder) as pid:  # the first run, still going
+        t0 = time.perf_counter()
+        with pytest.raises(OutputLockedError, match=rf"output folder {folder} is in use by another satbench run: pid {pid} "):
+            install(tmp_path, e, files_dir=folder)
+        assert time.perf_counter() - t0 < 5
+    assert not (tmp_path / "data").exists()

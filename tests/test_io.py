@@ -21,6 +21,7 @@ import pytest
 
 from satbench.cli import main
 from satbench.errors import SatbenchError
+from support.locks import lock_holder
 from support.paths import REPO
 
 CARDS = REPO / "tests" / "fixtures" / "cards"
@@ -69,21 +70,6 @@ def _pretrain_argv(data: Path, out: Path, epochs: int = 1) -> list[str]:
     for s in PRETRAIN_SETS + [f"epochs={epochs}"]:
         argv += ["--set", s]
     return argv
-
-
-@contextlib.contextmanager
-def _holder(folder: Path):
-    """Another process holding the output lock on ``folder`` until the block ends; yields its pid."""
-    code = ("import sys\nfrom satbench.locking import output_lock\nl = output_lock(sys.argv[1], 'test holder').acquire()\n"
-            "print('ready', flush=True)\nsys.stdin.read()\nl.release()\n")
-    p = subprocess.Popen([sys.executable, "-c", code, str(folder)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                         text=True, env=_env())
-    try:
-        assert p.stdout.readline().strip() == "ready"
-        yield p.pid
-    finally:
-        p.stdin.close()
-        p.wait(timeout=30)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -158,7 +144,7 @@ def test_every_command_owning_an_output_folder_refuses_a_locked_one(command, tmp
     folder = tmp_path / "out"
     folder.mkdir()
     argv = [str(a) for a in LOCKED_COMMANDS[command](folder, tmp_path / "res")]
-    with _holder(folder) as pid:
+    with lock_holder(folder) as pid:
         code = main(argv)
         lines = _lines(capsys.readouterr().err)
         assert code != 0 and len(lines) == 1, lines
@@ -174,7 +160,7 @@ def test_the_default_linear_output_dir_is_locked_too(tmp_path):
 
     folder = tmp_path / "runs" / "linear" / "x"
     folder.mkdir(parents=True)
-    with _holder(folder) as pid:
+    with lock_holder(folder) as pid:
         with pytest.raises(OutputLockedError, match=rf"in use by another satbench run: pid {pid} "):
             train_classifier(None, [], [], 2, None, output_dir=folder)  # refused before the arguments are used
 
@@ -236,7 +222,7 @@ def test_torchrun_job_refused_by_a_locked_folder_ends_without_hanging(tmp_path):
     out.mkdir()
     argv = [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "satbench.cli",
             *_pretrain_argv(data, out, epochs=1), "--device", "cpu"]
-    with _holder(out) as pid:
+    with lock_holder(out) as pid:
         t0 = time.monotonic()
         proc = subprocess.run(argv, capture_output=True, text=True, env=_env(), timeout=300)
         took = time.monotonic() - t0
@@ -662,3 +648,43 @@ def test_fmow_struct_json_is_bounded(tmp_path):
     (tmp_path / "deep.json").write_text("[" * 50_000 + "]" * 50_000)
     with pytest.raises(DataError, match=r"deep\.json is not readable JSON: nested deeper than 64 levels"):
         struct_to_rows(tmp_path / "deep.json", "train")
+
+
+@pytest.mark.parametrize("kind", ["foreign", "hardlink"])
+def test_a_lock_file_satbench_did_not_write_is_never_overwritten_or_removed(tmp_path, kind):
+    """A `.satbench.lock` that is not satbench's (foreign content, or a hard link to another file) is refused with one
+    line; its bytes (and those of the file it links to) are untouched and it stays."""
+    from satbench.locking import LOCK_NAME, OutputLockedError, output_lock
+
+    folder = tmp_path / "out"
+    folder.mkdir()
+    precious = tmp_path / "thesis.txt"
+    precious.write_text("chapter 1\n")
+    lock = folder / LOCK_NAME
+    if kind == "hardlink":
+        os.link(precious, lock)
+        match = "has 2 hard links, so it is not satbench's lock file"
+    else:
+        lock.write_text("chapter 1\n")
+        match = "exists and is not a satbench lock file"
+    with pytest.raises(OutputLockedError, match=rf"cannot lock output folder {folder}: {lock} .*{match}"):
+        with output_lock(folder, "test"):
+            pass
+    assert lock.read_text() == "chapter 1\n" and precious.read_text() == "chapter 1\n"
+
+
+def test_open_regular_never_blocks_on_a_fifo_and_names_the_path(tmp_path):
+    from satbench.io import UntrustedFileError, open_regular, sha256_file
+
+    fifo = tmp_path / "f"
+    os.mkfifo(fifo)
+    with pytest.raises(UntrustedFileError, match=rf"^{fifo} is a FIFO \(named pipe\), not a regular file \(not read\)$"):
+        open_regular(fifo)
+    with pytest.raises(UntrustedFileError, match="is a FIFO"):
+        sha256_file(fifo)
+    real = tmp_path / "r.csv"
+    real.write_text("a,b\n")
+    with open_regular(real, "r", newline="") as fh:
+        assert fh.read() == "a,b\n"
+    with pytest.raises(ValueError):
+        open_regular(real, "w")

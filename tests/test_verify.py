@@ -93,8 +93,15 @@ def test_out_never_targets_the_shipped_cards(tmp_path, capsys):
 
     card = models_dir() / "satdino-vit_small-16.yaml"
     before = card.read_text()
-    assert main(["verify", "satdino-vit_small-16", "--weights", "random", "--write", "--out", str(card)]) == 2
+    assert main(["verify", "satdino-vit_small-16", "--weights", str(tmp_path / "w.pth"), "--write", "--out", str(card)]) == 2
     assert "refusing to write into the shipped model cards" in capsys.readouterr().err
     assert card.read_text() == before
     assert main(["verify", "satdino-vit_small-16", "--out", str(tmp_path / "x.yaml")]) == 2
     assert "--out applies with --write only" in capsys.readouterr().err
+
+
+def test_write_refuses_random_weights(tmp_path, capsys):
+    """A known answer belongs to a weight file: `--write --weights random` would print an entry with sha256 null."""
+    assert main(["verify", "satdino-vit_small-16", "--weights", "random", "--write"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--weights random is not one" in err[0]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any, Iterable, Optional
@@ -63,18 +64,11 @@ def _folder(args: argparse.Namespace) -> Path:
 
 
 def read_record_file(path: Path) -> dict[str, Any]:
-    """One record file (``_path`` set); anything that is not a satbench record is an error naming the file."""
-    from ..errors import ResultsError
-    from ..results import SCHEMA
+    """One record file named by the user (``_path`` set), read as every record is (:func:`satbench.results.read_record`:
+    bounded, regular files only); anything that is not a satbench record is an error naming the file."""
+    from ..results import read_record
 
-    try:
-        rec = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError, OSError, RecursionError) as exc:
-        raise ResultsError(f"{path}: not a readable record ({type(exc).__name__}: {str(exc)[:120]})") from None
-    if not isinstance(rec, dict) or rec.get("schema") != SCHEMA:
-        raise ResultsError(f"{path}: not a satbench record (expected a JSON object with schema {SCHEMA!r})")
-    rec["_path"] = str(path)
-    return rec
+    return read_record(path, follow_symlinks=True)
 
 
 def find_record(spec: str, folder: Path) -> dict[str, Any]:
@@ -83,7 +77,7 @@ def find_record(spec: str, folder: Path) -> dict[str, Any]:
     from ..results import read_records
 
     path = Path(spec)
-    if path.is_file():
+    if os.path.lexists(path) and not path.is_dir():  # a FIFO or device is named as such, never opened
         return read_record_file(path)
     records = read_records(folder)
     exact = [r for r in records if spec in (str(r.get("id")), Path(r["_path"]).name, Path(r["_path"]).stem)]

@@ -59,6 +59,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from ..weights import load_model
 
+    if str(args.weights or "").strip().lower() == "random":
+        raise SatbenchError("--write records the known answer of a weight file; --weights random is not one "
+                            "(give the official .pth, safetensors or hf: weights)")
     if args.size is not None and args.size <= 0:
         raise SatbenchError(f"--size must be a positive number of pixels, got {args.size}")
     if args.atol is not None and not args.atol > 0:

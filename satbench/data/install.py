@@ -14,7 +14,6 @@ downloading silently.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
 import shutil
 import tempfile
@@ -23,9 +22,10 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from ..archives import extract_archive, inspect_archive
-from ..download import DownloadError, FetchResult, downloads_dir, expected_checksums, fetch
+from ..download import (DownloadError, FetchResult, downloads_dir, expected_checksums, fetch,
+                        record_first_use_checksum)
 from ..errors import DataError, SatbenchError
-from ..io import atomic_write_json
+from ..io import atomic_write_json, read_json_bounded
 from ..resources import satbench_home
 from .sources import DatasetSource, RemoteFile, get_source
 
@@ -39,12 +39,9 @@ def licences_file() -> Path:
 
 def _accepted() -> dict[str, Any]:
     p = licences_file()
-    if not p.is_file():
+    if not os.path.lexists(p):
         return {}
-    try:
-        data = json.loads(p.read_text())
-    except (OSError, ValueError):
-        raise DataError(f"{p} is not valid JSON (satbench's record of accepted dataset licences); fix or remove it") from None
+    data = read_json_bounded(p, what="satbench's record of accepted dataset licences", limit=1 << 20, error=DataError)
     return data if isinstance(data, dict) else {}
 
 
@@ -112,9 +109,22 @@ def install_dataset(name: str, root: str | os.PathLike, *, yes: bool = False, in
     ``entry`` overrides the source table (tests); ``source`` picks an alternative source; ``files_dir`` is
     where archives are looked for and plain downloads go (default ``$SATBENCH_HOME/downloads/<name>``).
     Returns a report whose ``status`` is ``installed``, ``present`` or ``manual`` (nothing done: the
-    paragraph in ``report["manual"]`` says what to do).
+    paragraph in ``report["manual"]`` says what to do). The download folder is locked for the call
+    (:mod:`satbench.locking`): a second download of the same dataset into it fails at once naming the first.
     """
+    from ..locking import output_lock
+
     src = entry or get_source(name)
+    folder = Path(files_dir).expanduser() if files_dir else downloads_dir() / src.name
+    with output_lock(folder, f"data download {src.name}"):
+        return _install_locked(src, root, folder, yes=yes, interactive=interactive, source=source, splits=splits,
+                               progress=progress, retries=retries, backoff=backoff, timeout=timeout, log=log)
+
+
+def _install_locked(src: DatasetSource, root: str | os.PathLike, folder: Path, *, yes: bool, interactive: bool,
+                    source: Optional[str], splits: Optional[str | os.PathLike], progress: bool, retries: int,
+                    backoff: float, timeout: float, log: Callable[[str], None]) -> dict[str, Any]:
+    """:func:`install_dataset` while its download folder is locked."""
     root = Path(root).expanduser()
     final = root / src.target
     report: dict[str, Any] = {"dataset": src.name, "root": str(final)}
@@ -127,7 +137,6 @@ def install_dataset(name: str, root: str | os.PathLike, *, yes: bool = False, in
         report["status"] = "present"
         return report
     files = src.files_for(source)
-    folder = Path(files_dir).expanduser() if files_dir else downloads_dir() / src.name
     missing_manual = [rf for rf in files if not rf.url and not (folder / rf.filename).is_file()]
     if missing_manual:
         report.update(status="manual", manual=manual_paragraph(src, folder))
@@ -139,9 +148,10 @@ def install_dataset(name: str, root: str | os.PathLike, *, yes: bool = False, in
     t0 = time.perf_counter()
     fetched: list[FetchResult] = []
     for rf in files:
-        r = fetch(rf, folder, progress=progress, retries=retries, backoff=backoff, timeout=timeout, log=log)
+        r = fetch(rf, folder, progress=progress, retries=retries, backoff=backoff, timeout=timeout, log=log,
+                  record_first_use=False)  # recorded below, once the archive has unpacked, prepared and checked
         log(f"{rf.filename}: {r.how}, {r.digests.size} bytes, md5 {r.digests.md5} ({r.checksum} checksum "
-            f"{'matched' if r.checksum != 'first-use' else 'recorded'})")
+            f"{'matched' if r.checksum != 'first-use' else 'computed; recorded once the dataset is installed'})")
         fetched.append(r)
     t_fetch = time.perf_counter() - t0
     root.mkdir(parents=True, exist_ok=True)
@@ -186,6 +196,9 @@ def install_dataset(name: str, root: str | os.PathLike, *, yes: bool = False, in
         os.rename(staged, final)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+    for rf, r in zip(files, fetched):  # only an archive that installed a checked dataset vouches for its checksum
+        if r.checksum == "first-use":
+            record_first_use_checksum(rf, r.digests, log=log)
     report.update(status="installed", files=provenance["files"], prepare=prep, check=check,
                   seconds={"fetch": round(t_fetch, 3), "unpack": round(t_unpack, 3), "prepare_check": round(t_prepare, 3)})
     return report

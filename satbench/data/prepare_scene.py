@@ -16,7 +16,8 @@ from typing import Any, Optional
 from ..errors import DataError
 from .catalog import get_dataset_spec
 from .images import IMAGE_EXTENSIONS
-from .scene import SPLITS_DIR, _read_split
+from ..io import read_bytes_or_fail
+from .scene import MAX_SPLIT_BYTES, SPLITS_DIR, _read_split, split_file_present
 
 MAX_DEPTH = 5
 
@@ -24,7 +25,7 @@ def _split_entries(split_dir: Path) -> dict[str, list[tuple[int, str]]]:
     out = {}
     for split in ("train", "val"):
         p = split_dir / f"{split}.txt"
-        if not p.is_file():
+        if not split_file_present(p):
             raise DataError(f"split folder {split_dir} has no {split}.txt")
         out[split] = _read_split(p).lines
     return out
@@ -129,7 +130,8 @@ def prepare_scene(name: str, src: str | os.PathLike, out: str | os.PathLike, *, 
         if report["renamed_extension"]:
             text = "\n".join(new_lines[split]) + "\n"
         else:
-            text = (split_dir / f"{split}.txt").read_text()
+            src = split_dir / f"{split}.txt"
+            text = read_bytes_or_fail(src, MAX_SPLIT_BYTES, lead=f"split file {src}", error=DataError).decode()
         from ..io import atomic_write_bytes
 
         atomic_write_bytes(dst / f"{split}.txt", text.encode())

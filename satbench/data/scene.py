@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Optional
 
 from ..errors import DataError, UnknownNameError
-from ..io import sha256_bytes
+from ..io import read_bytes_or_fail, sha256_bytes
 from ..normalization import Normalization
 from .catalog import SPLITS_DIR, DatasetSpec, find_dataset_spec, get_dataset_spec, list_datasets, spec_for_folder
 from .images import IMAGE_EXTENSIONS, image_size
@@ -27,6 +27,8 @@ from .images import IMAGE_EXTENSIONS, image_size
 DEFAULT_DATASET = "ucm-mini"
 #: Longest split-file entry accepted (a path of a few folders and a file name; anything longer is not a split line).
 MAX_ENTRY_CHARS = 1024
+#: A split file larger than this is not a split file (RESISC45's 31,500 lines are 1.4 MB).
+MAX_SPLIT_BYTES = 64 << 20
 
 __all__ = ["SceneDataset", "Sample", "SplitFile", "open_scene_dataset", "get_dataset_info", "compute_normalization",
            "default_data_root", "IMAGE_EXTENSIONS", "SPLITS_DIR", "DEFAULT_DATASET"]
@@ -59,11 +61,15 @@ class SplitFile:
     official_match: str = "no"
 
 
+def split_file_present(path: Path) -> bool:
+    """True when something is at ``path`` (a FIFO, a link or a folder too: reading it then says what is wrong with it,
+    instead of calling it missing)."""
+    return os.path.lexists(path)
+
+
 def _read_split(path: Path) -> SplitFile:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"split file {path} cannot be read: {exc.strerror}") from None
+    """A split file: a regular file of at most :data:`MAX_SPLIT_BYTES` of UTF-8 lines (never blocks on a FIFO)."""
+    data = read_bytes_or_fail(path, MAX_SPLIT_BYTES, lead=f"split file {path}", error=DataError)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -313,14 +319,14 @@ def open_scene_dataset(spec: Optional[str] = None, *, data_root: Optional[str | 
     for split in ("train", "val"):
         own = root / f"{split}.txt"
         official_path = official_dir / f"{split}.txt" if official_dir is not None else None
-        official = _read_split(official_path) if official_path is not None and official_path.is_file() else None
-        if split_source == "official" or (split_source == "auto" and not own.is_file()):
+        official = _read_split(official_path) if official_path is not None and split_file_present(official_path) else None
+        if split_source == "official" or (split_source == "auto" and not split_file_present(own)):
             if official is None:
                 raise DataError(f"dataset folder {root} has no {split}.txt and satbench ships no official split for {name!r}")
             sf, src = official, "official"
             sf.official_match = "exact"
         else:
-            if not own.is_file():
+            if not split_file_present(own):
                 raise DataError(f"dataset folder {root} has no {split}.txt")
             sf, src = _read_split(own), "folder"
             sf.official_match = _official_match(sf, official)

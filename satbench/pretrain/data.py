@@ -23,6 +23,7 @@ from typing import Any, Callable, Optional
 from ..data.fmow import FMoWTemporalDataset, read_fmow_csv
 from ..data.images import IMAGE_EXTENSIONS, read_rgb
 from ..errors import DataError
+from ..io import UntrustedFileError, open_regular
 
 
 
@@ -61,8 +62,10 @@ def _need_gsd(gsd: Optional[float], spec: str) -> float:
 
 def _from_csv(path: Path, gsd: Optional[float], data_root: Optional[Path], temporal: bool) -> Any:
     try:
-        with open(path, newline="") as fh:
+        with open_regular(path, "r", newline="") as fh:
             header = next(csv.reader(fh), [])
+    except UntrustedFileError as exc:
+        raise DataError(f"CSV {exc}") from None
     except OSError as exc:
         raise DataError(f"CSV {path} cannot be read: {exc.strerror}") from None
     root = data_root or path.parent
@@ -88,7 +91,14 @@ def _from_csv(path: Path, gsd: Optional[float], data_root: Optional[Path], tempo
 def _from_list(path: Path, gsd: float) -> ImageListSource:
     base = path.parent / "images" if (path.parent / "images").is_dir() else path.parent
     paths = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    try:
+        with open_regular(path, "r") as fh:
+            text = fh.read()
+    except UntrustedFileError as exc:
+        raise DataError(f"image list {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"image list {path} cannot be read: {getattr(exc, 'strerror', None) or exc}") from None
+    for n, line in enumerate(text.splitlines(), 1):
         entry = line.strip()
         if not entry:
             continue

@@ -199,3 +199,53 @@ def add_cases(out: Path, res: Path, case, ctx: dict[str, Any]) -> None:
     knn_temps = [str(temps) if a == str(res) else a for a in knn]
     case("knn-record-write-cleans-dead-writers-temps", knn_temps + ["--dataset", "ucm-mini"], "ok", absent=[dead],
          present=[live, other_host, legacy, foreign])
+
+    # --- record files named on the command line: read as every record is (bounded, regular files only) ---------------
+    named = base / "named_records"
+    named.mkdir(exist_ok=True)
+    with open(named / "huge.json", "wb") as fh:
+        fh.truncate(3 << 30)  # sparse: 3 GiB that take no disk
+    os.mkfifo(named / "fifo.json")
+    (named / "zero.json").symlink_to("/dev/zero")
+    (named / "good.json").write_text(json.dumps(_record()))
+    patterns = {"huge": r"huge\.json is 3 GiB, larger than the 8 MiB allowed",
+                "fifo": r"fifo\.json is a FIFO \(named pipe\), not a regular file",
+                "zero": r"zero\.json is a character device, not a regular file"}
+    for name, pattern in patterns.items():
+        f = named / f"{name}.json"
+        case(f"results-show-{name}", ["results", "show", f, "--results-dir", named], "error", pattern, present=[f])
+        case(f"results-diff-{name}", ["results", "diff", f, named / "good.json", "--results-dir", named], "error", pattern)
+        case(f"plot-{name}", ["plot", f, "--results-dir", named, "--out", named / f"plot_{name}"], "error", pattern,
+             absent=[named / f"plot_{name}"])
+
+    # --- split files that are not regular files: named as such, never read, never called missing -------------------
+    from bad_inputs.make_corpus import _mini_dataset
+
+    for name, make, pattern in (("fifo", os.mkfifo, r"val\.txt is a FIFO \(named pipe\), not a regular file"),
+                                ("zero", lambda p: p.symlink_to("/dev/zero"), r"val\.txt is a character device")):
+        ds = _mini_dataset(base, f"ds_val_{name}")
+        (Path(ds) / "val.txt").unlink()
+        make(Path(ds) / "val.txt")
+        case(f"knn-val-split-is-{name}", ["run", "--task", "knn", "--model", "satdino-test-tiny", "--weights", "random",
+                                          "--dataset", ds, "--native-size", "256", "--no-progress", "--results-dir", res],
+             "error", pattern)
+
+    # --- lock files satbench did not write: refused, never overwritten or removed ----------------------------------
+    for name, pattern in (("foreign", r"\.satbench\.lock exists and is not a satbench lock file"),
+                          ("hardlink", r"\.satbench\.lock has 2 hard links, so it is not satbench's lock file")):
+        folder = base / f"out_{name}_lock"
+        folder.mkdir(exist_ok=True)
+        precious = base / f"precious_{name}.txt"
+        precious.write_text("chapter 1\n")
+        if name == "hardlink":
+            os.link(precious, folder / ".satbench.lock")
+        else:
+            (folder / ".satbench.lock").write_text("chapter 1\n")
+        case(f"linear-lock-file-{name}", ["run", "--task", "linear", "--model", "satdino-test-tiny", "--weights", "random",
+                                          "--dataset", "ucm-mini", "--epochs", "1", "--no-progress", "--results-dir", res,
+                                          "--output-dir", folder], "error", pattern,
+             present=[folder / ".satbench.lock", precious], absent=[folder / "checkpoint.pth"])
+
+    # --- a known answer is for a weight file -------------------------------------------------------------------------
+    case("verify-write-random-weights", ["verify", "satdino-test-tiny", "--weights", "random", "--write"], "error",
+         r"--weights random is not one")

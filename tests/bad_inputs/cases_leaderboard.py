@@ -96,7 +96,7 @@ def add_cases(out: Path, res: Path, case, ctx: dict[str, Any]) -> None:
     broken = lb / "broken_record.json"
     broken.write_text('{"schema": "satbench.record/1", "id": ')
     case("results-diff-broken-record", ["results", "diff", broken, "g1", "--results-dir", good], "error",
-         r"broken_record\.json: not a readable record")
+         r"broken_record\.json is not readable JSON")
     case("results-diff-ok", ["results", "diff", "g1", "g2", "--results-dir", good], "ok")
     # --- plot: prediction sidecars ---------------------------------------------------------------------------------------
     plots = lb / "plots"

@@ -150,3 +150,32 @@ def test_plot_refuses_records_without_or_with_bad_sidecars(tmp_path, capsys):
     assert code == 2 and "must be a plain file name" in err
     assert not (tmp_path / "p").exists()
     shutil.rmtree(tmp_path / "res")
+
+
+@pytest.mark.parametrize("kind", ["huge", "fifo", "zero"])
+@pytest.mark.parametrize("command", [["results", "show"], ["results", "diff"], ["plot"]])
+def test_a_named_record_file_is_read_bounded(tmp_path, capsys, command, kind):
+    """`results show|diff` and `plot` read a record file the user names as every record is read: a 3 GB sparse file,
+    a FIFO or a link to /dev/zero is one line at once (no memory blow-up, no hang)."""
+    import os
+    import re
+    import time
+
+    bad = tmp_path / "bad.json"
+    if kind == "huge":
+        with open(bad, "wb") as fh:
+            fh.truncate(3 << 30)
+        pattern = r"is 3 GiB, larger than the 8 MiB allowed"
+    elif kind == "fifo":
+        os.mkfifo(bad)
+        pattern = r"is a FIFO \(named pipe\), not a regular file"
+    else:
+        bad.symlink_to("/dev/zero")
+        pattern = r"is a character device, not a regular file"
+    good = next(RECORDS.glob("*.json"))
+    extra = [str(good)] if command[-1] == "diff" else []
+    t0 = time.perf_counter()
+    code, _, err = run(capsys, *command, str(bad), *extra, "--results-dir", str(RECORDS))
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and str(bad) in lines[0] and re.search(pattern, lines[0]), lines
+    assert time.perf_counter() - t0 < 10

@@ -7,38 +7,15 @@ import multiprocessing as mp
 import os
 
 import numpy as np
+from support.concurrency_worker import N_PROC, PER_PROC, worker
 from support.paths import CARDS
-
-N_PROC = 4
-PER_PROC = 12
-
-
-def _worker(args):
-    results_dir, cache_dir, wid = args
-    os.environ["SATBENCH_OFFLINE"] = "1"
-    from satbench.cache import FeatureCache
-    from satbench.results import make_record, write_record
-
-    cache = FeatureCache(cache_dir)
-    shared_key = {"model": "m", "view": "shared"}
-    shared = np.arange(4000, dtype=np.float32).reshape(100, 40)  # every worker writes identical content
-    for i in range(PER_PROC):
-        cache.put(shared_key, shared)
-        got = cache.get(shared_key)
-        assert got is None or np.array_equal(got, shared), "a reader saw a partial or foreign array"
-        own = np.full((10, 4), wid * 1000 + i, dtype=np.float32)
-        cache.put({"model": "m", "worker": wid, "i": i}, own)
-        rec = make_record(task="knn", model="m", weights={"sha256": "x"}, protocol={"name": "p", "hash": "h"},
-                          dataset={"name": "d"}, metrics={"worker": wid, "i": i})
-        rec["provenance"]["date"] = "2026-01-01T00:00:00+00:00"  # same timestamp for all: names must still not collide
-        write_record(rec, results_dir)
-    return wid
 
 
 def test_four_processes_share_records_and_cache(tmp_path):
     ctx = mp.get_context("spawn")
-    with ctx.Pool(N_PROC) as pool:
-        done = pool.map(_worker, [(str(tmp_path / "results"), str(tmp_path / "cache"), w) for w in range(N_PROC)])
+    with ctx.Pool(N_PROC) as pool:  # a worker that cannot start must fail the test, not hang it
+        done = pool.map_async(worker, [(str(tmp_path / "results"), str(tmp_path / "cache"), w)
+                                       for w in range(N_PROC)]).get(timeout=600)
     assert sorted(done) == list(range(N_PROC))
     files = sorted((tmp_path / "results").glob("*.json"))
     assert len(files) == N_PROC * PER_PROC
