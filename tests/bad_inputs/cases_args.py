@@ -52,3 +52,12 @@ def add_cases(out: Path, res: Path, case, ctx: dict[str, Any]) -> None:
         path.write_text(yaml.safe_dump(data, sort_keys=False))
         case(f"protocol-{cid}", [a for a in base if a not in ("--scales", "0.125", "--k", "1")] + ["--protocol", path],
              "error", pattern)
+    # a temperature so small that exp(sim / T) overflows float32: the run converts to the shifted vote (recorded as
+    # extra.vote = "shifted"; equal in argmax, never a non-finite weight; tests/eval/test_knn_search.py checks the numbers)
+    data = yaml.safe_load(yaml.safe_dump(proto))
+    data["name"] = "knn-temperature-tiny"
+    data["params"]["temperature"] = 0.005
+    path = out / "knn-temperature-tiny.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    case("protocol-temperature-0.005-votes-without-overflow",
+         [a for a in base if a not in ("--scales", "0.125", "--k", "1")] + ["--protocol", path, "--scales", "0.125"], "ok")
