@@ -243,6 +243,7 @@ class SceneDataset:
             "root": str(self.root),
             "native_size": self.native_size,
             "num_classes": len(self.classes),
+            "classes": list(self.classes),  # label order: per-class plots and tables name the classes
             "normalization": self.normalization.as_dict() if self.normalization is not None else None,
             "split_source": self.split_source,
             "split_hashes": {k: v.sha256 for k, v in self.splits.items()},
