@@ -136,3 +136,18 @@ def test_attn_impl_option_is_recorded_and_family_checked(tmp_path, capsys, monke
     from satbench.backbones import FAMILIES
 
     assert {"satmae", "scalemae", "satdino"} <= {n for n, f in FAMILIES.items() if "attn_impl" in f.options}
+
+
+def test_help_imports_nothing_heavy():
+    """`satbench --help` (every command's parser registered) imports no torch, mmseg, mmengine, matplotlib, faiss or
+    pandas: each command imports what it needs when it runs."""
+    import subprocess
+    import sys
+
+    code = ("import contextlib, io, sys\nfrom satbench.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    try:\n        main(['--help'])\n    except SystemExit:\n        pass\n"
+            "print([m for m in ('torch', 'mmseg', 'mmengine', 'matplotlib', 'faiss', 'pandas', 'timm') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout
