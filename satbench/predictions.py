@@ -30,6 +30,7 @@ import numpy as np
 
 from .errors import ResultsError
 from .io import atomic_write_bytes, atomic_write_json, sha256_bytes
+from .record_names import SCHEMA, candidate_stems, record_destination
 
 FORMAT = "satbench.preds/1"
 SUFFIX = ".preds.npz"
@@ -139,8 +140,6 @@ def write_record_with_predictions(record: dict[str, Any], arrays: Mapping[str, A
     """Write the sidecar, then the record (with ``record["predictions"]`` set) under the same stem; returns the record
     path. The record appears last, so no reader ever sees a record whose sidecar is missing; names are taken
     exclusively (a run never overwrites another's files)."""
-    from .results import candidate_stems, record_destination
-
     folder, base = record_destination(record, results_dir)
     for stem in candidate_stems(base):
         side = folder / f"{stem}{SUFFIX}"
@@ -320,8 +319,6 @@ def read_sidecar(path: str | os.PathLike, entry: Mapping[str, Any], n: int, num_
 
 def load_record(path: str | os.PathLike) -> dict[str, Any]:
     """A satbench record read from ``path`` (with ``_path`` set); one-line errors for anything else."""
-    from .results import SCHEMA
-
     path = Path(path)
     if not path.is_file():
         raise ResultsError(f"record {path} " + ("is not a regular file" if path.exists() else "does not exist"))

@@ -4,23 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Optional
+from typing import Any, Callable, Iterable, Optional
 
 from .errors import ResultsError
 from .io import UntrustedFileError, atomic_write_json, parse_json_bounded, read_bytes_bounded
 from .provenance import provenance
-
-SCHEMA = "satbench.record/1"
-REQUIRED = ("schema", "id", "task", "model", "weights", "protocol", "dataset", "metrics", "provenance")
-
-
-def default_results_dir() -> Path:
-    """``$SATBENCH_RESULTS`` or ``./results/runs``."""
-    return Path(os.environ.get("SATBENCH_RESULTS") or "results/runs")
+from .record_names import (REQUIRED, SCHEMA, candidate_stems, default_results_dir,  # noqa: F401 (re-exported)
+                           record_destination, record_stem)
 
 
 def check_results_folder(folder: str | os.PathLike | None = None) -> Path:
@@ -101,36 +94,6 @@ def make_record(*, task: str, model: str, weights: dict[str, Any], protocol: dic
         "extra": extra or {},
         "provenance": provenance(device),
     })
-
-
-def _slug(s: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", s)[:60]
-
-
-def record_stem(record: dict[str, Any]) -> str:
-    """The file stem a record is written under (first attempt): ``<UTC date>_<task>_<model>_<dataset>_<id>``."""
-    stamp = record["provenance"]["date"].replace(":", "").replace("-", "")[:15]
-    ds = record["dataset"].get("name", "data") if isinstance(record["dataset"], dict) else "data"
-    return f"{stamp}_{_slug(record['task'])}_{_slug(record['model'])}_{_slug(ds)}_{record['id']}"
-
-
-def record_destination(record: dict[str, Any], results_dir: str | os.PathLike | None = None) -> tuple[Path, str]:
-    """The folder a record goes to and its base file stem; refuses a record that lacks a required field and a
-    results "folder" that is a file."""
-    missing = [k for k in REQUIRED if k not in record]
-    if missing:
-        raise ResultsError(f"record lacks required fields: {', '.join(missing)}")
-    folder = Path(results_dir) if results_dir is not None else default_results_dir()
-    if folder.exists() and not folder.is_dir():
-        raise ResultsError(f"results folder {folder} is not a directory")
-    return folder, record_stem(record)
-
-
-def candidate_stems(base: str, tries: int = 100) -> Iterator[str]:
-    """``base``, ``base-1``, ``base-2``...: the names a new record tries in turn (names are taken exclusively)."""
-    yield base
-    for attempt in range(1, tries):
-        yield f"{base}-{attempt}"
 
 
 def write_record(record: dict[str, Any], results_dir: str | os.PathLike | None = None) -> Path:
