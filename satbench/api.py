@@ -324,8 +324,8 @@ def read_records(results_dir: Optional[str | os.PathLike] = None, task: Optional
 
 def leaderboard(records: Optional[Iterable[Any]] = None, *, results_dir: Optional[str | os.PathLike] = None,
                 task: Optional[str] = None, fmt: str = "md") -> str:
-    """The leaderboard tables (records next to the papers' numbers) as one document in ``fmt``."""
-    from .leaderboard import build_tables, render
+    """The leaderboard tables (records next to the papers' numbers) as one document in ``fmt``
+    (:func:`satbench.leaderboard.public.leaderboard`)."""
+    from .leaderboard.public import leaderboard as _leaderboard
 
-    recs = list(records) if records is not None else read_records(results_dir)
-    return "\n".join(render(t, fmt) for t in build_tables(recs, task))
+    return _leaderboard(records, results_dir=results_dir, task=task, fmt=fmt)

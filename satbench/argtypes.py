@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import argparse
 import math
-import re
+
+from .device import DEVICE_CHOICES, is_device_spec
 
 SEED_MAX = 2**32 - 1
 
@@ -64,11 +65,8 @@ def seed(value: str) -> int:
     return v
 
 
-_DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
-
-
 def device(value: str) -> str:
-    """``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (anything else, e.g. ``meta``, is refused)."""
-    if not _DEVICE.match(value):
-        raise argparse.ArgumentTypeError(f"expected auto, cpu, cuda or cuda:N, got {value!r}")
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (anything else, e.g. ``meta``, is refused; :mod:`satbench.device`)."""
+    if not is_device_spec(value):
+        raise argparse.ArgumentTypeError(f"expected {DEVICE_CHOICES}, got {value!r}")
     return value

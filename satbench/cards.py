@@ -15,7 +15,7 @@ from typing import Any, Optional
 
 from .errors import SatbenchError
 from .normalization import Normalization, get_normalization
-from .settings import ge, gt, load_settings, nonempty
+from .settings import between, ge, gt, load_settings, nonempty
 
 #: Keys that belong under ``options:`` (build options of some family), not at the top level of a card.
 OPTION_KEYS = ("pool", "pos_interp", "attn_impl", "pos_embed", "gsd_register", "drop_path_rate", "global_pool")
@@ -71,6 +71,18 @@ class WeightEntry:
 
 
 @dataclass(frozen=True)
+class PaperFacts:
+    """What the model's paper reports about it (``paper:`` in a card), as the paper counts it: ``params_m``
+    (millions of parameters), ``gflops`` (at 224 px), and its fMoW top-1 (%) under linear probing or fine-tuning.
+    Reference facts next to satbench's own measurements, never a run's result."""
+
+    params_m: Optional[float] = field(default=None, metadata=gt(0))
+    gflops: Optional[float] = field(default=None, metadata=gt(0))
+    fmow_linear_top1: Optional[float] = field(default=None, metadata=between(0, 100))
+    fmow_finetune_top1: Optional[float] = field(default=None, metadata=between(0, 100))
+
+
+@dataclass(frozen=True)
 class _CardFields:
     """The schema of a card file (see :class:`ModelCard` for the meaning of each key)."""
 
@@ -89,7 +101,7 @@ class _CardFields:
     params_expected: Optional[int] = None
     params_exclude: tuple[str, ...] = ()
     weights: dict[str, WeightEntry] = field(default_factory=dict)
-    paper: dict[str, Any] = field(default_factory=dict)
+    paper: Optional[PaperFacts] = None
     options: dict[str, Any] = field(default_factory=dict)
     license: str = ""
     aliases: tuple[str, ...] = ()
@@ -100,7 +112,8 @@ class ModelCard:
     """A registered model: architecture, weight sources, normalisation and expected size.
 
     ``weights`` maps a kind (``pretrain``, ``finetune``) to its entry as a plain dict (``filename``, ``hf_repo`` or
-    ``url``, ``revision``, ``sha256``, ``key_prefix``, ``known_answer``). ``options`` are the family's build options
+    ``url``, ``revision``, ``sha256``, ``key_prefix``, ``known_answer``); ``paper`` the paper's own figures as a plain
+    dict of the keys the card gives (:class:`PaperFacts`). ``options`` are the family's build options
     (e.g. ``pool: cls`` for the MAE families). ``path`` is the card file (empty for cards made at run time).
     """
 
@@ -154,6 +167,7 @@ def card_from_mapping(data: Any, where: str, *, path: str = "") -> ModelCard:
         weights[kind] = dict(data["weights"][kind])  # validated above; only the keys the card gives
     values = {k: getattr(fields, k) for k in _CardFields.__dataclass_fields__}
     values["weights"] = weights
+    values["paper"] = dict(data["paper"]) if fields.paper is not None else {}  # checked (PaperFacts); keys as given
     return ModelCard(path=path, **values)
 
 

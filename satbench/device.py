@@ -3,24 +3,35 @@
 from __future__ import annotations
 
 import re
-from typing import Optional
-
-import torch
+from typing import TYPE_CHECKING, Optional
 
 from .errors import SatbenchError
 
-_DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
+if TYPE_CHECKING:
+    import torch
+
+#: The device strings satbench accepts (the command line's ``--device`` and :func:`parse_device`).
+DEVICE_SPEC = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
+#: The accepted device strings, as the error messages name them.
+DEVICE_CHOICES = "auto, cpu, cuda or cuda:N"
+
+
+def is_device_spec(spec: str) -> bool:
+    """Whether ``spec`` is one of :data:`DEVICE_CHOICES` (a syntax check only; needs no torch)."""
+    return bool(DEVICE_SPEC.match(spec))
 
 
 def parse_device(device: Optional[str | torch.device] = None) -> torch.device:
     """``device`` as a ``torch.device``: ``None``/``auto`` is CUDA when present, else the CPU. Anything but
     ``cpu``/``cuda``/``cuda:N`` (e.g. ``meta``) is refused, and so is CUDA on a machine without it."""
+    import torch  # here, so the command line can check --device (is_device_spec) without loading torch
+
     if isinstance(device, torch.device):
         spec = str(device)
     else:
         spec = "auto" if device is None else str(device)
-    if not _DEVICE.match(spec):
-        raise SatbenchError(f"unknown device {spec!r} (expected auto, cpu, cuda or cuda:N)")
+    if not is_device_spec(spec):
+        raise SatbenchError(f"unknown device {spec!r} (expected {DEVICE_CHOICES})")
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(spec)

@@ -1,7 +1,8 @@
 """The one home of data-parallel plumbing: ``torchrun`` (``env://`` rendezvous, multi-node), gloo on CPU, nccl on
 CUDA, shard samplers and reductions. Without ``WORLD_SIZE > 1`` everything is one process with no process group.
 
-Used by pretraining, linear probing / fine-tuning and (through mmengine) segmentation.
+Used by pretraining, linear probing / fine-tuning and segmentation (mmengine uses the gloo group the segmentation
+runner joins here on CPU).
 """
 
 from __future__ import annotations
@@ -82,13 +83,27 @@ def torchrun_world_size() -> int:
                             f"process)") from None
 
 
+def torchrun_rank() -> int:
+    """``RANK`` of the torchrun environment (0 outside torchrun)."""
+    raw = os.environ.get("RANK", "0").strip() or "0"
+    try:
+        return int(raw)
+    except ValueError:
+        raise SatbenchError(f"RANK={raw!r} is not a whole number (torchrun sets it; unset it to run one "
+                            f"process)") from None
+
+
+def join_process_group(backend: str) -> None:
+    """Join the torchrun job's process group (``env://`` rendezvous, ``WORLD_SIZE`` and ``RANK`` from the
+    environment) over ``backend`` (``gloo``, ``nccl``), unless this process has already joined one."""
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend, init_method="env://", world_size=torchrun_world_size(),
+                                rank=torchrun_rank())
+
+
 def require_single_process(what: str) -> None:
     """Raise :class:`SatbenchError` when this process is one of several (``WORLD_SIZE`` > 1, as torchrun sets it)."""
-    raw = os.environ.get("WORLD_SIZE", "1").strip() or "1"
-    try:
-        world = int(raw)
-    except ValueError:
-        raise SatbenchError(f"WORLD_SIZE={raw!r} is not a whole number (torchrun sets it; unset it to run one process)") from None
+    world = torchrun_world_size()
     if world > 1:
         rank = os.environ.get("RANK", "?")
         raise SatbenchError(f"{what} runs as one process (its feature extraction is not sharded across processes yet), but "
@@ -103,7 +118,7 @@ def init_distributed(device: Optional[str | torch.device] = "auto") -> DistInfo:
     """
     dev = parse_device(device)
     world = torchrun_world_size()
-    rank = int(os.environ.get("RANK", "0"))
+    rank = torchrun_rank()
     local = int(os.environ.get("LOCAL_RANK", "0"))
     if dev.type == "cuda" and dev.index is None:
         dev = torch.device("cuda", local if world > 1 else torch.cuda.current_device())
@@ -114,8 +129,7 @@ def init_distributed(device: Optional[str | torch.device] = "auto") -> DistInfo:
     if not dist.is_available():
         raise SatbenchError("WORLD_SIZE > 1 but torch.distributed is not available in this build")
     backend = "nccl" if dev.type == "cuda" else "gloo"
-    if not dist.is_initialized():
-        dist.init_process_group(backend=backend, init_method="env://", world_size=world, rank=rank)
+    join_process_group(backend)
     return DistInfo(rank=rank, world_size=world, local_rank=local, backend=backend, device=dev)
 
 

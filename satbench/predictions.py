@@ -28,7 +28,8 @@ from typing import Any, Mapping, Optional
 import numpy as np
 
 from .errors import ResultsError
-from .io import atomic_write_bytes, atomic_write_json, sha256_bytes
+from .io import atomic_write_bytes, atomic_write_json, read_json_bounded, sha256_bytes
+from .record_names import MAX_RECORD_BYTES, MAX_RECORD_DEPTH, SCHEMA, candidate_stems, record_destination
 
 FORMAT = "satbench.preds/1"
 SUFFIX = ".preds.npz"
@@ -138,8 +139,6 @@ def write_record_with_predictions(record: dict[str, Any], arrays: Mapping[str, A
     """Write the sidecar, then the record (with ``record["predictions"]`` set) under the same stem; returns the record
     path. The record appears last, so no reader ever sees a record whose sidecar is missing; names are taken
     exclusively (a run never overwrites another's files)."""
-    from .results import candidate_stems, record_destination
-
     folder, base = record_destination(record, results_dir)
     for stem in candidate_stems(base):
         side = folder / f"{stem}{SUFFIX}"
@@ -318,14 +317,16 @@ def read_sidecar(path: str | os.PathLike, entry: Mapping[str, Any], n: int, num_
 
 
 def load_record(path: str | os.PathLike) -> dict[str, Any]:
-    """A satbench record read from ``path`` (with ``_path`` set; :func:`satbench.results.read_record`, bounded);
-    one-line errors for anything else."""
-    from .results import read_record
-
+    """A satbench record read from ``path`` (with ``_path`` set) with the bounds of every record read (regular file,
+    at most :data:`~satbench.record_names.MAX_RECORD_BYTES`, bounded nesting); one-line errors for anything else."""
     path = Path(path)
     if not os.path.lexists(path):
         raise ResultsError(f"record {path} does not exist")
-    return read_record(path, follow_symlinks=True)
+    rec = read_json_bounded(path, what="record", limit=MAX_RECORD_BYTES, error=ResultsError, max_depth=MAX_RECORD_DEPTH)
+    if not isinstance(rec, dict) or rec.get("schema") != SCHEMA:
+        raise ResultsError(f"{path}: not a satbench record (schema {SCHEMA!r} expected)")
+    rec["_path"] = str(path)
+    return rec
 
 
 def predictions_for_record(record: str | os.PathLike | Mapping[str, Any]) -> Predictions:

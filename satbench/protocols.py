@@ -29,6 +29,8 @@ class Protocol:
     path: str = ""
     base_hash: str = ""
     overrides: dict[str, Any] = field(default_factory=dict)
+    #: The params as the file gives them (before any override): :meth:`settings` checks these first.
+    file_params: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     @property
     def hash(self) -> str:
@@ -49,13 +51,20 @@ class Protocol:
             return self  # unknown keys are refused by the task's typed settings (Protocol.settings), with close matches
         content = copy.deepcopy(self.content)
         content["params"].update(copy.deepcopy(ov))
-        return Protocol(self.name, self.task, content, self.path, self.base_hash, {**self.overrides, **ov})
+        file_params = self.file_params if self.file_params is not None else copy.deepcopy(self.params)
+        return Protocol(self.name, self.task, content, self.path, self.base_hash, {**self.overrides, **ov},
+                        file_params)
 
     def settings(self, cls: type) -> Any:
-        """The protocol's ``params`` as the typed settings ``cls`` (strict: one line naming the file and the key)."""
+        """The protocol's ``params`` as the typed settings ``cls`` (strict: one line naming the file and the key).
+
+        With overrides, the file's own params are checked first: a protocol file must be valid on its own, so an
+        override never hides a bad value in the file whose hash the record carries as ``base_hash``."""
         from .settings import load_settings
 
         where = f"protocol {self.name}" + (f" ({self.path})" if self.path else "")
+        if self.overrides and self.file_params is not None:
+            load_settings(cls, self.file_params, where)
         if self.overrides:
             where += " with overrides " + ", ".join(sorted(self.overrides))
         return load_settings(cls, self.params, where)
@@ -84,6 +93,11 @@ def _read(path: Path) -> Protocol:
         raise ProtocolError(f"protocol file {path} declares name {data['name']!r}; the file must be named {data['name']}.yaml")
     if not isinstance(data["params"], dict):
         raise ProtocolError(f"protocol file {path}: params must be a mapping")
+    version = data.get("version", 1)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ProtocolError(f"protocol file {path}: version is {version!r}, expected a positive integer (e.g. 1)")
+    if not isinstance(data.get("description", ""), str):
+        raise ProtocolError(f"protocol file {path}: description must be a string")
     h = canonical_hash(data)
     return Protocol(data["name"], data["task"], data, str(path), h)
 

@@ -52,6 +52,10 @@ def test_top_level_depth_is_what_gets_built(tmp_path, monkeypatch, capsys):
     ("options: {attn_impl: flash}\n", r"option attn_impl must be one of 'matmul', 'sdpa'"),
     ("poool: 1\n", r"unknown key poool"),
     ("weights: {pretrain: {filename: x.pth, sha: abc}}\n", r"unknown key weights.pretrain.sha"),
+    ("paper: {depth: 4}\n", r"unknown key paper\.depth"),
+    ("paper: {params_m: lots}\n", r"paper\.params_m must be a number, got 'lots'"),
+    ("paper: {fmow_linear_top1: 173.5}\n", r"paper\.fmow_linear_top1 must be <= 100"),
+    ("paper: [21.59]\n", r"paper must be a mapping"),
 ])
 def test_bad_card_is_named_and_skipped_never_crashing_models(extra, pattern, tmp_path, monkeypatch, capsys):
     folder = _folder(tmp_path, monkeypatch, bad=GOOD.format(name="bad", depth=12, extra=extra),
@@ -81,3 +85,10 @@ def test_families_declare_their_capabilities():
     assert "attn_impl" in FAMILIES["satmae"].options and "pos_interp" not in FAMILIES["satmae"].options
     assert "gsd_register" in FAMILIES["satdino"].layer_decay_embedding_names
     assert FAMILIES["timm"].name_prefix == "timm:"
+
+
+def test_paper_block_is_typed_and_kept_as_given():
+    """The shipped cards' paper figures load unchanged (the keys they give, the values they give)."""
+    assert get_card("satdino-vit_small-16").paper == {"params_m": 21.59, "gflops": 8.54, "fmow_linear_top1": 72.75}
+    assert get_card("satmae-vit_large-16").paper == {"params_m": 303.3, "fmow_finetune_top1": 77.78}
+    assert card_problems() == {}

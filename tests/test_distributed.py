@@ -103,3 +103,56 @@ def test_a_failing_rank_ends_the_job_with_one_line_and_no_record(tmp_path):
     assert proc.returncode != 0
     assert f"satbench: error: image {victim} is not a readable image" in proc.stderr, proc.stderr[-1500:]
     assert not (tmp_path / "res").exists() or not list((tmp_path / "res").glob("*.json"))
+
+
+def test_torchrun_plumbing_has_one_home():
+    """Only satbench/distributed.py reads WORLD_SIZE or starts a process group (the segmentation runner included)."""
+    import ast
+
+    offenders = []
+    for path in sorted((REPO / "satbench").rglob("*.py")):
+        if path.name == "distributed.py" and path.parent.name == "satbench":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and node.value == "WORLD_SIZE":
+                offenders.append(f"{path.relative_to(REPO)}:{node.lineno} reads WORLD_SIZE")
+            if isinstance(node, ast.Attribute) and node.attr == "init_process_group":
+                offenders.append(f"{path.relative_to(REPO)}:{node.lineno} starts a process group")
+    assert not offenders, offenders
+
+
+def test_rank_is_read_like_the_world_size(monkeypatch):
+    from satbench.distributed import torchrun_rank, torchrun_world_size
+    from satbench.errors import SatbenchError
+
+    monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert torchrun_rank() == 0 and torchrun_world_size() == 1
+    monkeypatch.setenv("RANK", "3")
+    assert torchrun_rank() == 3
+    monkeypatch.setenv("RANK", "three")
+    with pytest.raises(SatbenchError, match=r"RANK='three' is not a whole number"):
+        torchrun_rank()
+
+
+def test_join_process_group_joins_once(monkeypatch):
+    """A one-process gloo job over loopback: joined from the torchrun environment, a second call is a no-op."""
+    import socket
+
+    import torch.distributed as dist
+
+    from satbench.distributed import join_process_group
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for k, v in {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": "1", "RANK": "0"}.items():
+        monkeypatch.setenv(k, v)
+    assert not dist.is_initialized()
+    try:
+        join_process_group("gloo")
+        assert dist.is_initialized() and dist.get_backend() == "gloo" and dist.get_world_size() == 1
+        join_process_group("gloo")
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()

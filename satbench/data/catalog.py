@@ -7,11 +7,14 @@ checksums (or how to obtain the data by hand), the label and order the leaderboa
 datasets, the mmseg dataset class, converter, required archives and label range. ``data prepare``, ``data check``,
 ``data download``, the kNN normalisation rule, the leaderboard, pretraining defaults and the segmentation configs all
 read it from here. A user's folder that is not in the catalog becomes a spec at run time (:func:`spec_for_folder`).
+A bad spec file is left out, as a bad model card is (:func:`catalog_problems`; :func:`list_datasets` names it once on
+stderr); asking for that dataset by name is the file's one-line error.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -158,38 +161,81 @@ def catalog_folders() -> list[Path]:
 
 
 @lru_cache(maxsize=None)
-def _specs_in(folder: str) -> tuple[DatasetSpec, ...]:
-    return tuple(_read_spec(p) for p in sorted(Path(folder).glob("*.yaml")))
+def _specs_in(folder: str) -> tuple[tuple[DatasetSpec, ...], tuple[tuple[str, str], ...]]:
+    """``(valid specs, (file, one-line problem) of each bad spec)`` of one folder."""
+    specs: list[DatasetSpec] = []
+    problems: list[tuple[str, str]] = []
+    for path in sorted(Path(folder).glob("*.yaml")):
+        try:
+            specs.append(_read_spec(path))
+        except SatbenchError as exc:
+            problems.append((str(path), str(exc)))
+    return tuple(specs), tuple(problems)
 
 
-def _catalog() -> dict[str, DatasetSpec]:
+#: Problems already reported on stderr in this process (each bad spec is named once, not at every catalog look-up).
+_WARNED: set[str] = set()
+
+
+def _load_catalog() -> tuple[dict[str, DatasetSpec], dict[str, str]]:
+    """``(valid specs by name, problems by spec file)``. A bad spec file (malformed, a name defined twice, a subset
+    of an unknown dataset) is left out, as a bad model card is: it never breaks the other datasets."""
     load_plugins()
     out: dict[str, DatasetSpec] = {}
+    problems: dict[str, str] = {}
     for folder in catalog_folders():
-        for spec in _specs_in(str(folder)):
+        specs, bad = _specs_in(str(folder))
+        problems.update(bad)
+        for spec in specs:
             if spec.name in out:
-                raise CatalogError(f"dataset {spec.name!r} is defined twice ({out[spec.name].path}, {spec.path})")
+                problems[spec.path] = (f"dataset spec {spec.path}: dataset {spec.name!r} is already defined by "
+                                       f"{out[spec.name].path}")
+                continue
             out[spec.name] = spec
-    for spec in out.values():
-        if spec.subset_of and spec.subset_of not in out:
-            raise CatalogError(f"dataset spec {spec.path}: subset_of names unknown dataset {spec.subset_of!r}")
-    return out
+    while True:  # a subset of a dataset that was left out is left out too
+        orphans = [s for s in out.values() if s.subset_of and s.subset_of not in out]
+        if not orphans:
+            break
+        for spec in orphans:
+            problems[spec.path] = f"dataset spec {spec.path}: subset_of names unknown dataset {spec.subset_of!r}"
+            del out[spec.name]
+    return out, problems
+
+
+def _warn(problems: dict[str, str]) -> None:
+    for problem in problems.values():
+        if problem not in _WARNED:
+            _WARNED.add(problem)
+            print(f"satbench: warning: skipped {problem}", file=sys.stderr)
+
+
+def catalog_problems() -> dict[str, str]:
+    """Dataset spec files that were left out of the catalog, with the one-line reason for each."""
+    return _load_catalog()[1]
 
 
 def list_datasets(kind: Optional[str] = None) -> list[DatasetSpec]:
-    """Every catalog entry (optionally of one kind), in leaderboard order."""
-    return sorted((s for s in _catalog().values() if kind is None or s.kind == kind), key=lambda s: (s.order, s.name))
+    """Every catalog entry (optionally of one kind), in leaderboard order. A spec file that was left out is named
+    once on stderr (``satbench: warning: skipped dataset spec <file>: <problem>``), as ``satbench models`` names a
+    bad model card."""
+    cat, problems = _load_catalog()
+    _warn(problems)
+    return sorted((s for s in cat.values() if kind is None or s.kind == kind), key=lambda s: (s.order, s.name))
 
 
 def find_dataset_spec(name: str) -> Optional[DatasetSpec]:
-    """The spec of ``name`` (or an alias, case-insensitive), or None."""
-    cat = _catalog()
+    """The spec of ``name`` (or an alias, case-insensitive), or None. Asking by name for a spec file that was left
+    out of the catalog (:func:`catalog_problems`) is that file's one-line error; other bad files do not matter here."""
+    cat, problems = _load_catalog()
     if name in cat:
         return cat[name]
     low = name.lower()
     for spec in cat.values():
         if low == spec.name.lower() or low in (a.lower() for a in spec.aliases):
             return spec
+    for path, problem in problems.items():
+        if Path(path).stem.lower() == low:
+            raise CatalogError(problem)
     return None
 
 

@@ -8,6 +8,7 @@ import sys
 import types
 from typing import Any
 
+from . import public
 from .render import FORMATS, INTERVALS, cell_text, render, render_csv, render_document
 from .runs import Exclusion, exclusions, is_subset, protocol_dataset, train_equals_val, weights_tag
 from .tables import (DELTA_RULE, Cell, Row, Table, TaskSpec, build_tables, entry_label, latest_runs,
@@ -34,9 +35,7 @@ class _LeaderboardModule(types.ModuleType):
     name on its parent, so the package itself is made callable."""
 
     def __call__(self, records: Any = None, **kwargs: Any) -> str:
-        from ..api import leaderboard
-
-        return leaderboard(records, **kwargs)
+        return public.leaderboard(records, **kwargs)
 
 
 sys.modules[__name__].__class__ = _LeaderboardModule

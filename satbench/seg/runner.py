@@ -22,6 +22,7 @@ mmcv_compat.install()
 from mmengine.hooks import Hook  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
+from ..distributed import join_process_group, torchrun_rank, torchrun_world_size  # noqa: E402
 from ..errors import SatbenchError  # noqa: E402
 from ..io import atomic_torch_save, atomic_write_bytes, canonical_hash  # noqa: E402
 from ..locking import holds_output_lock  # noqa: E402
@@ -87,13 +88,6 @@ def _check_cpu_distributed_batch(cfg: Any) -> None:
                             "BatchNorm (SyncBN needs CUDA) needs at least 2: raise --seg-batch to 2 x nproc_per_node")
 
 
-def _init_gloo() -> None:
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group(backend="gloo")
-
-
 def _cpu_distributed_info(replaced: Optional[int]) -> dict[str, Any]:
     return {"backend": "gloo", "device_ids": None, "norm": "BN per process (SyncBN needs CUDA)",
             "syncbn_replaced": replaced}
@@ -109,7 +103,7 @@ def _prepare_cpu_distributed(cfg: Any) -> dict[str, Any]:
     :func:`run_segmentation` makes the config edits through :func:`satbench.seg.run_args.make_config`.
     """
     _check_cpu_distributed_batch(cfg)
-    _init_gloo()
+    join_process_group("gloo")
     return _cpu_distributed_info(cpu_distributed_edits(cfg))
 
 
@@ -223,8 +217,8 @@ def run_segmentation(
     kind, root = resolve_seg_dataset(dataset, seg_format=seg_format)
     counts = check_data_root(root, kind)
     card = resolve_card(model)
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
+    world_size = torchrun_world_size()
+    rank = torchrun_rank()
     if work_dir is None:
         work_dir = default_work_dir(model, dataset, crop, seg_format)
     work_dir = Path(work_dir)
@@ -261,7 +255,7 @@ def run_segmentation(
     if resume_from is not None:  # refuse an unsafe or foreign checkpoint before mmengine starts (and writes logs)
         safe_resume.read_resume_checkpoint(resume_from, trust_checkpoint=trust_checkpoint)
     if run_args.cpu_distributed:
-        _init_gloo()
+        join_process_group("gloo")
         cpu_dist = _cpu_distributed_info(replaced)
     work_dir.mkdir(parents=True, exist_ok=True)
     if rank == 0:

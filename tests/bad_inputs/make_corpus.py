@@ -55,11 +55,13 @@ def build(out: Path) -> list[dict[str, Any]]:
     knn = ["run", "--task", "knn", "--model", "satdino-test-tiny", "--weights", "random", "--scales", "0.125", "--k", "1", "--no-progress", "--no-cache",
            "--results-dir", str(res), "--normalization", "imagenet", "--native-size", "64"]
 
-    def case(cid: str, argv: list[str], expect: str = "error", pattern: str = "", absent=(), present=()) -> None:
+    def case(cid: str, argv: list[str], expect: str = "error", pattern: str = "", absent=(), present=(),
+             env=None) -> None:
         if any(c["id"] == cid for c in cases):
             raise ValueError(f"duplicate corpus case id {cid!r}")
         cases.append({"id": cid, "argv": [str(a) for a in argv], "expect": expect, "pattern": pattern,
-                      "absent": [str(p) for p in absent], "present": [str(p) for p in present]})
+                      "absent": [str(p) for p in absent], "present": [str(p) for p in present],
+                      "env": {k: str(v) for k, v in (env or {}).items()}})
 
     # --- images: broken ones are errors inside a dataset run, unusual ones convert in extract -------------------------
     img = _real_image()
@@ -165,9 +167,10 @@ def build(out: Path) -> list[dict[str, Any]]:
 def _plugin_cases(out: Path, res: Path, case, ctx: dict[str, Any]) -> None:
     """Cases from ``tests/bad_inputs/cases_*.py`` modules: each defines ``add_cases(out, res, case, ctx)``.
 
-    ``case(id, argv, expect, pattern, absent=(), present=())``: ``absent`` lists paths that must not exist after the
-    case (e.g. a marker file a malicious input tries to create), ``present`` paths that must still exist (files a
-    command must not delete). ``ctx`` holds ``knn`` (a fast kNN argv), ``ck`` (the checkpoint folder) and ``unusual``.
+    ``case(id, argv, expect, pattern, absent=(), present=(), env=None)``: ``absent`` lists paths that must not exist
+    after the case (e.g. a marker file a malicious input tries to create), ``present`` paths that must still exist
+    (files a command must not delete), ``env`` environment variables set for that case only. ``ctx`` holds ``knn`` (a
+    fast kNN argv), ``ck`` (the checkpoint folder) and ``unusual``.
     """
     import importlib
 

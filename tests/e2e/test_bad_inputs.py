@@ -39,10 +39,13 @@ def test_every_case_fails_cleanly_or_converts(corpus, capsys):
     counts = {"error": 0, "ok": 0, "usage": 0}
     for c in cases:
         before = _records(root)
-        try:
-            code = main(c["argv"])
-        except SystemExit as exc:  # argparse usage errors
-            code = exc.code
+        with pytest.MonkeyPatch.context() as mp:
+            for key, value in c.get("env", {}).items():
+                mp.setenv(key, value)
+            try:
+                code = main(c["argv"])
+            except SystemExit as exc:  # argparse usage errors
+                code = exc.code
         out, err = capsys.readouterr()
         lines = [ln for ln in err.strip().splitlines() if ln.strip() and "%|" not in ln]
         problem = None
