@@ -240,7 +240,9 @@ def run(task: str, model: Any = DEFAULT_MODEL, dataset: Any = None, protocol: Op
     seeds = extra.pop("seeds", None) if seeds is None else seeds
     overrides = {**kwargs, **(overrides or {})}  # protocol parameters (checked against the task's settings)
     if run_kw.get("num_workers") is None:
-        run_kw["num_workers"] = t.default_num_workers
+        from .device import default_num_workers
+
+        run_kw["num_workers"] = default_num_workers(t.default_num_workers, run_kw.get("device"))
     seeds = stats_options.check_options(t, extra, seeds)  # before any work
     options = RunOptions(**run_kw, extra=extra)
     if not t.distributed:

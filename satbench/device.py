@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from typing import TYPE_CHECKING, Optional
 
@@ -71,3 +72,15 @@ def warn_if_emulated_bf16(device: torch.device, bf16: bool) -> None:
         logging.getLogger("satbench").warning(
             "--bf16 on this CPU is emulated (no avx512_bf16 / AMX): it will be slower than fp32 (about 10x here), "
             "and its numbers differ from fp32's")
+
+
+#: Data-loader workers a GPU run gets at least (the CPU count allowing): one decoding process cannot feed a GPU.
+GPU_MIN_WORKERS = 4
+
+
+def default_num_workers(task_default: int, device: Optional[str] = None) -> int:
+    """The loader workers of a run that did not choose: the task's default on the CPU; on a GPU at least
+    :data:`GPU_MIN_WORKERS` (at most the CPU count), so decoding keeps up with the device."""
+    if parse_device(device).type != "cuda":
+        return task_default
+    return max(task_default, min(GPU_MIN_WORKERS, os.cpu_count() or 1))

@@ -44,3 +44,18 @@ def test_the_command_line_checks_the_device_without_torch():
     code = ("import sys; from satbench import argtypes; argtypes.device('cuda:1'); "
             "assert 'torch' not in sys.modules, 'torch was imported'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, env={"PYTHONPATH": str(REPO)})
+
+
+def test_gpu_runs_get_at_least_four_loader_workers(monkeypatch):
+    """A run that does not choose --num-workers keeps the task's default on the CPU; on a GPU it gets at least 4
+    (the CPU count allowing), so decoding keeps up with the device."""
+    import torch
+
+    from satbench import device as dv
+
+    assert dv.default_num_workers(1, "cpu") == 1 and dv.default_num_workers(2, "cpu") == 2
+    monkeypatch.setattr(dv, "parse_device", lambda d=None: torch.device("cuda"))
+    monkeypatch.setattr(dv.os, "cpu_count", lambda: 16)
+    assert dv.default_num_workers(1, "cuda") == 4 and dv.default_num_workers(6, "cuda") == 6
+    monkeypatch.setattr(dv.os, "cpu_count", lambda: 2)
+    assert dv.default_num_workers(1, "cuda") == 2

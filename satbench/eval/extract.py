@@ -155,8 +155,10 @@ def extract_views(
     lo, hi = shard_bounds(len(samples), batch_size, info.rank, info.world_size) if info.enabled else (0, len(samples))
     mine = samples[lo:hi]
     if todo and samples:
+        on_gpu = getattr(getattr(extractor, "device", None), "type", "cpu") == "cuda"
         loader = DataLoader(_DecodedViews(mine, todo), batch_size=batch_size, shuffle=False,
                             num_workers=num_workers, persistent_workers=False, collate_fn=_collate,
+                            pin_memory=on_gpu,  # page-locked batches: the extractor's non_blocking copies overlap
                             multiprocessing_context="fork" if num_workers > 0 else None)
         chunks: dict[str, list[np.ndarray]] = {v.key: [] for v in todo}
         with tqdm(total=len(mine), desc=desc, unit="img", disable=not progress, leave=False) as bar:
