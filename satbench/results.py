@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 from .errors import ResultsError
 from .io import UntrustedFileError, atomic_write_json, parse_json_bounded, read_bytes_bounded
 from .provenance import provenance
+from .record_checks import value_problem
 
 SCHEMA = "satbench.record/1"
 REQUIRED = ("schema", "id", "task", "model", "weights", "protocol", "dataset", "metrics", "provenance")
@@ -242,7 +243,7 @@ def record_problem(rec: Any) -> Optional[str]:
     for name, v in summary.get("robustness", {}).items():
         if v is not None and not _is_number(v):
             return f"summary.robustness.{name[:40]} must be a number, got {_show(v)}"
-    return None
+    return value_problem(rec)  # what the numbers mean: ranges, intervals, k, seeds, date, sha256
 
 
 def read_record(path: str | os.PathLike) -> "Record":
