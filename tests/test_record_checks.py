@@ -164,3 +164,35 @@ def test_records_given_directly_are_checked_too():
     bad["summary"]["top1_avg"] = 150.0
     with pytest.raises(ResultsError, match=r"fix007\.json: summary\.top1_avg must be a percentage in \[0, 100\]"):
         build_tables(recs)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The statistics layer's nested forms (satbench.stats.fields): per-scale intervals and robustness summaries
+# ----------------------------------------------------------------------------------------------------------------------
+def _fix007():
+    return next(r for r in read_records(RECORDS) if r["id"] == "fix007")
+
+
+def test_per_scale_intervals_are_checked_scale_by_scale():
+    rec = _fix007()
+    rec["summary"]["ci"]["top1_per_scale"] = {"1.0": [99.0, 99.8], "0.5": [97.9, 98.9]}
+    assert value_problem(rec) is None
+    rec["summary"]["ci"]["top1_per_scale"]["0.5"] = [98.9, 97.9]
+    assert value_problem(rec) == "summary.ci.top1_per_scale[0.5] [98.9, 97.9] must be [lo, hi] with lo <= hi"
+    rec["summary"]["ci"]["top1_per_scale"]["0.5"] = [90.0, 95.0]
+    assert value_problem(rec) == "summary.ci.top1_per_scale[0.5] [90.0, 95.0] does not contain its value 98.4"
+
+
+def test_robustness_numbers_and_intervals():
+    rec = _fix007()
+    rec["summary"]["robustness"] = {"worst_scale_top1": 96.4, "drop_to_smallest_scale": 3.0,
+                                    "auc_log2_scale": 97.9, "worst_scale": 0.125, "k": 20}
+    # a drop may be negative; the bootstrap of a minimum is biased low, so its interval need not contain it
+    rec["summary"]["ci"].update(drop_to_smallest_scale=[-1.0, 6.0], worst_scale_top1=[94.0, 96.0])
+    assert value_problem(rec) is None
+    rec["summary"]["robustness"]["drop_to_smallest_scale"] = -120.0
+    assert value_problem(rec) == ("summary.robustness.drop_to_smallest_scale must be a difference of percentages "
+                                  "in [-100, 100], got -120.0")
+    rec["summary"]["robustness"]["drop_to_smallest_scale"] = 3.0
+    rec["summary"]["robustness"]["auc_log2_scale"] = 100.5
+    assert value_problem(rec).startswith("summary.robustness.auc_log2_scale must be a percentage in [0, 100]")
