@@ -14,6 +14,7 @@ from .io import UntrustedFileError, atomic_write_json, parse_json_bounded, read_
 from .provenance import provenance
 from .record_names import (MAX_RECORD_BYTES, MAX_RECORD_DEPTH, REQUIRED, SCHEMA,  # noqa: F401 (re-exported)
                            candidate_stems, default_results_dir, record_destination, record_stem)
+from .record_checks import value_problem
 
 
 def check_results_folder(folder: str | os.PathLike | None = None) -> Path:
@@ -210,7 +211,7 @@ def record_problem(rec: Any) -> Optional[str]:
     for name, v in summary.get("robustness", {}).items():
         if v is not None and not _is_number(v):
             return f"summary.robustness.{name[:40]} must be a number, got {_show(v)}"
-    return None
+    return value_problem(rec)  # what the numbers mean: ranges, intervals, k, seeds, date, sha256
 
 
 def read_record(path: str | os.PathLike, *, follow_symlinks: bool = False) -> "Record":

@@ -211,14 +211,19 @@ def weights_tag(rec: dict[str, Any]) -> str:
     w = section(rec, "weights")
     if w.get("source") == "random":
         return f"random-seed{w.get('seed')}"
-    return (text(rec, "weights", "sha256") or text(rec, "weights", "path") or "?")[:12]
+    sha = text(rec, "weights", "sha256")
+    return sha[:12] if sha else "unhashed:" + (text(rec, "weights", "path") or "?")  # never a truncated path
 
 
 def weights_label(rec: dict[str, Any]) -> str:
-    """What a reader must know about the weights: ``random weights (seed 0)`` or ``weights ab12cd34ef56``."""
+    """What a reader must know about the weights: ``random weights (seed 0)``, ``weights ab12cd34ef56`` or, without a
+    sha256, ``weights <file name> (no sha256)``."""
     w = section(rec, "weights")
     if w.get("source") == "random":
         return f"random weights (seed {w.get('seed')})"
+    if not text(rec, "weights", "sha256"):
+        file_name = re.split(r"[\\/]", text(rec, "weights", "path"))[-1] or "?"
+        return f"weights {file_name} (no sha256)"
     return f"weights {weights_tag(rec)}"
 
 
@@ -361,6 +366,8 @@ def exclusions(rec: dict[str, Any], paper_protocol: str, *, recipe_switches: tup
     out = []
     if section(rec, "weights").get("source") == "random":
         out.append(Exclusion("random-weights", "random weights"))
+    elif not text(rec, "weights", "sha256"):
+        out.append(Exclusion("unhashed-weights", "weights without a sha256 (not known to be the released ones)"))
     name = protocol_name(rec)
     if not re.fullmatch(paper_protocol, name):
         out.append(Exclusion("protocol", f"protocol {name or '?'} is not the paper's"))

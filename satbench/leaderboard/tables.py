@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from ..errors import ResultsError
+from ..record_checks import value_problem
 from ..resources import reference_dir
 from . import runs as R
 
@@ -275,6 +276,9 @@ def task_table(records: list[dict[str, Any]], task: str, refs: list[dict[str, An
     recs = [r for r in records if r.get("task") in spec.tasks]
     for r in recs:
         spec.value(r)  # a headline that is not a number is an error naming the file, before any output
+        problem = value_problem(r)  # records given directly (API) pass the readers' sanity check too
+        if problem:
+            raise ResultsError(f"{R.where(r)}: {problem}")
     runs = latest_runs(recs)
     ref_tables = [(ref, ref[spec.reference]) for ref in refs if isinstance(ref.get(spec.reference), dict)]
     columns: dict[str, str] = {}

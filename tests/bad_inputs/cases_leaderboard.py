@@ -82,6 +82,29 @@ def add_cases(out: Path, res: Path, case, ctx: dict[str, Any]) -> None:
     case("leaderboard-per-scale-not-a-number",
          ["leaderboard", "--results-dir", _folder(lb, "bad_scale", _record("n5", summary__top1_per_scale={"1.0": "x"}))],
          "ok", r"warning: skipped .*n5\.json: summary\.top1_per_scale\[1\.0\] must be a number")
+    # --- numbers that are numbers but cannot be true (satbench/record_checks.py): skipped, the folder still renders -----
+    sane = [
+        ("headline-over-100", {"summary__top1_avg": 150.0}, r"summary\.top1_avg must be a percentage in \[0, 100\]"),
+        ("headline-negative", {"summary__top1_avg": -5.0}, r"summary\.top1_avg must be a percentage in \[0, 100\]"),
+        ("headline-huge", {"summary__top1_avg": 1e308}, r"summary\.top1_avg must be a percentage in \[0, 100\]"),
+        ("per-scale-over-100", {"summary__top1_per_scale": {"1.0": 101.0}},
+         r"summary\.top1_per_scale\[1\.0\] must be a percentage in \[0, 100\]"),
+        ("interval-reversed", {"summary__ci": {"top1_avg": [99.0, 97.0]}},
+         r"summary\.ci\.top1_avg \[99\.0, 97\.0\] must be \[lo, hi\] with lo <= hi"),
+        ("interval-not-covering", {"summary__ci": {"top1_avg": [10.0, 20.0]}},
+         r"summary\.ci\.top1_avg \[10\.0, 20\.0\] does not contain its value 85\.5"),
+        ("interval-over-100", {"summary__ci": {"top1_avg": [80.0, 120.0]}},
+         r"summary\.ci\.top1_avg \[80\.0, 120\.0\] must lie in \[0, 100\]"),
+        ("k-text", {"summary__k": "twenty"}, r"summary\.k must be a positive integer, got \"twenty\""),
+        ("seeds-n-text", {"summary__seeds": {"n": "five"}}, r"summary\.seeds\.n must be a positive integer"),
+        ("date-not-iso", {"provenance__date": "yesterday"}, r"provenance\.date must be an ISO 8601 date and time"),
+        ("sha256-not-hex", {"weights__sha256": "not-a-hash"}, r"weights\.sha256 must be 64 hexadecimal digits"),
+    ]
+    for i, (cid, changes, pattern) in enumerate(sane):
+        folder = _folder(lb, f"sane_{cid}", _record("ok1"), _record(f"v{i}", **changes))
+        for command in (["leaderboard"], ["results", "ls"]):
+            case(f"{'-'.join(command)}-{cid}", command + ["--results-dir", folder], "ok",
+                 rf"warning: skipped .*v{i}\.json: {pattern}")
     blocker = lb / "out_is_a_file"
     blocker.write_text("not a folder\n")
     case("leaderboard-out-is-a-file", ["leaderboard", "--results-dir", hostile, "--out", blocker], "error",
