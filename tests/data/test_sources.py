@@ -182,3 +182,17 @@ def test_a_segmentation_download_names_the_files_mmseg_needs(tmp_path):
             "download": {"manual": "ask", "files": [{"filename": "b.zip"}]}}
     with pytest.raises(CatalogError, match=r"download\.files \(b\.zip\) must be the files segmentation\.required_files"):
         _load(_write(tmp_path, data))
+
+
+def test_the_extending_guides_download_example_is_uc_merceds_shipped_section():
+    """docs/extending.md quotes UC Merced's ``download:`` section; it must stay what the catalog ships."""
+    import re
+
+    from satbench.data.catalog import get_dataset_spec
+    from satbench.data.download_spec import DownloadSpec
+
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "extending.md").read_text()
+    blocks = [b for b in re.findall(r"```yaml\n(.*?)```", guide, re.S) if b.startswith("download:")]
+    assert len(blocks) == 1
+    quoted = load_settings(DownloadSpec, yaml.safe_load(blocks[0])["download"], "docs/extending.md", error=CatalogError)
+    assert quoted == get_dataset_spec("uc_merced").download
