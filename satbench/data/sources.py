@@ -101,10 +101,10 @@ def get_source(name: str) -> DatasetSource:
     spec = find_dataset_spec(name)
     src = source_of(spec) if spec is not None else None
     if src is None:
+        if spec is not None and spec.download is not None and spec.download.manual:
+            raise UnknownNameError(f"satbench downloads nothing for dataset {spec.name}: {spec.download.manual}")
         known = sorted(list_sources())
-        manual = (f": satbench downloads nothing for it ({spec.download.manual})"
-                  if spec is not None and spec.download is not None and spec.download.manual else "")
-        raise UnknownNameError(f"no download source for dataset {name!r}{manual}{close_matches(name, known)}; "
+        raise UnknownNameError(f"no download source for dataset {name!r}{close_matches(name, known)}; "
                                f"known: {', '.join(known)}")
     return src
 

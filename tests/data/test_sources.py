@@ -196,3 +196,12 @@ def test_the_extending_guides_download_example_is_uc_merceds_shipped_section():
     assert len(blocks) == 1
     quoted = load_settings(DownloadSpec, yaml.safe_load(blocks[0])["download"], "docs/extending.md", error=CatalogError)
     assert quoted == get_dataset_spec("uc_merced").download
+
+
+def test_a_dataset_with_only_a_manual_paragraph_says_how_to_get_it():
+    from satbench.errors import UnknownNameError
+
+    with pytest.raises(UnknownNameError, match=r"^satbench downloads nothing for dataset fmow: fMoW-RGB is about 200 GB"):
+        get_source("fmow")
+    with pytest.raises(UnknownNameError, match=r"no download source for dataset 'eurosot' \(did you mean: eurosat"):
+        get_source("eurosot")
