@@ -23,7 +23,8 @@ from typing import Literal, Optional
 from ..errors import SatbenchError, UnknownNameError, close_matches
 from ..normalization import Normalization, get_normalization, parse_normalization
 from ..plugins import load_plugins
-from ..settings import ge, gt, load_settings
+from ..settings import gt, load_settings
+from .download_spec import DownloadSpec, check_download
 
 CATALOG_DIR = Path(__file__).resolve().parent / "catalog"
 SPLITS_DIR = Path(__file__).resolve().parent / "splits"
@@ -42,17 +43,6 @@ class NormalizationTable:
     mean: tuple[float, float, float]
     std: tuple[float, float, float] = field(metadata=gt(0))
     source: str = ""
-
-
-@dataclass(frozen=True)
-class DownloadFile:
-    """One file of a public source, pinned by URL (a revision in it) and checked by a checksum before use."""
-
-    url: str
-    filename: str
-    md5: str = ""
-    sha256: str = ""
-    size: Optional[int] = field(default=None, metadata=ge(0))
 
 
 @dataclass(frozen=True)
@@ -93,8 +83,7 @@ class DatasetSpec:
     subset_of: str = ""
     bundled: str = ""
     segmentation: Optional[SegmentationFacts] = None
-    download: tuple[DownloadFile, ...] = ()
-    manual_download: str = ""
+    download: Optional[DownloadSpec] = None
     path: str = ""
 
     def check(self, where: str) -> None:
@@ -106,6 +95,7 @@ class DatasetSpec:
             raise CatalogError(f"{where}: give normalization (a table) or normalization_preset, not both")
         if self.classes and len(self.classes) != self.num_classes:
             raise CatalogError(f"{where}: {len(self.classes)} classes listed, num_classes is {self.num_classes}")
+        check_download(self, where)
 
     @property
     def norm(self) -> Optional[Normalization]:
