@@ -27,8 +27,9 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from .data.sources import RemoteFile
+from .data.download_spec import RemoteFile
 from .errors import DataError
+from .hub_url import HubRef, parse_hub_url  # noqa: F401 (re-exported)
 from .io import atomic_write_json, open_regular, read_json_bounded
 from .resources import satbench_home
 
@@ -39,31 +40,8 @@ except ImportError:  # pragma: no cover - depends on the installed stack
 
 RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 CHUNK = 1 << 20
-_HUB_RE = re.compile(r"^https?://(?:hf\.co|huggingface\.co)/(?:(datasets|spaces)/)?([^/]+/[^/]+)/resolve/([^/]+)/(.+?)"
-                     r"(?:\?.*)?$")
-
-
 class DownloadError(DataError):
     """A file that could not be fetched, or whose checksum does not match."""
-
-
-@dataclass(frozen=True)
-class HubRef:
-    """A file on the Hugging Face hub: ``repo_type`` (model/dataset/space), repository, revision, path."""
-
-    repo_type: str
-    repo_id: str
-    revision: str
-    filename: str
-
-
-def parse_hub_url(url: str) -> Optional[HubRef]:
-    """The hub coordinates of a ``https://hf.co/[datasets/]<owner>/<repo>/resolve/<rev>/<file>`` URL, else None."""
-    m = _HUB_RE.match(url)
-    if not m:
-        return None
-    kind = {"datasets": "dataset", "spaces": "space"}.get(m.group(1) or "", "model")
-    return HubRef(kind, m.group(2), m.group(3), m.group(4))
 
 
 @dataclass

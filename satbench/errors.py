@@ -46,3 +46,7 @@ def close_matches(name: str, choices: list[str], n: int = 3) -> str:
         lowered = name.lower()
         matches = [c for c in choices if lowered in c.lower() or c.lower() in lowered][:n]
     return f" (did you mean: {', '.join(matches)}?)" if matches else ""
+
+
+class CatalogError(SatbenchError):
+    """A dataset spec file that is malformed."""

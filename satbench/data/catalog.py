@@ -20,7 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal, Optional
 
-from ..errors import SatbenchError, UnknownNameError, close_matches
+from ..errors import CatalogError, SatbenchError, UnknownNameError, close_matches  # noqa: F401 (CatalogError re-exported)
 from ..normalization import Normalization, get_normalization, parse_normalization
 from ..plugins import load_plugins
 from ..settings import gt, load_settings
@@ -30,10 +30,6 @@ CATALOG_DIR = Path(__file__).resolve().parent / "catalog"
 SPLITS_DIR = Path(__file__).resolve().parent / "splits"
 BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
 KINDS = ("scene", "segmentation", "fmow")
-
-
-class CatalogError(SatbenchError):
-    """A dataset spec file that is malformed."""
 
 
 @dataclass(frozen=True)

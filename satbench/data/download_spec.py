@@ -19,6 +19,8 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
 
+from ..errors import CatalogError
+from ..hub_url import parse_hub_url
 from ..settings import ge
 
 if TYPE_CHECKING:
@@ -52,8 +54,6 @@ class RemoteFile:
 
     def check(self, where: str) -> None:
         """The rules a spec's file entry must meet (called by the strict loader; ``where`` names file and key)."""
-        from ..download import parse_hub_url
-        from .catalog import CatalogError
 
         if not _plain_name(self.filename):
             raise CatalogError(f"{where}.filename must be a plain file name (no folders), got {self.filename!r}")
@@ -91,7 +91,6 @@ class DownloadSpec:
     folder: str = ""
 
     def check(self, where: str) -> None:
-        from .catalog import CatalogError
 
         if not self.files and not self.manual:
             raise CatalogError(f"{where}: give files (the dataset's archives) or manual (how to get it by hand)")
@@ -111,7 +110,6 @@ class DownloadSpec:
 
 def check_download(spec: DatasetSpec, where: str) -> None:
     """Rules across a spec's ``download:`` section and its other keys (called from the spec's own check)."""
-    from .catalog import CatalogError
 
     dl: Optional[DownloadSpec] = spec.download
     if dl is None or not dl.files:
