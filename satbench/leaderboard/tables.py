@@ -99,7 +99,7 @@ def _dataset_facts() -> tuple[dict[str, int], dict[str, str]]:
 
 
 DELTA_RULE = ("delta (in brackets) = run - paper row of the same model, shown only for like-for-like runs: the paper's "
-              "protocol without overrides, released (non-random) weights, the full dataset with its official split, "
+              "protocol without overrides, released weights (non-random, with a sha256), the full dataset with its official split, "
               "the full training schedule, and train != val; every other run says why in 'vs paper'")
 
 
