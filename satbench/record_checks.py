@@ -212,3 +212,16 @@ def value_problem(rec: Any) -> Optional[str]:
         if problem:
             return problem
     return None
+
+
+def date_key(rec: dict[str, Any]) -> _dt.datetime:
+    """The record's ``provenance.date`` as a UTC-aware datetime for ordering runs (a date without an offset is taken as
+    UTC, as satbench writes it; a missing or unreadable date sorts first), so offsets never reorder "latest of N"."""
+    date = (rec.get("provenance") or {}).get("date") if isinstance(rec.get("provenance"), dict) else None
+    try:
+        d = _dt.datetime.fromisoformat(date) if isinstance(date, str) else None
+    except ValueError:
+        d = None
+    if d is None:
+        return _dt.datetime.min.replace(tzinfo=_dt.timezone.utc)
+    return d if d.tzinfo is not None else d.replace(tzinfo=_dt.timezone.utc)

@@ -14,7 +14,7 @@ from .io import UntrustedFileError, atomic_write_json, parse_json_bounded, read_
 from .provenance import provenance
 from .record_names import (MAX_RECORD_BYTES, MAX_RECORD_DEPTH, REQUIRED, SCHEMA,  # noqa: F401 (re-exported)
                            candidate_stems, default_results_dir, record_destination, record_stem)
-from .record_checks import value_problem
+from .record_checks import date_key, value_problem
 
 
 def check_results_folder(folder: str | os.PathLike | None = None) -> Path:
@@ -271,7 +271,7 @@ def read_records(results_dir: str | os.PathLike | None = None, task: str | None 
             continue
         if task is None or rec.get("task") == task:
             out.append(rec)
-    out.sort(key=lambda r: r["provenance"].get("date", ""))
+    out.sort(key=date_key)
     return out
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from ..errors import ResultsError
-from ..record_checks import value_problem
+from ..record_checks import date_key, value_problem
 from ..resources import reference_dir
 from . import runs as R
 
@@ -215,7 +215,7 @@ def latest_runs(records: list[dict[str, Any]]) -> list[tuple[dict[str, Any], int
     oldest group first. The member runs of a seeds / draws aggregate are left out when the aggregate is there
     (:func:`runs.without_aggregated_members`): the aggregate stands for them."""
     groups: "OrderedDict[tuple, list[dict[str, Any]]]" = OrderedDict()
-    for r in sorted(R.without_aggregated_members(records), key=lambda r: R.text(r, "provenance", "date")):
+    for r in sorted(R.without_aggregated_members(records), key=date_key):
         groups.setdefault(run_key(r), []).append(r)
     return [(g[-1], len(g)) for g in groups.values()]
 
