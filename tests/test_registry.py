@@ -57,7 +57,7 @@ def test_unknown_model_lists_close_matches():
 
 
 def _record(**kw):
-    base = dict(task="knn", model="m", weights={"sha256": "abc"}, protocol={"name": "p", "hash": "h"},
+    base = dict(task="knn", model="m", weights={"sha256": "ab" * 32}, protocol={"name": "p", "hash": "h"},
                 dataset={"name": "ucm-mini"}, metrics={"a": 1})
     base.update(kw)
     return make_record(**base)
