@@ -19,6 +19,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Sequence
 
+from ..argtypes import positive_int
+
 from ..errors import SatbenchError
 from ..stats.bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED
 
@@ -49,16 +51,6 @@ class StatsOptions:
 # ---------------------------------------------------------------------------------------------------------------------
 # Command line
 # ---------------------------------------------------------------------------------------------------------------------
-def _positive_int(value: str) -> int:
-    try:
-        v = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
-    return v
-
-
 def _nonnegative_int(value: str) -> int:
     try:
         v = int(value)
@@ -81,7 +73,7 @@ def _fraction(value: str) -> float:
 
 def add_statistics_arguments(g: argparse._ArgumentGroup) -> None:
     """``--resamples``: every task that keeps per-image predictions."""
-    g.add_argument("--resamples", type=_positive_int, default=None, metavar="N",
+    g.add_argument("--resamples", type=positive_int, default=None, metavar="N",
                    help=f"bootstrap resamples of the 95%% intervals (default {DEFAULT_RESAMPLES}; recorded)")
 
 
@@ -97,9 +89,9 @@ def add_subset_arguments(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--train-fraction", type=_fraction, nargs="+", default=None, metavar="F",
                    help="evaluate on class-stratified, nested subsets of the train split, e.g. 0.01 0.1 (features "
                         "extracted once; one record per fraction and draw; recorded, never compared with a paper)")
-    g.add_argument("--shots", type=_positive_int, nargs="+", default=None, metavar="N",
+    g.add_argument("--shots", type=positive_int, nargs="+", default=None, metavar="N",
                    help="N train images per class (nested: 1 shot inside 5 shots), like --train-fraction")
-    g.add_argument("--draws", type=_positive_int, default=None, metavar="D",
+    g.add_argument("--draws", type=positive_int, default=None, metavar="D",
                    help="independent subset draws per fraction / shot count, averaged with their spread (default 1)")
     g.add_argument("--subset-seed", type=_nonnegative_int, default=None, metavar="S",
                    help="seed of the subsets (default 0; the same for every model, so runs stay paired)")
