@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Sequence
 
 from ..argtypes import positive_int
-
 from ..errors import SatbenchError
 from ..stats.bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED
 
