@@ -30,7 +30,7 @@ def image_root() -> Path:
     shared = Path("/work/shared/data/uc_merced")
     if (shared / "images").is_dir():
         return shared
-    from satbench.resources import bundled_data_dir
+    from satbench.runtime.resources import bundled_data_dir
 
     return bundled_data_dir() / "ucm-mini"
 
@@ -61,9 +61,9 @@ def run_one(model: str, bf16: bool, batch: int, batches: int, device: str) -> di
             with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bf16):
                 return net(x.to(device))
     else:
-        from satbench.features import FeatureExtractor
-        from satbench.registry import get_card
-        from satbench.weights import load_model
+        from satbench.models.features import FeatureExtractor
+        from satbench.models.registry import get_card
+        from satbench.models.weights import load_model
 
         ext = FeatureExtractor(load_model(get_card(model), "random"), device=device, bf16=bf16)
 

@@ -61,9 +61,9 @@ def _setup(a):
 
     torch.set_num_threads(a.threads)
     from satbench.data.scene import open_scene_dataset
-    from satbench.protocols import load_protocol
-    from satbench.registry import get_card
-    from satbench.weights import load_model
+    from satbench.config.protocols import load_protocol
+    from satbench.models.registry import get_card
+    from satbench.models.weights import load_model
 
     ds = open_scene_dataset(a.data)
     proto = load_protocol("satdino-knn-v1")
@@ -73,7 +73,7 @@ def _setup(a):
 
 def _views_and_extractor(ds, proto, loaded):
     from satbench.eval.knn_protocols import build_scale_entries, protocol_normalization
-    from satbench.features import FeatureExtractor
+    from satbench.models.features import FeatureExtractor
 
     entries = build_scale_entries(proto, ds, loaded.card.family)
     norm = protocol_normalization(proto, ds, None)
@@ -82,7 +82,7 @@ def _views_and_extractor(ds, proto, loaded):
 
 
 def _cache(a):
-    from satbench.cache import FeatureCache
+    from satbench.eval.cache import FeatureCache
 
     return FeatureCache(a.cache, identity=a.identity) if a.identity else FeatureCache(a.cache)
 
@@ -136,7 +136,7 @@ def worker(a) -> dict:
         out = {"times": times, "extract": extract, "summary": rec["summary"],
                "hits": rec["extra"]["cache"]["hits"], "forward_images": rec["extra"]["extraction"]["forward_images"]}
         if a.identity:
-            from satbench.cache import image_identity
+            from satbench.eval.cache import image_identity
 
             paths = [s.path for split in ("train", "val") for s in ds.samples(split)]
             ids = []

@@ -3,7 +3,7 @@
 Serves a ~100 MB zip (100 members of 1 MiB random bytes, stored) from the tests' scripted loopback server
 (tests/support/loopback_http.py, 127.0.0.1 only) and measures:
 
-* plain transport (satbench.download.fetch: httpx stream to .part, then md5+sha256, then rename): MB/s of the
+* plain transport (satbench.io.download.fetch: httpx stream to .part, then md5+sha256, then rename): MB/s of the
   transfer and the verification's share of the whole fetch;
 * the same through huggingface_hub (the server answers like the hub's resolve endpoint);
 * a connection cut at 50 % and resumed with Range (bytes on the wire vs the file size);
@@ -70,9 +70,9 @@ def main() -> None:
 
     hfc.HF_HUB_OFFLINE = False
     from support.loopback_http import LoopbackServer
-    from satbench.archives import extract_archive
+    from satbench.io.archives import extract_archive
     from satbench.data.sources import RemoteFile
-    from satbench.download import fetch, hash_file
+    from satbench.io.download import fetch, hash_file
 
     data = make_zip(args.mb)
     size = len(data)

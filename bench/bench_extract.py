@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from tabulate import tabulate
 
-from satbench.device import cpu_kind
+from satbench.runtime.device import cpu_kind
 
 
 def matmul_gflops(bf16: bool, n: int = 1024, reps: int = 3) -> float:
@@ -76,9 +76,9 @@ def main() -> None:
     torch.set_num_threads(os.cpu_count() or 2)
     import timm
 
-    from satbench.features import FeatureExtractor
-    from satbench.registry import get_card
-    from satbench.weights import load_model
+    from satbench.models.features import FeatureExtractor
+    from satbench.models.registry import get_card
+    from satbench.models.weights import load_model
 
     root = args.images if args.images.exists() else Path(__file__).resolve().parent.parent / "satbench/data/bundled/ucm-mini"
     x = load_batch(root, 64)

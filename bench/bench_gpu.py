@@ -68,9 +68,9 @@ def main() -> None:
     a = ap.parse_args()
     import timm
 
-    from satbench.features import FeatureExtractor
-    from satbench.registry import get_card
-    from satbench.weights import load_model
+    from satbench.models.features import FeatureExtractor
+    from satbench.models.registry import get_card
+    from satbench.models.weights import load_model
 
     torch.backends.cuda.matmul.allow_tf32 = False  # fp32 rows are real fp32 (torch's default)
     peak = {False: matmul_tflops(torch.float32), True: matmul_tflops(torch.bfloat16)}
@@ -108,7 +108,7 @@ def main() -> None:
 
     from satbench.data.scene import open_scene_dataset
     from satbench.eval.knn import run_knn
-    from satbench.protocols import load_protocol
+    from satbench.config.protocols import load_protocol
 
     proto = load_protocol("satdino-knn-v1", task="knn")
     ds = open_scene_dataset("ucm-mini")

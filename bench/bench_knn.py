@@ -19,7 +19,7 @@ import time
 import torch
 from tabulate import tabulate
 
-from satbench.device import cpu_kind
+from satbench.runtime.device import cpu_kind
 
 
 def rss_mb() -> float:
@@ -121,12 +121,12 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    from satbench.cache import FeatureCache
+    from satbench.eval.cache import FeatureCache
     from satbench.data.scene import open_scene_dataset
     from satbench.eval.knn import run_knn
-    from satbench.protocols import load_protocol
-    from satbench.registry import get_card
-    from satbench.weights import load_model
+    from satbench.config.protocols import load_protocol
+    from satbench.models.registry import get_card
+    from satbench.models.weights import load_model
 
     data = args.data
     if args.per_class:

@@ -20,7 +20,7 @@ import time
 import torch
 from tabulate import tabulate
 
-from satbench.device import cpu_kind
+from satbench.runtime.device import cpu_kind
 
 
 def peak_rss_gib() -> float:
@@ -42,9 +42,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     from satbench.data.scene import open_scene_dataset
-    from satbench.features import FeatureExtractor
-    from satbench.registry import get_card
-    from satbench.weights import load_model
+    from satbench.models.features import FeatureExtractor
+    from satbench.models.registry import get_card
+    from satbench.models.weights import load_model
 
     ds = open_scene_dataset(args.data)
     train, val = ds.samples("train"), ds.samples("val")
@@ -68,7 +68,7 @@ def main() -> None:
 
 def _probe(args, ex, train, val, n_cls, tmp, rows):
     from satbench.eval.linear import train_classifier
-    from satbench.protocols import load_protocol
+    from satbench.config.protocols import load_protocol
 
     p_lin = load_protocol("satdino-linear-v1").with_overrides(epochs=args.epochs)
     t0 = time.perf_counter()
@@ -85,9 +85,9 @@ def _probe(args, ex, train, val, n_cls, tmp, rows):
 
 
 def _cached(args, ex, ds, train, val, n_cls, tmp, rows, t_lin, proj):
-    from satbench.cache import FeatureCache
+    from satbench.eval.cache import FeatureCache
     from satbench.eval.cached_linear import run_cached_linear
-    from satbench.protocols import load_protocol
+    from satbench.config.protocols import load_protocol
 
     p_c = load_protocol("cached-linear-v1")
     cache = FeatureCache(os.path.join(tmp, "cache"))

@@ -20,13 +20,13 @@ import time
 
 import torch
 
-from satbench.device import cpu_kind
+from satbench.runtime.device import cpu_kind
 
 DEV = torch.device("cpu")
 
 
 def make_batch(batch: int):
-    from satbench.normalization import get_normalization
+    from satbench.data.normalization import get_normalization
     from satbench.pretrain.augment import MultiCropAugmentation
     from satbench.pretrain.data import open_pretrain_source
 

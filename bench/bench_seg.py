@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 
-from satbench.device import cpu_kind
+from satbench.runtime.device import cpu_kind
 
 
 def one(crop: int, mode: str, iters: int, threads: int, device: str = "cpu") -> dict:
@@ -43,7 +43,7 @@ def one(crop: int, mode: str, iters: int, threads: int, device: str = "cpu") -> 
     cfg = build_config("satdino-vit_small-16", "potsdam", crop, weights="random", frozen=(mode == "upernet-frozen"))
     init_default_scope("mmseg")
     if mode == "vit-only":
-        from satbench.backbones.satdino import vit_small
+        from satbench.models.backbones.satdino import vit_small
 
         model = vit_small().train().to(dev)
         opt = torch.optim.AdamW(model.parameters(), lr=6e-5)

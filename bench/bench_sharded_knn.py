@@ -25,7 +25,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from satbench.device import cpu_kind
+from satbench.runtime.device import cpu_kind
 
 
 def run(argv: list[str], env: dict[str, str]) -> float:

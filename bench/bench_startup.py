@@ -21,7 +21,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from satbench.device import cpu_kind
+from satbench.runtime.device import cpu_kind
 
 HERE = Path(__file__).resolve().parents[1]
 

@@ -87,7 +87,7 @@ def timed(fn, *args, repeat: int = 1, **kw):
 
 
 def part1(args) -> None:
-    from satbench.predictions import write_record_with_predictions
+    from satbench.records.predictions import write_record_with_predictions
     from satbench.stats.compare import compare
     from satbench.stats.fields import classification_fields, knn_fields
 
@@ -157,12 +157,12 @@ def capture_knn_predictions():
 
 
 def part2(args) -> None:
-    from satbench.cli import main as cli
-    from satbench.io import atomic_write_json
-    from satbench.predictions import write_sidecar
+    from satbench.cli.main import main as cli
+    from satbench.io.files import atomic_write_json
+    from satbench.records.predictions import write_sidecar
     from satbench.stats.compare import compare
     from satbench.stats.fields import knn_fields
-    from satbench.commands.compare import render_table
+    from satbench.cli.commands.compare import render_table
 
     datasets = ["ucm-mini"] + ([args.data] if Path(args.data).is_dir() else [])
     tmp = Path(tempfile.mkdtemp(prefix="bench_stats_"))
@@ -222,7 +222,7 @@ def part2(args) -> None:
 
 def part3(args) -> None:
     """Time the statistics of two existing kNN records (with sidecars): intervals from A's sidecar, then compare."""
-    from satbench.predictions import knn_key, load_record, predictions_for_record
+    from satbench.records.predictions import knn_key, load_record, predictions_for_record
     from satbench.stats.compare import compare
     from satbench.stats.fields import knn_fields
 

@@ -32,7 +32,7 @@ def cpu_kind() -> str:
 
 
 def phase(config, name: str, rows: list, scenario: str) -> None:
-    from satbench.suite import run_suite
+    from satbench.suite.run import run_suite
 
     t0 = time.perf_counter()
     res = run_suite(config)
@@ -62,7 +62,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from satbench.suite import SuiteConfig
+    from satbench.suite.run import SuiteConfig
 
     scenarios = {"bundled": ["ucm-mini"], "full": ["uc_merced"]}
     wanted = [k for k in scenarios if args.only in ("all", k)]

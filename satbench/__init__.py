@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.2.0"
+from satbench._version import __version__
 
 __all__ = ["__version__", "list_models", "load_model", "open_dataset", "run", "list_protocols", "list_tasks",
            "list_datasets", "read_records", "leaderboard", "Model"]
@@ -22,7 +22,7 @@ __all__ = ["__version__", "list_models", "load_model", "open_dataset", "run", "l
 
 def __getattr__(name: str) -> Any:
     if name in __all__ and name != "__version__":
-        from . import api
+        from satbench import api
 
         return getattr(api, name)
     raise AttributeError(f"module 'satbench' has no attribute {name!r}")

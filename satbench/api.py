@@ -1,9 +1,9 @@
 """satbench's Python API: load a model, open a dataset, run a task, read the leaderboard.
 
-The command line (``satbench.commands``) only parses arguments, calls these functions and prints. The functions
-only wire the pieces: the registry and weights (:mod:`satbench.registry`, :mod:`satbench.weights`), the dataset
-catalog (:mod:`satbench.data.datasets`), protocols (:mod:`satbench.protocols`), the task registry
-(:mod:`satbench.eval.task`) and the results store (:mod:`satbench.results`).
+The command line (``satbench.cli.commands``) only parses arguments, calls these functions and prints. The functions
+only wire the pieces: the registry and weights (:mod:`satbench.models.registry`, :mod:`satbench.models.weights`), the dataset
+catalog (:mod:`satbench.data.datasets`), protocols (:mod:`satbench.config.protocols`), the task registry
+(:mod:`satbench.eval.task`) and the results store (:mod:`satbench.records.results`).
 
 Example::
 
@@ -24,7 +24,7 @@ from typing import Any, Iterable, Optional, Sequence
 
 import numpy as np
 
-from .errors import DataError, ProtocolError, SatbenchError
+from satbench.errors import DataError, ProtocolError, SatbenchError
 
 log = logging.getLogger("satbench")
 
@@ -63,13 +63,13 @@ class Model:
     @property
     def extractor(self) -> Any:
         if self._extractor is None:
-            from .features import FeatureExtractor
+            from satbench.models.features import FeatureExtractor
 
             self._extractor = FeatureExtractor(self.loaded, device=self.device, bf16=self.bf16)
         return self._extractor
 
     def features(self, images: Any, *, layers: Sequence[int] = (), input_res: Any = None) -> Any:
-        """:class:`~satbench.backbones.base.BackboneOutput` of a batch of un-normalised images."""
+        """:class:`~satbench.models.backbones.base.BackboneOutput` of a batch of un-normalised images."""
         import torch
 
         if isinstance(images, np.ndarray):
@@ -79,8 +79,8 @@ class Model:
     def extract(self, images: str | os.PathLike, size: int = 224, *, normalization: Optional[str] = None,
                 batch_size: int = 64, progress: bool = False) -> np.ndarray:
         """``[n, D]`` float32 features of an image folder, a split file, or a bundled dataset's val split."""
-        from .data.catalog import find_dataset_spec
-        from .extract_api import extract_features
+        from satbench.data.catalog import find_dataset_spec
+        from satbench.eval.extract_folder import extract_features
 
         path = Path(images)
         spec = find_dataset_spec(str(images)) if not path.exists() else None
@@ -96,7 +96,7 @@ class Model:
 
 def list_models() -> list[Any]:
     """Every registered model card (``models/`` and ``$SATBENCH_MODEL_CARDS``), sorted by name."""
-    from .registry import list_cards
+    from satbench.models.registry import list_cards
 
     return list_cards()
 
@@ -116,8 +116,8 @@ def load_model(name: str = DEFAULT_MODEL, weights: Optional[str] = None, *, seed
 
 def check_model_options(name: str, options: dict[str, Any], option_label: Any = None) -> Any:
     """``name``'s card, after checking that every build option is one its family declares, with an allowed value."""
-    from .backbones import FAMILIES
-    from .registry import get_card
+    from satbench.models.backbones import FAMILIES
+    from satbench.models.registry import get_card
 
     label = option_label or (lambda k: f"option {k}")
     card = get_card(name)
@@ -134,8 +134,8 @@ def load(name: str, weights: Optional[str] = None, *, seed: int = 0, trust_check
          kind: str = "pretrain", options: Optional[dict[str, Any]] = None, allow_unpinned: bool = False,
          option_label: Any = None) -> Any:
     """The one place a model is loaded by name: card, family options (checked against what the family declares),
-    weights (strict, safe; :func:`satbench.weights.load_model`). Returns a :class:`~satbench.weights.LoadedModel`."""
-    from . import weights as weights_mod
+    weights (strict, safe; :func:`satbench.models.weights.load_model`). Returns a :class:`~satbench.models.weights.LoadedModel`."""
+    from satbench.models import weights as weights_mod
 
     options = dict(options or {})
     card = check_model_options(name, options, option_label)
@@ -148,22 +148,22 @@ def load(name: str, weights: Optional[str] = None, *, seed: int = 0, trust_check
 # ---------------------------------------------------------------------------------------------------------------------
 def open_dataset(name_or_dir: Optional[str] = None, **kwargs: Any) -> Any:
     """A dataset by catalog name, bundled subset or folder (see :func:`satbench.data.datasets.open_dataset`)."""
-    from .data.datasets import open_dataset as _open
+    from satbench.data.datasets import open_dataset as _open
 
     return _open(name_or_dir, **kwargs)
 
 
 def list_datasets(kind: Optional[str] = None) -> list[Any]:
     """The dataset catalog (optionally one kind: ``scene``, ``fmow``, ``segmentation``)."""
-    from .data.catalog import list_datasets as _list
+    from satbench.data.catalog import list_datasets as _list
 
     return _list(kind)
 
 
 def list_protocols(task: Optional[str] = None) -> list[Any]:
     """Every shipped protocol (optionally those a task accepts), sorted by name."""
-    from .eval.task import get_task
-    from .protocols import list_protocols as _list
+    from satbench.eval.task import get_task
+    from satbench.config.protocols import list_protocols as _list
 
     protos = _list()
     if task is None:
@@ -174,14 +174,14 @@ def list_protocols(task: Optional[str] = None) -> list[Any]:
 
 def list_tasks() -> list[Any]:
     """Every registered task (built-in and ``$SATBENCH_PLUGINS``)."""
-    from .eval.task import list_tasks as _list
+    from satbench.eval.task import list_tasks as _list
 
     return _list()
 
 
 def resolve_protocol(task: Any, protocol: Optional[str] = None, overrides: Optional[dict[str, Any]] = None) -> Any:
     """The task's protocol (its default when None) with ``overrides``, checked against the task's typed settings."""
-    from .protocols import load_protocol
+    from satbench.config.protocols import load_protocol
 
     proto = load_protocol(protocol or task.default_protocol)
     if not task.accepts(proto):
@@ -208,7 +208,7 @@ def run(task: str, model: Any = DEFAULT_MODEL, dataset: Any = None, protocol: Op
         weights: Optional[str] = None, results_dir: Optional[str | os.PathLike] = None, write: bool = True,
         model_options: Optional[dict[str, Any]] = None, task_options: Optional[dict[str, Any]] = None,
         overrides: Optional[dict[str, Any]] = None, seeds: Optional[Sequence[int]] = None, **kwargs: Any) -> Any:
-    """Run ``task`` for ``model`` on ``dataset`` under ``protocol``; returns the :class:`~satbench.results.Record`
+    """Run ``task`` for ``model`` on ``dataset`` under ``protocol``; returns the :class:`~satbench.records.results.Record`
     (written to ``results_dir`` unless ``write=False``; None on the non-main processes of a torchrun job).
 
     Statistics (:mod:`satbench.eval.statistics`; every option recorded): ``resamples`` (bootstrap resamples of the
@@ -225,12 +225,12 @@ def run(task: str, model: Any = DEFAULT_MODEL, dataset: Any = None, protocol: Op
     ``seg_format``), or protocol overrides (e.g. ``scales=[1.0, 0.5]``, ``k=[20]``, ``epochs=1``; recorded). A protocol
     parameter whose name is also a run option (the linear protocol's ``batch_size``) goes in ``overrides={...}``.
     """
-    from .distributed import require_single_process, torchrun_world_size
-    from .eval.task import RunOptions, get_task
-    from .locking import output_lock
-    from .results import check_results_folder
+    from satbench.runtime.distributed import require_single_process, torchrun_world_size
+    from satbench.eval.task import RunOptions, get_task
+    from satbench.io.locking import output_lock
+    from satbench.records.results import check_results_folder
 
-    from .eval import statistics as stats_options
+    from satbench.eval import statistics as stats_options
 
     t = get_task(task)
     run_kw = {k: kwargs.pop(k) for k in RUN_OPTION_NAMES if k in kwargs}
@@ -240,7 +240,7 @@ def run(task: str, model: Any = DEFAULT_MODEL, dataset: Any = None, protocol: Op
     seeds = extra.pop("seeds", None) if seeds is None else seeds
     overrides = {**kwargs, **(overrides or {})}  # protocol parameters (checked against the task's settings)
     if run_kw.get("num_workers") is None:
-        from .device import default_num_workers
+        from satbench.runtime.device import default_num_workers
 
         run_kw["num_workers"] = default_num_workers(t.default_num_workers, run_kw.get("device"))
     seeds = stats_options.check_options(t, extra, seeds)  # before any work
@@ -257,13 +257,13 @@ def run(task: str, model: Any = DEFAULT_MODEL, dataset: Any = None, protocol: Op
         ds = _dataset(t, dataset, ds_kw, options)
         loaded = _model(t, model, weights, options, model_options or {})
         if seeds is not None:
-            from .eval.repeats import run_seeds
+            from satbench.eval.repeats import run_seeds
 
             return run_seeds(t, loaded, ds, proto, options, seeds, write=write and rank == 0,
                              results_dir=results_dir)
         record = t.run(loaded, ds, proto, options)
     if isinstance(record, list):  # one record per train subset and draw (+ the draws aggregates)
-        from .eval.repeats import finish_subset_records
+        from satbench.eval.repeats import finish_subset_records
 
         return finish_subset_records(record, write=write, results_dir=results_dir)
     if record is not None and write:
@@ -272,9 +272,9 @@ def run(task: str, model: Any = DEFAULT_MODEL, dataset: Any = None, protocol: Op
 
 
 def _dataset(task: Any, dataset: Any, ds_kw: dict[str, Any], options: Any) -> Any:
-    from .data.catalog import resolve_normalization
-    from .data.datasets import open_dataset as _open
-    from .data.scene import compute_normalization
+    from satbench.data.catalog import resolve_normalization
+    from satbench.data.datasets import open_dataset as _open
+    from satbench.data.scene import compute_normalization
 
     if dataset is not None and not isinstance(dataset, (str, os.PathLike)):
         return dataset
@@ -299,14 +299,14 @@ def _dataset(task: Any, dataset: Any, ds_kw: dict[str, Any], options: Any) -> An
 
 
 def _model(task: Any, model: Any, weights: Optional[str], options: Any, model_options: dict[str, Any]) -> Any:
-    from .eval.task import ModelRef
+    from satbench.eval.task import ModelRef
 
     if isinstance(model, Model):
         return model.loaded
     if not isinstance(model, str):
         return model  # a loaded model
     if not task.needs_loaded_model:
-        from .registry import get_card
+        from satbench.models.registry import get_card
 
         get_card(model)  # unknown names fail now
         return ModelRef(model, weights, options.seed, dict(model_options), options.trust_checkpoint)
@@ -319,7 +319,7 @@ def _model(task: Any, model: Any, weights: Optional[str], options: Any, model_op
 # ---------------------------------------------------------------------------------------------------------------------
 def read_records(results_dir: Optional[str | os.PathLike] = None, task: Optional[str] = None) -> list[Any]:
     """Every record in ``results_dir`` (default ``$SATBENCH_RESULTS`` or ``./results/runs``), oldest first."""
-    from .results import read_records as _read
+    from satbench.records.results import read_records as _read
 
     return _read(results_dir, task)
 
@@ -328,6 +328,6 @@ def leaderboard(records: Optional[Iterable[Any]] = None, *, results_dir: Optiona
                 task: Optional[str] = None, fmt: str = "md") -> str:
     """The leaderboard tables (records next to the papers' numbers) as one document in ``fmt``
     (:func:`satbench.leaderboard.public.leaderboard`)."""
-    from .leaderboard.public import leaderboard as _leaderboard
+    from satbench.leaderboard.public import leaderboard as _leaderboard
 
     return _leaderboard(records, results_dir=results_dir, task=task, fmt=fmt)

@@ -20,11 +20,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal, Optional
 
-from ..errors import CatalogError, SatbenchError, UnknownNameError, close_matches  # noqa: F401 (CatalogError re-exported)
-from ..normalization import Normalization, get_normalization, parse_normalization
-from ..plugins import load_plugins
-from ..settings import gt, load_settings
-from .download_spec import DownloadSpec, check_download
+from satbench.errors import CatalogError, SatbenchError, UnknownNameError, close_matches  # noqa: F401 (CatalogError re-exported)
+from satbench.data.normalization import Normalization, get_normalization, parse_normalization
+from satbench.runtime.plugins import load_plugins
+from satbench.config.settings import gt, load_settings
+from satbench.data.download_spec import DownloadSpec, check_download
 
 CATALOG_DIR = Path(__file__).resolve().parent / "catalog"
 SPLITS_DIR = Path(__file__).resolve().parent / "splits"
@@ -127,7 +127,7 @@ class DatasetSpec:
 
 
 def _read_spec(path: Path) -> DatasetSpec:
-    from ..yamlio import read_yaml
+    from satbench.config.yamlio import read_yaml
 
     where = f"dataset spec {path}"
     data = read_yaml(path, what="dataset spec", error=CatalogError)

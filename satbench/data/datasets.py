@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from ..errors import DataError
-from ..normalization import Normalization
-from .catalog import find_dataset_spec
+from satbench.errors import DataError
+from satbench.data.normalization import Normalization
+from satbench.data.catalog import find_dataset_spec
 
 KIND_NAMES = {"scene": "scene-classification", "fmow": "fMoW", "segmentation": "segmentation"}
 
@@ -39,7 +39,7 @@ def open_dataset(spec: Optional[str] = None, *, kinds: Sequence[str] = ("scene",
     fMoW needs ``train_csv`` / ``val_csv`` and ``data_root``; a segmentation folder whose name does not say which
     benchmark it is needs ``seg_format``.
     """
-    from .scene import DEFAULT_DATASET
+    from satbench.data.scene import DEFAULT_DATASET
 
     spec = spec or DEFAULT_DATASET
     kind = kinds[0] if len(kinds) == 1 else _kind_of(spec, seg_format)
@@ -49,20 +49,20 @@ def open_dataset(spec: Optional[str] = None, *, kinds: Sequence[str] = ("scene",
     if kind != "fmow" and (train_csv or val_csv):
         raise DataError("--train-csv/--val-csv go with --dataset fmow")
     if kind == "fmow":
-        from .fmow import FmowCsvDataset
+        from satbench.data.fmow import FmowCsvDataset
 
         if not val_csv:
             raise DataError("--dataset fmow needs --val-csv (and --train-csv to train), as `satbench data fmow-csv` "
                             "writes them, and --data-root")
         return FmowCsvDataset({"train": train_csv, "val": val_csv}, data_root)  # type: ignore[arg-type]
     if kind == "segmentation":
-        from .segmentation import open_seg_dataset
+        from satbench.data.segmentation import open_seg_dataset
 
         if normalization is not None or native_size is not None:
             raise DataError("--normalization / --native-size do not apply to segmentation datasets (the model "
                             "card's normalisation is used, as the recipe says)")
         return open_seg_dataset(spec, seg_format=seg_format, data_root=data_root)
-    from .scene import open_scene_dataset
+    from satbench.data.scene import open_scene_dataset
 
     return open_scene_dataset(spec, data_root=data_root, normalization=normalization, native_size=native_size,
                               split_source=split_source)

@@ -3,7 +3,7 @@
 A catalog spec (:mod:`satbench.data.catalog`) says where its dataset's files come from in one ``download:`` block;
 :mod:`satbench.data.sources` turns it (plus the spec's ``license``, ``citation`` and ``homepage``) into the
 :class:`~satbench.data.sources.DatasetSource` that ``data download`` runs. The section is read with the same strict
-loader as the rest of the spec (:func:`satbench.settings.load_settings`): an unknown key, a wrong type, a checksum that
+loader as the rest of the spec (:func:`satbench.config.settings.load_settings`): an unknown key, a wrong type, a checksum that
 is not hexadecimal of the right length, a URL that is not ``https://``, a Hugging Face URL not pinned to a commit or a
 file name that is a path is one error line naming the spec file and the key.
 
@@ -19,12 +19,12 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
 
-from ..errors import CatalogError
-from ..hub_url import parse_hub_url
-from ..settings import ge
+from satbench.errors import CatalogError
+from satbench.io.hub_url import parse_hub_url
+from satbench.config.settings import ge
 
 if TYPE_CHECKING:
-    from .catalog import DatasetSpec
+    from satbench.data.catalog import DatasetSpec
 
 _MD5 = re.compile(r"[0-9a-f]{32}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")

@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Optional, Sequence
 
-from ..errors import DataError
-from ..io import atomic_write_bytes, read_json_bounded
-from .catalog import get_dataset_spec
-from .images import read_rgb
+from satbench.errors import DataError
+from satbench.io.files import atomic_write_bytes, read_json_bounded
+from satbench.data.catalog import get_dataset_spec
+from satbench.data.images import read_rgb
 
 #: The 63-class fMoW-baseline label order (``params.py``); false_detection = 0, impoverished_settlement = 43. The list
 #: itself is data: ``classes`` of the catalog's fmow spec (``satbench/data/catalog/fmow.yaml``).
@@ -242,7 +242,7 @@ class FmowCsvDataset:
     """
 
     def __init__(self, csvs: dict[str, str | os.PathLike], data_root: str | os.PathLike) -> None:
-        from ..io import sha256_file
+        from satbench.io.files import sha256_file
 
         if not data_root:
             raise DataError("fmow needs --data-root (the folder the CSVs' image_path entries are relative to)")

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..errors import DataError
+from satbench.errors import DataError
 
 #: File suffixes satbench reads as images (dataset folders, extraction, pretraining sources, segmentation tiles).
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")

@@ -21,13 +21,14 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from ..archives import extract_archive, inspect_archive
-from ..download import (DownloadError, FetchResult, downloads_dir, expected_checksums, fetch,
-                        record_first_use_checksum)
-from ..errors import DataError, SatbenchError
-from ..io import atomic_write_json, read_json_bounded
-from ..resources import satbench_home
-from .sources import DatasetSource, RemoteFile, get_source
+from satbench.io.archives import extract_archive, inspect_archive
+from satbench.io.download import (
+    DownloadError, FetchResult, downloads_dir, expected_checksums, fetch, record_first_use_checksum
+)
+from satbench.errors import DataError, SatbenchError
+from satbench.io.files import atomic_write_json, read_json_bounded
+from satbench.runtime.resources import satbench_home
+from satbench.data.sources import DatasetSource, RemoteFile, get_source
 
 PROVENANCE_FILE = ".satbench-source.json"
 
@@ -91,10 +92,10 @@ def manual_paragraph(src: DatasetSource, folder: Path) -> str:
 def check_prepared(src: DatasetSource, folder: Path) -> dict[str, Any]:
     """The dataset check: ``open_scene_dataset(...).check()`` or ``check_data_root`` for segmentation."""
     if src.kind == "segmentation":
-        from ..seg.config import check_data_root
+        from satbench.seg.config import check_data_root
 
         return {"counts": check_data_root(folder, src.name)}
-    from .scene import open_scene_dataset
+    from satbench.data.scene import open_scene_dataset
 
     return open_scene_dataset(str(folder)).check()
 
@@ -110,9 +111,9 @@ def install_dataset(name: str, root: str | os.PathLike, *, yes: bool = False, in
     where archives are looked for and plain downloads go (default ``$SATBENCH_HOME/downloads/<name>``).
     Returns a report whose ``status`` is ``installed``, ``present`` or ``manual`` (nothing done: the
     paragraph in ``report["manual"]`` says what to do). The download folder is locked for the call
-    (:mod:`satbench.locking`): a second download of the same dataset into it fails at once naming the first.
+    (:mod:`satbench.io.locking`): a second download of the same dataset into it fails at once naming the first.
     """
-    from ..locking import output_lock
+    from satbench.io.locking import output_lock
 
     src = entry or get_source(name)
     folder = Path(files_dir).expanduser() if files_dir else downloads_dir() / src.name
@@ -167,7 +168,7 @@ def _install_locked(src: DatasetSource, root: str | os.PathLike, folder: Path, *
                 inspect_archive(r.path)
                 os.symlink(r.path.resolve(), raw / rf.filename)
         t_unpack = time.perf_counter() - t1
-        from .prepare import get_preparer  # the kind decides: scene preparers need no mmseg
+        from satbench.data.prepare import get_preparer  # the kind decides: scene preparers need no mmseg
 
         preparer = get_preparer(src.name)
         opts: dict[str, Any] = {"mode": "auto"}

@@ -11,8 +11,8 @@ from __future__ import annotations
 from functools import partial
 from typing import Any, Callable
 
-from ..errors import DataError, UnknownNameError
-from .catalog import find_dataset_spec, list_datasets
+from satbench.errors import DataError, UnknownNameError
+from satbench.data.catalog import find_dataset_spec, list_datasets
 
 
 def preparable() -> list[str]:
@@ -23,18 +23,18 @@ def preparable() -> list[str]:
 
 def get_preparer(name: str) -> Callable[..., dict[str, Any]]:
     """The preparer of dataset ``name`` (see the module docstring)."""
-    from ..errors import close_matches
+    from satbench.errors import close_matches
 
     spec = find_dataset_spec(name)
     if spec is None:
         known = preparable()
         raise UnknownNameError(f"no preparer for dataset {name!r}{close_matches(name, known)}; known: {', '.join(known)}")
     if spec.kind == "scene" and spec.official_splits and not spec.bundled:
-        from .prepare_scene import prepare_scene
+        from satbench.data.prepare_scene import prepare_scene
 
         return partial(prepare_scene, spec.name)
     if spec.kind == "segmentation":
-        from ..seg.prepare import convert
+        from satbench.seg.prepare import convert
 
         return partial(convert, spec.name)
     raise DataError(f"dataset {spec.name!r} ({spec.kind}) has nothing to prepare: "

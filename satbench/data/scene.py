@@ -18,11 +18,11 @@ from functools import cached_property
 from pathlib import Path, PurePosixPath
 from typing import Any, Optional
 
-from ..errors import DataError, UnknownNameError
-from ..io import read_bytes_or_fail, sha256_bytes
-from ..normalization import Normalization
-from .catalog import SPLITS_DIR, DatasetSpec, find_dataset_spec, get_dataset_spec, list_datasets, spec_for_folder
-from .images import IMAGE_EXTENSIONS, image_size
+from satbench.errors import DataError, UnknownNameError
+from satbench.io.files import read_bytes_or_fail, sha256_bytes
+from satbench.data.normalization import Normalization
+from satbench.data.catalog import SPLITS_DIR, DatasetSpec, find_dataset_spec, get_dataset_spec, list_datasets, spec_for_folder
+from satbench.data.images import IMAGE_EXTENSIONS, image_size
 
 DEFAULT_DATASET = "ucm-mini"
 #: Longest split-file entry accepted (a path of a few folders and a file name; anything longer is not a split line).
@@ -40,7 +40,7 @@ def get_dataset_info(name: str) -> DatasetSpec:
     spec = find_dataset_spec(name)
     if spec is None or spec.kind == "segmentation":
         names = [s.name for s in list_datasets() if s.kind != "segmentation"]
-        from ..errors import close_matches
+        from satbench.errors import close_matches
 
         raise UnknownNameError(f"unknown dataset {name!r}{close_matches(name, names)}; known: {', '.join(names)}")
     return get_dataset_spec(spec.subset_of) if spec.subset_of else spec
@@ -351,7 +351,7 @@ def compute_normalization(dataset: SceneDataset, split: str = "train", progress:
     import numpy as np
     from tqdm.auto import tqdm
 
-    from .images import read_rgb
+    from satbench.data.images import read_rgb
 
     samples = dataset.samples(split)
     means, stds = [], []

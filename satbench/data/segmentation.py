@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from ..errors import DataError
-from .catalog import DatasetSpec, get_dataset_spec, list_datasets
+from satbench.errors import DataError
+from satbench.data.catalog import DatasetSpec, get_dataset_spec, list_datasets
 
 
 def check_data_root(root: Path, dataset: str) -> dict[str, int]:

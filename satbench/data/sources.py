@@ -4,7 +4,7 @@ The facts live in each catalog spec (``satbench/data/catalog/<name>.yaml`` and t
 its ``download:`` section (:mod:`satbench.data.download_spec`: files with URL, md5/sha256, size and where the checksum
 comes from, alternative sources, the manual paragraph, whether the data are public domain) and its ``license``,
 ``citation`` and ``homepage``. This module only turns a spec into the :class:`DatasetSource` that
-:mod:`satbench.download` (fetch and verify), :mod:`satbench.archives` (safe unpacking) and
+:mod:`satbench.io.download` (fetch and verify), :mod:`satbench.io.archives` (safe unpacking) and
 :mod:`satbench.data.install` (``data prepare`` and the check) use; adding a downloadable dataset is adding its spec.
 
 Checksums were taken from the code of the libraries that publish these mirrors and checked against a second
@@ -19,9 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from ..errors import UnknownNameError, close_matches
-from .catalog import DatasetSpec, find_dataset_spec, list_datasets
-from .download_spec import DownloadSpec, RemoteFile
+from satbench.errors import UnknownNameError, close_matches
+from satbench.data.catalog import DatasetSpec, find_dataset_spec, list_datasets
+from satbench.data.download_spec import DownloadSpec, RemoteFile
 
 __all__ = ["DatasetSource", "RemoteFile", "DownloadSpec", "source_of", "list_sources", "get_source", "public_names"]
 

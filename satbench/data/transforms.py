@@ -1,5 +1,5 @@
 """Protocol transforms (torchvision). They stop at ``ToTensor`` (images in [0, 1]): normalisation is applied by the
-:class:`satbench.features.FeatureExtractor`, so no code path can skip it.
+:class:`satbench.models.features.FeatureExtractor`, so no code path can skip it.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import numpy as np
 from torchvision import transforms as T
 from torchvision.transforms import InterpolationMode
 
-from ..errors import ProtocolError
+from satbench.errors import ProtocolError
 
 
 def knn_input_size(native: int, scale: float, multiple: int = 16) -> tuple[int, int]:

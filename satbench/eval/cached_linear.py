@@ -22,14 +22,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..cache import FeatureCache
-from ..data.transforms import eval_transform
-from ..errors import DataError, ProtocolError
-from ..features import FeatureExtractor
-from ..protocols import Protocol
-from ..settings import between, ge, gt, nonempty
-from .extract import ExtractStats, View, extract_views
-from .linear import topk_correct, topk_predictions
+from satbench.eval.cache import FeatureCache
+from satbench.data.transforms import eval_transform
+from satbench.errors import DataError, ProtocolError
+from satbench.models.features import FeatureExtractor
+from satbench.config.protocols import Protocol
+from satbench.config.settings import between, ge, gt, nonempty
+from satbench.eval.extract import ExtractStats, View, extract_views
+from satbench.eval.linear import topk_correct, topk_predictions
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """Extract once, evaluate many: decode each image once, derive every view (scale / transform) from that decode, batch by
-size, and keep the features in the on-disk :class:`~satbench.cache.FeatureCache`.
+size, and keep the features in the on-disk :class:`~satbench.eval.cache.FeatureCache`.
 
 A :class:`View` is one transform (PIL RGB image -> tensor in [0, 1]) with a JSON description that goes into cache keys and
 records. :func:`extract_views` returns one ``[n, D]`` float32 array of normed CLS features per view, rows in sample order.
@@ -15,12 +15,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
-from ..cache import FeatureCache
-from ..data.images import read_rgb
-from ..distributed import DistInfo, shard_bounds
-from ..errors import SatbenchError
-from ..data.scene import Sample
-from ..features import FeatureExtractor
+from satbench.eval.cache import FeatureCache
+from satbench.data.images import read_rgb
+from satbench.runtime.distributed import DistInfo, shard_bounds
+from satbench.errors import SatbenchError
+from satbench.data.scene import Sample
+from satbench.models.features import FeatureExtractor
 
 
 @dataclass
@@ -59,7 +59,7 @@ class ExtractStats:
 def cache_key(extractor: FeatureExtractor, split_sha256: str, view: View, layer: str = "cls",
               images: Optional[dict[str, Any]] = None) -> dict[str, Any]:
     """Everything that changes the features of ``view`` on a split file; ``images`` is the identity of the image files
-    (:meth:`satbench.cache.FeatureCache.image_identity`), so images changed in place under the same names miss."""
+    (:meth:`satbench.eval.cache.FeatureCache.image_identity`), so images changed in place under the same names miss."""
     d = extractor.describe()
     return {
         "v": 2,
@@ -123,7 +123,7 @@ def extract_views(
     worker, overlapping the forward pass) and are batched per view, i.e. by input size.
 
     Under torchrun (``dist`` with several processes) each rank decodes and extracts a contiguous shard of the samples
-    cut at batch boundaries (:func:`satbench.distributed.shard_bounds`), so every batch is a batch of the single-process
+    cut at batch boundaries (:func:`satbench.runtime.distributed.shard_bounds`), so every batch is a batch of the single-process
     run and the features are bit for bit the same; the shards are gathered in sample order on rank 0, which alone reads
     and writes the cache and gets the arrays (the other ranks get an empty dict). ``stats`` counts every rank's work.
     """

@@ -33,16 +33,16 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import torch
 
-from ..cache import FeatureCache
-from ..data.scene import SceneDataset
-from ..errors import ProtocolError, SatbenchError
-from ..features import FeatureExtractor
-from ..normalization import Normalization
-from ..protocols import Protocol
-from ..results import make_record
-from ..weights import LoadedModel
-from .extract import ExtractStats, extract_views
-from .knn_protocols import ScaleEntry, build_scale_entries, protocol_normalization
+from satbench.eval.cache import FeatureCache
+from satbench.data.scene import SceneDataset
+from satbench.errors import ProtocolError, SatbenchError
+from satbench.models.features import FeatureExtractor
+from satbench.data.normalization import Normalization
+from satbench.config.protocols import Protocol
+from satbench.records.results import make_record
+from satbench.models.weights import LoadedModel
+from satbench.eval.extract import ExtractStats, extract_views
+from satbench.eval.knn_protocols import ScaleEntry, build_scale_entries, protocol_normalization
 
 BACKENDS = ("auto", "faiss", "torch")
 VOTE_FORMS = ("official", "shifted")
@@ -474,7 +474,7 @@ def run_knn(loaded: LoadedModel, dataset: SceneDataset, protocol: Protocol, *, d
     the neighbour search (:func:`knn_search`; results do not depend on it). Every error (bad protocol, missing split
     entry, k larger than the train split, input_res on a backbone without it) is raised before any record exists.
     """
-    from .statistics import StatsOptions
+    from satbench.eval.statistics import StatsOptions
 
     if protocol.task != "knn":
         raise ProtocolError(f"protocol {protocol.name} is for task {protocol.task!r}, not 'knn'")
@@ -555,8 +555,8 @@ def _knn_record(*, loaded: LoadedModel, dataset: SceneDataset, protocol: Protoco
                 world: int, stats_opts: Any, ks: list[int], k_report: int, train_idx: Optional[np.ndarray],
                 extraction: dict[str, Any]) -> Any:
     """Search, vote and the record of one training set (the full split, or the positions ``train_idx`` of it)."""
-    from ..stats.fields import knn_fields
-    from .statistics import attach
+    from satbench.stats.fields import knn_fields
+    from satbench.eval.statistics import attach
 
     train_s, val_s = dataset.samples("train"), dataset.samples("val")
     t1 = time.perf_counter()

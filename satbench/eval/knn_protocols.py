@@ -17,15 +17,15 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision import transforms as T
 
-from ..backbones import FAMILIES, get_family
-from ..backbones.base import check_input_size
-from ..data.scene import SceneDataset
-from ..data.transforms import knn_input_size, knn_resize_size, knn_transform, knn_transform_spec
-from ..errors import InputSizeError, ProtocolError
-from ..io import canonical_hash
-from ..normalization import Normalization
-from ..protocols import Protocol
-from .extract import View
+from satbench.models.backbones import FAMILIES, get_family
+from satbench.models.backbones.base import check_input_size
+from satbench.data.scene import SceneDataset
+from satbench.data.transforms import knn_input_size, knn_resize_size, knn_transform, knn_transform_spec
+from satbench.errors import InputSizeError, ProtocolError
+from satbench.io.files import canonical_hash
+from satbench.data.normalization import Normalization
+from satbench.config.protocols import Protocol
+from satbench.eval.extract import View
 
 #: Scale-MAE's own kNN protocol: the one satbench uses for Scale-MAE by default (``satbench extract``'s input_res).
 #: ``scalemae-knn-v1`` (4-decimal EuroSAT statistics only) stays loadable for the records made with it.
@@ -99,7 +99,7 @@ def protocol_normalization(protocol: Protocol, dataset: SceneDataset,
 
 
 def _family_and_model(backbone: Any, model: Optional[nn.Module]) -> tuple[str, Optional[nn.Module]]:
-    """``backbone`` is a family name, or a :class:`~satbench.weights.LoadedModel` (whose model is then checked)."""
+    """``backbone`` is a family name, or a :class:`~satbench.models.weights.LoadedModel` (whose model is then checked)."""
     if isinstance(backbone, str):
         return backbone, model
     card, module = getattr(backbone, "card", None), getattr(backbone, "model", None)
@@ -123,7 +123,7 @@ def build_scale_entries(protocol: Protocol, dataset: SceneDataset, family: Any,
                         *, model: Optional[nn.Module] = None) -> list[ScaleEntry]:
     """The per-scale entries of ``protocol`` on ``dataset`` for a backbone of ``family`` (views de-duplicated).
 
-    ``family`` is the family name, or the :class:`~satbench.weights.LoadedModel` itself; with the model (that, or
+    ``family`` is the family name, or the :class:`~satbench.models.weights.LoadedModel` itself; with the model (that, or
     ``model=``) every scale's input size is checked against the backbone's ``check_input_size`` here, before any image
     is decoded (``--scales 3`` on a 256-px dataset is 768 px, beyond SatDINO's official interpolation).
     """

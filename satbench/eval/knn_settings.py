@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Union
 
-from ..errors import ProtocolError
-from ..settings import gt, nonempty
+from satbench.errors import ProtocolError
+from satbench.config.settings import gt, nonempty
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from ..data.images import read_rgb
+from satbench.data.images import read_rgb
 
 
 def _mix(*parts: int) -> int:

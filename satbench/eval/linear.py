@@ -7,7 +7,7 @@
 * AdamW (weight decay from the protocol, 0 for SatDINO) or SGD (momentum 0.9); lr = base x (batch x world) / 256;
   CosineAnnealingLR(T_max=epochs, eta_min=0) stepped per epoch; no warmup; cross-entropy.
 * Train: RandomResizedCrop(224) (torchvision defaults) + horizontal flip; val: Resize(256, bicubic) + CenterCrop(224).
-  Every image is normalised by the :class:`~satbench.features.FeatureExtractor` (the model's normalisation unless the
+  Every image is normalised by the :class:`~satbench.models.features.FeatureExtractor` (the model's normalisation unless the
   protocol names another).
 * Validation every epoch; top-1 / top-5 (top-5 when C >= 5); the reported numbers are the best epoch's (the last
   epoch's are recorded too).
@@ -16,7 +16,7 @@ Reproducibility: the training order depends only on ``(seed, epoch)`` and each s
 ``(seed, epoch, index)``, so a run resumed from its checkpoint ends in exactly the state of an uninterrupted one, and
 W processes with batch B/W see the same batches as one process with batch B. Checkpoints are written atomically every
 epoch as ``{'teacher': backbone (official keys), 'linear_head': {'linear.weight', 'linear.bias'}, 'optimizer',
-'scheduler', 'epoch', 'best_acc', 'history', 'rng', ...}``: :func:`satbench.weights.load_model` reads them, and so does
+'scheduler', 'epoch', 'best_acc', 'history', 'rng', ...}``: :func:`satbench.models.weights.load_model` reads them, and so does
 the official loader (``teacher`` strictly into the ViT, ``linear_head`` into ``LinearClassifier``).
 """
 
@@ -34,18 +34,18 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from ..data.transforms import eval_transform, train_transform
-from ..errors import ProtocolError, SatbenchError, WeightsError
-from ..features import FeatureExtractor
-from ..io import atomic_torch_save
-from ..locking import holds_output_lock
-from ..protocols import Protocol
-from ..rng import rng_state, set_rng_state
-from ..distributed import DistInfo, EpochShuffleSampler, ShardSampler, all_reduce_sum, barrier
-from .labeled_images import LabeledImages, _loader, _mix  # noqa: F401 (re-exported)
-from .linear_head import LinearClassifier, head_state, load_linear_head  # noqa: F401 (re-exported)
-from .linear_settings import MODES, LinearSettings  # noqa: F401 (re-exported)
-from .metrics import EvalMetrics, topk_correct  # noqa: F401 (re-exported)
+from satbench.data.transforms import eval_transform, train_transform
+from satbench.errors import ProtocolError, SatbenchError, WeightsError
+from satbench.models.features import FeatureExtractor
+from satbench.io.files import atomic_torch_save
+from satbench.io.locking import holds_output_lock
+from satbench.config.protocols import Protocol
+from satbench.runtime.rng import rng_state, set_rng_state
+from satbench.runtime.distributed import DistInfo, EpochShuffleSampler, ShardSampler, all_reduce_sum, barrier
+from satbench.eval.labeled_images import LabeledImages, _loader, _mix  # noqa: F401 (re-exported)
+from satbench.eval.linear_head import LinearClassifier, head_state, load_linear_head  # noqa: F401 (re-exported)
+from satbench.eval.linear_settings import MODES, LinearSettings  # noqa: F401 (re-exported)
+from satbench.eval.metrics import EvalMetrics, topk_correct  # noqa: F401 (re-exported)
 
 CHECKPOINT_FORMAT = "satbench.linear/1"
 CHECKPOINT_NAME = "checkpoint.pth"
@@ -83,7 +83,7 @@ def topk_predictions(logits: Tensor, target: Tensor) -> tuple[np.ndarray, np.nda
 
 def _gather_in_order(part: np.ndarray, n: int, info: DistInfo) -> Optional[np.ndarray]:
     """Rank 0: the per-image arrays of every rank in val order (rank ``r`` evaluated ``r, r + W, ...``, see
-    :class:`satbench.distributed.ShardSampler`); the other ranks: None."""
+    :class:`satbench.runtime.distributed.ShardSampler`); the other ranks: None."""
     parts = info.gather_object(part)
     if parts is None:
         return None
@@ -106,7 +106,7 @@ def evaluate_predictions(extractor: FeatureExtractor, head: nn.Module, loader: D
                          desc: str = "val") -> tuple[EvalMetrics, Optional[ValPredictions]]:
     """:func:`evaluate` and the per-image predictions in val order (gathered on rank 0; None on the other ranks).
 
-    ``loader`` must iterate the val set in :class:`satbench.distributed.ShardSampler` order."""
+    ``loader`` must iterate the val set in :class:`satbench.runtime.distributed.ShardSampler` order."""
     from tqdm.auto import tqdm
 
     backbone = extractor.model
@@ -260,7 +260,7 @@ def train_classifier(
     best_preds: Optional[ValPredictions] = None
     start_epoch = 0
     if resume:
-        from ..weights import read_checkpoint
+        from satbench.models.weights import read_checkpoint
 
         ck = read_checkpoint(ckpt_path)
         _check_resumable(ck, ckpt_path, protocol, extractor, s)

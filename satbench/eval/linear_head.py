@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from ..errors import WeightsError
+from satbench.errors import WeightsError
 
 
 class LinearClassifier(nn.Module):

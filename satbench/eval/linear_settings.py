@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
-from ..errors import ProtocolError
-from ..protocols import Protocol
-from ..settings import ge, gt
+from satbench.errors import ProtocolError
+from satbench.config.protocols import Protocol
+from satbench.config.settings import ge, gt
 
 MODES = ("head", "full")
 

@@ -38,7 +38,7 @@ def is_aggregate(record: Any) -> bool:
 
 
 def headline_metric(task_name: str) -> str:
-    from .task import get_task
+    from satbench.eval.task import get_task
 
     h = get_task(task_name).headline
     return h.metric if h is not None else "top1"
@@ -51,7 +51,7 @@ def run_seeds(task: Any, model: Any, dataset: Any, protocol: Any, options: Any, 
               write: bool = True, results_dir: Any = None) -> Any:
     """Run ``task`` once per seed and return the aggregate record (the per-seed records in ``aggregate["_members"]``;
     None on the non-main processes of a torchrun job). Each record is written as soon as it exists."""
-    from ..errors import SatbenchError
+    from satbench.errors import SatbenchError
 
     group = uuid.uuid4().hex[:12]
     members = []
@@ -127,15 +127,15 @@ def _mean_of(members: Sequence[Any], get: Any) -> Optional[float]:
 def aggregate(members: Sequence[Any], kind: str, group: str, labels: Sequence[int]) -> Any:
     """The aggregate record of ``members`` (``kind`` ``"seeds"`` or ``"draws"``; ``labels``: each member's seed or
     draw). Headline = the mean of the members' headline numbers; spread in ``summary[kind]``."""
-    from ..results import make_record
-    from ..stats.seeds import aggregate as spread
+    from satbench.records.results import make_record
+    from satbench.stats.seeds import aggregate as spread
 
     first = members[0]
     task = first["task"]
     metric = headline_metric(task)
     values = [m["summary"].get(metric) for m in members]
     if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in values):
-        from ..errors import ResultsError
+        from satbench.errors import ResultsError
 
         raise ResultsError(f"cannot aggregate {kind}: a run has no numeric summary.{metric} ({values})")
     summary: dict[str, Any] = {}
@@ -200,7 +200,7 @@ def describe_aggregate(record: Any) -> str:
     """The terminal table of an aggregate record: one row per member, then mean +- std (n), min / max, IQM."""
     from tabulate import tabulate
 
-    from ..stats import formatting as fmt
+    from satbench.stats import formatting as fmt
 
     m = record["metrics"]
     kind = m["aggregate"]["kind"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
-from ..errors import ProtocolError
-from ..settings import between, ge, gt, nonempty
+from satbench.errors import ProtocolError
+from satbench.config.settings import between, ge, gt, nonempty
 
 
 @dataclass(frozen=True)

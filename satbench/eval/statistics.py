@@ -7,7 +7,7 @@
 * :func:`attach`: check that the per-image predictions reproduce the record's own numbers
   (:meth:`~satbench.stats.fields.StatisticsFields.check_against`), then set ``summary["ci"]`` (and
   ``summary["robustness"]``), ``metrics["statistics"]`` and the prediction sidecar the record writes first
-  (:meth:`satbench.results.Record.attach_predictions`). A mismatch (a bug, never expected) keeps the record: it is
+  (:meth:`satbench.records.results.Record.attach_predictions`). A mismatch (a bug, never expected) keeps the record: it is
   written without intervals and sidecar, with ``metrics["statistics"]["error"]`` saying why, and a warning.
 """
 
@@ -19,9 +19,9 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Sequence
 
-from ..argtypes import positive_int
-from ..errors import SatbenchError
-from ..stats.bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED
+from satbench.config.argtypes import positive_int
+from satbench.errors import SatbenchError
+from satbench.stats.bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED
 
 log = logging.getLogger("satbench")
 
@@ -169,7 +169,7 @@ def train_subsets(dataset: Any, extra: Mapping[str, Any]) -> list[Any]:
     in split order; empty when none is asked for."""
     if extra.get("train_fraction") is None and extra.get("shots") is None:
         return []
-    from ..stats.fractions import subsets
+    from satbench.stats.fractions import subsets
 
     labels = [int(s.label) for s in dataset.samples("train")]
     return subsets(labels, parent_sha256=dataset.split_sha256("train"), fractions=extra.get("train_fraction") or (),
@@ -184,7 +184,7 @@ def attach(record: Any, fields: Any, *, tol: float = 1e-9) -> bool:
     """Check ``fields`` against the record's summary, then add the intervals, ``metrics.statistics`` and the sidecar.
 
     Returns False (and records why in ``metrics.statistics.error``) when the predictions do not reproduce the record."""
-    from ..errors import ResultsError
+    from satbench.errors import ResultsError
 
     try:
         fields.check_against(record["summary"], tol)
@@ -200,7 +200,7 @@ def attach(record: Any, fields: Any, *, tol: float = 1e-9) -> bool:
 
 def ci_text(record: Mapping[str, Any], name: str, value: Any = None, digits: int = 2) -> str:
     """``93.10 [91.20, 95.00]`` from ``summary`` / ``summary.ci`` (``-`` without a value)."""
-    from ..stats.formatting import value_ci
+    from satbench.stats.formatting import value_ci
 
     summary = record.get("summary") or {}
     v = summary.get(name) if value is None else value

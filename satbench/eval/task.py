@@ -4,7 +4,7 @@ A task is one module (``satbench/eval/task_<name>.py``, or a plug-in module, see
 :class:`Task` subclass decorated with :func:`register_task`. It declares its name, its default protocol, the typed
 settings its protocols must satisfy, its own command-line options, what kinds of dataset it runs on, and the headline
 metric the leaderboard shows; its :meth:`Task.run` takes a loaded model, an opened dataset and a protocol and returns
-a :class:`~satbench.results.Record`. Nothing here parses a command line or prints: ``satbench.commands.run`` does
+a :class:`~satbench.records.results.Record`. Nothing here parses a command line or prints: ``satbench.cli.commands.run`` does
 that, and :func:`satbench.api.run` does the wiring for Python callers.
 """
 
@@ -16,7 +16,7 @@ import pkgutil
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Optional
 
-from ..errors import UnknownNameError, close_matches
+from satbench.errors import UnknownNameError, close_matches
 
 TASKS: dict[str, "Task"] = {}
 
@@ -66,7 +66,7 @@ class RunOptions:
     def feature_cache(self) -> Any:
         """The feature cache for this run, its folder checked before any work (:meth:`FeatureCache.checked`: an
         unusable folder means one warning and no caching, recorded)."""
-        from ..cache import FeatureCache
+        from satbench.eval.cache import FeatureCache
 
         return FeatureCache.checked(self.cache_dir, enabled=self.use_cache, identity=self.cache_identity)
 
@@ -84,7 +84,7 @@ class ModelRef:
 
     @property
     def card(self) -> Any:
-        from ..registry import get_card
+        from satbench.models.registry import get_card
 
         return get_card(self.name)
 
@@ -176,16 +176,16 @@ _BUILTIN_LOADED = False
 
 def load_plugins() -> None:
     """Import the built-in task modules (``satbench/eval/task_*.py``) and the plug-in modules
-    (:mod:`satbench.plugins`: ``$SATBENCH_PLUGINS`` and entry points). Idempotent."""
+    (:mod:`satbench.runtime.plugins`: ``$SATBENCH_PLUGINS`` and entry points). Idempotent."""
     global _BUILTIN_LOADED
     if not _BUILTIN_LOADED:
         _BUILTIN_LOADED = True
-        from .. import eval as eval_pkg
+        from satbench import eval as eval_pkg
 
         for info in sorted(pkgutil.iter_modules(eval_pkg.__path__), key=lambda m: m.name):
             if info.name.startswith("task_"):
                 importlib.import_module(f"{eval_pkg.__name__}.{info.name}")
-    from ..plugins import load_plugins as _load
+    from satbench.runtime.plugins import load_plugins as _load
 
     _load()
 

@@ -11,12 +11,12 @@ import argparse
 import time
 from typing import Any
 
-from ..argtypes import positive_int
-from .cached_linear import CachedLinearSettings
-from .statistics import add_seed_arguments, add_statistics_arguments, add_subset_arguments, ci_text
-from .statistics import run_options as statistics_run_options
-from .task import Headline, RunOptions, Task, register_task
-from .task_linear import protocol_normalization
+from satbench.config.argtypes import positive_int
+from satbench.eval.cached_linear import CachedLinearSettings
+from satbench.eval.statistics import add_seed_arguments, add_statistics_arguments, add_subset_arguments, ci_text
+from satbench.eval.statistics import run_options as statistics_run_options
+from satbench.eval.task import Headline, RunOptions, Task, register_task
+from satbench.eval.task_linear import protocol_normalization
 
 
 @register_task
@@ -53,7 +53,7 @@ class CachedLinearTask(Task):
         return statistics_run_options(args)
 
     def run(self, model: Any, dataset: Any, protocol: Any, options: RunOptions) -> Any:
-        from ..distributed import init_distributed, shutdown
+        from satbench.runtime.distributed import init_distributed, shutdown
 
         settings = CachedLinearSettings.from_protocol(protocol)
         norm = protocol_normalization(settings.normalization, dataset)
@@ -64,9 +64,9 @@ class CachedLinearTask(Task):
             shutdown(info)
 
     def _run(self, model: Any, dataset: Any, protocol: Any, options: RunOptions, norm: Any, info: Any) -> Any:
-        from ..features import FeatureExtractor
-        from .cached_linear import run_cached_linear
-        from .statistics import train_subsets
+        from satbench.models.features import FeatureExtractor
+        from satbench.eval.cached_linear import run_cached_linear
+        from satbench.eval.statistics import train_subsets
 
         subsets = train_subsets(dataset, options.extra)  # drawn (and checked) before any image is decoded
         extractor = FeatureExtractor(model, normalization=norm, device=str(info.device), bf16=options.bf16)
@@ -89,9 +89,9 @@ class CachedLinearTask(Task):
 
     def _record(self, model: Any, dataset: Any, protocol: Any, options: RunOptions, info: Any, extractor: Any,
                 cache: Any, res: Any, t0: float) -> Any:
-        from ..results import make_record
-        from ..stats.fields import classification_fields
-        from .statistics import StatsOptions, attach
+        from satbench.records.results import make_record
+        from satbench.stats.fields import classification_fields
+        from satbench.eval.statistics import StatsOptions, attach
 
         metrics = {"top1": res.top1, "top5": res.top5, "val_loss": res.val_loss, "selected": res.selected,
                    "grid": res.grid, "holdout": res.holdout}
@@ -116,9 +116,9 @@ class CachedLinearTask(Task):
     def describe_result(self, record: Any) -> str:
         from tabulate import tabulate
 
-        from .repeats import describe_aggregate, is_aggregate
-        from .task_knn import subset_text
-        from .task_linear import statistics_rows
+        from satbench.eval.repeats import describe_aggregate, is_aggregate
+        from satbench.eval.task_knn import subset_text
+        from satbench.eval.task_linear import statistics_rows
 
         if is_aggregate(record):
             return describe_aggregate(record)

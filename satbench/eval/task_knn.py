@@ -12,11 +12,11 @@ import argparse
 import logging
 from typing import Any
 
-from ..argtypes import positive_float, positive_int
-from .knn_settings import KnnSettings
-from .statistics import add_statistics_arguments, add_subset_arguments
-from .statistics import run_options as statistics_run_options
-from .task import Headline, RunOptions, Task, register_task
+from satbench.config.argtypes import positive_float, positive_int
+from satbench.eval.knn_settings import KnnSettings
+from satbench.eval.statistics import add_statistics_arguments, add_subset_arguments
+from satbench.eval.statistics import run_options as statistics_run_options
+from satbench.eval.task import Headline, RunOptions, Task, register_task
 
 log = logging.getLogger("satbench")
 
@@ -73,9 +73,9 @@ class KnnTask(Task):
         return {"backend": args.knn_backend, **statistics_run_options(args)}
 
     def run(self, model: Any, dataset: Any, protocol: Any, options: RunOptions) -> Any:
-        from ..data.scene import compute_normalization
-        from .knn import run_knn
-        from .statistics import StatsOptions, train_subsets
+        from satbench.data.scene import compute_normalization
+        from satbench.eval.knn import run_knn
+        from satbench.eval.statistics import StatsOptions, train_subsets
 
         settings = protocol.settings(KnnSettings)
         if dataset.native_size is None:
@@ -99,7 +99,7 @@ class KnnTask(Task):
                      dataset.name)
             norm = compute_normalization(dataset, "train", progress=options.progress)
             computed = True
-        from ..distributed import init_distributed, shutdown
+        from satbench.runtime.distributed import init_distributed, shutdown
 
         info = init_distributed(options.device)
         try:
@@ -125,9 +125,9 @@ class KnnTask(Task):
     def describe_result(self, record: Any) -> str:
         from tabulate import tabulate
 
-        from ..predictions import knn_key
-        from ..stats.formatting import value_ci
-        from .repeats import describe_aggregate, is_aggregate
+        from satbench.records.predictions import knn_key
+        from satbench.stats.formatting import value_ci
+        from satbench.eval.repeats import describe_aggregate, is_aggregate
 
         if is_aggregate(record):
             return describe_aggregate(record)

@@ -14,18 +14,18 @@ import uuid
 from pathlib import Path
 from typing import Any, Optional
 
-from ..argtypes import positive_float, positive_int
-from ..errors import SatbenchError
-from .linear_settings import LinearSettings
-from .statistics import add_seed_arguments, add_statistics_arguments, ci_text
-from .statistics import run_options as statistics_run_options
-from .task import Headline, RunOptions, Task, get_task, register_task
+from satbench.config.argtypes import positive_float, positive_int
+from satbench.errors import SatbenchError
+from satbench.eval.linear_settings import LinearSettings
+from satbench.eval.statistics import add_seed_arguments, add_statistics_arguments, ci_text
+from satbench.eval.statistics import run_options as statistics_run_options
+from satbench.eval.task import Headline, RunOptions, Task, get_task, register_task
 
 
 def protocol_normalization(name: str, dataset: Any) -> Any:
     """The normalisation a linear / cached-linear protocol names: ``model`` (None: the card's), ``dataset`` (the
     dataset's table), or a preset / catalog dataset name."""
-    from ..data.catalog import resolve_normalization
+    from satbench.data.catalog import resolve_normalization
 
     if name == "model":
         return None
@@ -39,7 +39,7 @@ def protocol_normalization(name: str, dataset: Any) -> Any:
 
 def default_output_dir(task: str, model: str, dataset: Any, protocol: str) -> Path:
     """``$SATBENCH_HOME/runs/<task>/<model>_<dataset>_<protocol>_<UTC time>_<random>``: checkpoints by default."""
-    from ..resources import satbench_home
+    from satbench.runtime.resources import satbench_home
 
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     return satbench_home() / "runs" / task / f"{model}_{dataset}_{protocol}_{stamp}_{uuid.uuid4().hex[:6]}"
@@ -91,10 +91,10 @@ class _TrainedProbeTask(Task):
         return "finetune" if self.name == "finetune" and options.extra.get("evaluate") else "pretrain"
 
     def run(self, model: Any, dataset: Any, protocol: Any, options: RunOptions) -> Any:
-        from ..device import parse_device
-        from ..distributed import broadcast_object, init_distributed, local_device, shutdown
-        from ..features import FeatureExtractor
-        from ..results import make_record
+        from satbench.runtime.device import parse_device
+        from satbench.runtime.distributed import broadcast_object, init_distributed, local_device, shutdown
+        from satbench.models.features import FeatureExtractor
+        from satbench.records.results import make_record
 
         settings = protocol.settings(LinearSettings)
         if settings.mode != self.mode:
@@ -113,7 +113,7 @@ class _TrainedProbeTask(Task):
                                      "world_size": info.world_size}
             t0 = time.perf_counter()
             if evaluate:
-                from .linear import evaluate_head_predictions
+                from satbench.eval.linear import evaluate_head_predictions
 
                 m, preds = evaluate_head_predictions(extractor, model.linear_head, val, dataset.num_classes, protocol,
                                                      num_workers=options.num_workers, info=info, progress=progress,
@@ -122,7 +122,7 @@ class _TrainedProbeTask(Task):
                 metrics = {"evaluate": True, **m.as_dict()}
                 timings = {"total_s": round(time.perf_counter() - t0, 3)}
             else:
-                from .linear import train_classifier
+                from satbench.eval.linear import train_classifier
 
                 out = options.output_dir
                 if out is None:
@@ -154,7 +154,7 @@ class _TrainedProbeTask(Task):
     def describe_result(self, record: Any) -> str:
         from tabulate import tabulate
 
-        from .repeats import describe_aggregate, is_aggregate
+        from satbench.eval.repeats import describe_aggregate, is_aggregate
 
         if is_aggregate(record):
             return describe_aggregate(record)
@@ -181,8 +181,8 @@ def attach_classification_statistics(record: Any, dataset: Any, preds: Any, opti
     ``summary.ci`` and sidecar (:func:`satbench.eval.statistics.attach`); without them, why not (recorded)."""
     import numpy as np
 
-    from ..stats.fields import classification_fields
-    from .statistics import StatsOptions, attach
+    from satbench.stats.fields import classification_fields
+    from satbench.eval.statistics import StatsOptions, attach
 
     if preds is None:
         record["metrics"]["statistics"] = {"error": f"statistics left out: no per-image predictions of the {what} "
@@ -230,7 +230,7 @@ class LinearTask(_TrainedProbeTask):
 
     def settings_for(self, protocol: Any) -> Optional[type]:
         if protocol.params.get("method") == "cached-heads":
-            from .cached_linear import CachedLinearSettings
+            from satbench.eval.cached_linear import CachedLinearSettings
 
             return CachedLinearSettings
         return self.settings

@@ -12,12 +12,12 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..argtypes import positive_float, positive_int
-from ..errors import SatbenchError
-from .seg_settings import SegmentationSettings
-from .statistics import add_seed_arguments, add_statistics_arguments, ci_text
-from .statistics import run_options as statistics_run_options
-from .task import Headline, RunOptions, Task, register_task
+from satbench.config.argtypes import positive_float, positive_int
+from satbench.errors import SatbenchError
+from satbench.eval.seg_settings import SegmentationSettings
+from satbench.eval.statistics import add_seed_arguments, add_statistics_arguments, ci_text
+from satbench.eval.statistics import run_options as statistics_run_options
+from satbench.eval.task import Headline, RunOptions, Task, register_task
 
 
 def _layers(value: str) -> tuple[int, ...]:
@@ -122,8 +122,8 @@ class SegmentationTask(Task):
         cfg_options = dict(extra.get("cfg_options") or {})
         if not options.progress:
             cfg_options.setdefault("log_level", "WARNING")
-        from ..seg.runner import default_work_dir, run_segmentation
-        from .statistics import StatsOptions
+        from satbench.seg.runner import default_work_dir, run_segmentation
+        from satbench.eval.statistics import StatsOptions
 
         work_dir = extra.get("work_dir")
         if extra.get("seed_subdir"):
@@ -146,7 +146,7 @@ class SegmentationTask(Task):
     def describe_result(self, record: Any) -> str:
         from tabulate import tabulate
 
-        from .repeats import describe_aggregate, is_aggregate
+        from satbench.eval.repeats import describe_aggregate, is_aggregate
 
         if is_aggregate(record):
             return describe_aggregate(record)

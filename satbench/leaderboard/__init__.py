@@ -8,10 +8,10 @@ import sys
 import types
 from typing import Any
 
-from . import public
-from .render import FORMATS, INTERVALS, cell_text, render, render_csv, render_document
-from .runs import Exclusion, exclusions, is_subset, protocol_dataset, train_equals_val, weights_tag
-from .tables import (DELTA_RULE, Cell, Row, Table, TaskSpec, build_tables, entry_label, latest_runs,
+from satbench.leaderboard import public
+from satbench.leaderboard.render import FORMATS, INTERVALS, cell_text, render, render_csv, render_document
+from satbench.leaderboard.runs import Exclusion, exclusions, is_subset, protocol_dataset, train_equals_val, weights_tag
+from satbench.leaderboard.tables import (DELTA_RULE, Cell, Row, Table, TaskSpec, build_tables, entry_label, latest_runs,
                      load_references, per_scale_tasks, ref_key, spec_for_record, task_specs)
 
 __all__ = ["DELTA_RULE", "FORMATS", "INTERVALS", "task_specs", "spec_for_record", "per_scale_tasks", "Cell", "Exclusion", "Row", "Table", "TaskSpec",
@@ -23,7 +23,7 @@ __all__ = ["DELTA_RULE", "FORMATS", "INTERVALS", "task_specs", "spec_for_record"
 
 def __getattr__(name: str) -> Any:  # the plots need numpy and matplotlib: imported on first use only
     if name in ("knn_scales_figure", "knn_scales_png", "plot_knn_scales"):
-        from . import plots
+        from satbench.leaderboard import plots
 
         return getattr(plots, name)
     raise AttributeError(f"module 'satbench.leaderboard' has no attribute {name!r}")

@@ -8,10 +8,10 @@ import base64
 import json
 from typing import Any, Optional
 
-from .. import __version__
-from . import escape as E
-from .cells import cell_text, notes_of
-from .tables import Table
+from satbench._version import __version__
+from satbench.leaderboard import escape as E
+from satbench.leaderboard.cells import cell_text, notes_of
+from satbench.leaderboard.tables import Table
 
 
 def html_section(table: Table, interval: str = "pm", anchors: Optional[dict[str, str]] = None) -> str:

@@ -10,8 +10,8 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from . import runs as R
-from .tables import _column, per_scale_tasks, task_specs, _ds_sort, entry_label, latest_runs, load_references, ref_key, ref_label, ref_source
+from satbench.leaderboard import runs as R
+from satbench.leaderboard.tables import _column, per_scale_tasks, task_specs, _ds_sort, entry_label, latest_runs, load_references, ref_key, ref_label, ref_source
 
 _MEAN_X = 1.0  # x position (log2 scale units) of the "mean" column, right of scale 1.0 (log2 = 0)
 _PAPER_MARKERS = ("*", "D", "P", "X", "v", "^")
@@ -34,7 +34,7 @@ def _png(fig: Any) -> bytes:
 
 
 def _save(data: bytes, path: str | Path) -> Path:
-    from ..io import atomic_write_bytes
+    from satbench.io.files import atomic_write_bytes
 
     return atomic_write_bytes(Path(path), data)
 

@@ -1,5 +1,5 @@
 """The public call ``satbench.leaderboard(records)``: records (or a results folder) -> the leaderboard tables as one
-document. It lives in this package, which reads records through :mod:`satbench.results`, so that the leaderboard never
+document. It lives in this package, which reads records through :mod:`satbench.records.results`, so that the leaderboard never
 imports :mod:`satbench.api` (the API delegates here)."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ from __future__ import annotations
 import os
 from typing import Any, Iterable, Optional
 
-from ..results import read_records
-from .render import render
-from .tables import build_tables
+from satbench.records.results import read_records
+from satbench.leaderboard.render import render
+from satbench.leaderboard.tables import build_tables
 
 
 def leaderboard(records: Optional[Iterable[Any]] = None, *, results_dir: Optional[str | os.PathLike] = None,

@@ -7,11 +7,11 @@ import csv
 import io
 from typing import Any
 
-from ..errors import ResultsError
-from . import escape as E
-from .cells import cell_text, notes_of
-from .html import html_section, page
-from .tables import Table
+from satbench.errors import ResultsError
+from satbench.leaderboard import escape as E
+from satbench.leaderboard.cells import cell_text, notes_of
+from satbench.leaderboard.html import html_section, page
+from satbench.leaderboard.tables import Table
 
 FORMATS = ("md", "csv", "latex", "html")
 INTERVALS = ("pm", "bracket")

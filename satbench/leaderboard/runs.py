@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Optional
 
-from ..errors import ResultsError
+from satbench.errors import ResultsError
 
 BUNDLED_SUBSETS = ("ucm-mini",)  # fallback for records written before dataset.is_subset existed
 OFFICIAL_SPLIT_OK = ("exact", "modulo-extension")
@@ -263,7 +263,7 @@ def official_split(rec: dict[str, Any]) -> bool:
 @lru_cache(maxsize=None)
 def _default_params(name: str) -> Optional[dict[str, Any]]:
     """The shipped protocol's params (``tasks/``), or None for a protocol satbench does not ship."""
-    from ..protocols import load_protocol
+    from satbench.config.protocols import load_protocol
 
     try:
         return dict(load_protocol(name).params)

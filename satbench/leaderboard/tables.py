@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from ..errors import ResultsError
-from ..record_checks import date_key, value_problem
-from ..resources import reference_dir
-from . import runs as R
+from satbench.errors import ResultsError
+from satbench.records.checks import date_key, value_problem
+from satbench.runtime.resources import reference_dir
+from satbench.leaderboard import runs as R
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -58,7 +58,7 @@ def _summary(key: str) -> Callable[[dict[str, Any]], Optional[float]]:
 def task_specs() -> "OrderedDict[str, TaskSpec]":
     """The leaderboard's tables, in task-registry order (knn, finetune, linear, segmentation, then plug-ins), one per
     headline table; tasks sharing a table (``linear`` and ``cached-linear``) are shown together."""
-    from ..eval.task import list_tasks
+    from satbench.eval.task import list_tasks
 
     order = {"knn": 0, "finetune": 1, "linear": 2, "segmentation": 3}
     groups: "OrderedDict[str, list[Any]]" = OrderedDict()
@@ -92,7 +92,7 @@ def per_scale_tasks() -> list[str]:
 
 
 def _dataset_facts() -> tuple[dict[str, int], dict[str, str]]:
-    from ..data.catalog import list_datasets
+    from satbench.data.catalog import list_datasets
 
     specs = list_datasets()
     return {s.name: s.order for s in specs}, {s.name: s.label for s in specs}

@@ -22,7 +22,7 @@ from torchvision import transforms
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
 
-from ..normalization import Normalization
+from satbench.data.normalization import Normalization
 
 AUGMENTATION_TYPES = ("satdino", "dino2", "dino")
 

@@ -14,10 +14,10 @@ from typing import Any
 
 import torch
 
-from ..errors import WeightsError
-from ..checkpoints import read_checkpoint
-from ..io import atomic_torch_save
-from ..rng import rng_state, set_rng_state  # noqa: F401  (re-exported for the trainer)
+from satbench.errors import WeightsError
+from satbench.models.checkpoints import read_checkpoint
+from satbench.io.files import atomic_torch_save
+from satbench.runtime.rng import rng_state, set_rng_state  # noqa: F401  (re-exported for the trainer)
 
 CHECKPOINT = "checkpoint.pth"
 TEACHER = "teacher.pth"

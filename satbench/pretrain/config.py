@@ -12,9 +12,9 @@ from typing import Any, Iterable
 
 import yaml
 
-from ..errors import ProtocolError
-from ..protocols import Protocol, load_protocol
-from ..yamlio import load_yaml
+from satbench.errors import ProtocolError
+from satbench.config.protocols import Protocol, load_protocol
+from satbench.config.yamlio import load_yaml
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 GSD_HEAD_MODES = ("frozen-random", "trained")
@@ -123,7 +123,7 @@ def parse_sets(items: Iterable[str]) -> dict[str, Any]:
         key, raw = item.split("=", 1)
         key = key.strip()
         if key not in SCHEMA:
-            from ..errors import close_matches
+            from satbench.errors import close_matches
 
             raise ProtocolError(f"--set {key}: unknown pretraining key{close_matches(key, sorted(SCHEMA))}")
         try:

@@ -20,10 +20,10 @@ import csv
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from ..data.fmow import FMoWTemporalDataset, read_fmow_csv
-from ..data.images import IMAGE_EXTENSIONS, read_rgb
-from ..errors import DataError
-from ..io import UntrustedFileError, open_regular
+from satbench.data.fmow import FMoWTemporalDataset, read_fmow_csv
+from satbench.data.images import IMAGE_EXTENSIONS, read_rgb
+from satbench.errors import DataError
+from satbench.io.files import UntrustedFileError, open_regular
 
 
 
@@ -112,8 +112,8 @@ def _from_list(path: Path, gsd: float) -> ImageListSource:
 def open_pretrain_source(spec: str, *, gsd: Optional[float] = None, data_root: Optional[str] = None,
                          temporal: bool = False) -> Any:
     """Open ``spec`` (dataset name, folder, split file or CSV) as a pretraining image source."""
-    from ..data.catalog import find_dataset_spec
-    from ..data.scene import open_scene_dataset
+    from satbench.data.catalog import find_dataset_spec
+    from satbench.data.scene import open_scene_dataset
 
     root = Path(data_root) if data_root else None
     path = Path(spec).expanduser()

@@ -5,15 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional
 
-from ..cards import ModelCard
-from ..registry import get_card
-from ..errors import UnknownNameError
+from satbench.models.cards import ModelCard
+from satbench.models.registry import get_card
+from satbench.errors import UnknownNameError
 
 
 def preset_name(name: str) -> str:
     """A normalisation name a card can carry: a model preset, or a catalog dataset's table registered as a preset."""
-    from ..data.catalog import resolve_normalization
-    from ..normalization import PRESETS, register_normalization
+    from satbench.data.catalog import resolve_normalization
+    from satbench.data.normalization import PRESETS, register_normalization
 
     if name not in PRESETS:
         register_normalization(resolve_normalization(name))
@@ -23,7 +23,7 @@ def preset_name(name: str) -> str:
 def card_for_config(cfg: dict[str, Any], normalization: Optional[str] = None) -> ModelCard:
     """The registered card of ``cfg``'s architecture (``satdino-<arch>-<patch>``) or, for reduced-depth
     demo models and plain DINO, a card made on the fly (its ``depth``; ``options: {gsd_register: false}``)."""
-    from ..backbones.satdino import ARCHS
+    from satbench.models.backbones.satdino import ARCHS
 
     dims = dict(ARCHS[cfg["arch"]])
     depth = cfg.get("depth") or dims["depth"]
@@ -52,10 +52,10 @@ def knn_eval(weights: str | Path, cfg: dict[str, Any], *, dataset: str = "ucm-mi
              scales: Optional[list[float]] = None, seed: int = 0, progress: bool = False) -> dict[str, Any]:
     """Multi-scale kNN record (``satdino-knn-v1``, ``k`` only) of a teacher file, or of random init
     (``weights='random'``) of the same architecture."""
-    from ..data.scene import open_scene_dataset
-    from ..eval.knn import run_knn
-    from ..protocols import load_protocol
-    from ..weights import load_model
+    from satbench.data.scene import open_scene_dataset
+    from satbench.eval.knn import run_knn
+    from satbench.config.protocols import load_protocol
+    from satbench.models.weights import load_model
 
     card = card_for_config(cfg)
     loaded = load_model(card, str(weights), seed=seed)
@@ -72,7 +72,7 @@ def make_knn_monitor(dataset: str = "ucm-mini", k: int = 20, scales: Optional[li
     """
     import torch
 
-    from .checkpoint import export_teacher
+    from satbench.pretrain.checkpoint import export_teacher
 
     def monitor(trainer: Any, epoch_done: int) -> dict[str, Any]:
         if not trainer.ctx.is_main:

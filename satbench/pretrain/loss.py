@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .schedules import teacher_temp_schedule
+from satbench.pretrain.schedules import teacher_temp_schedule
 
 
 class DINOLoss(nn.Module):

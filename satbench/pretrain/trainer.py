@@ -21,19 +21,19 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-from ..backbones.satdino import ARCHS, SatDINOViT
-from ..features import pick_device
-from ..errors import SatbenchError
-from ..data.catalog import resolve_normalization
-from ..protocols import Protocol
-from .augment import MultiCropAugmentation
-from .checkpoint import (CHECKPOINT, export_teacher, load_training_checkpoint, rng_state, save_checkpoint,
+from satbench.models.backbones.satdino import ARCHS, SatDINOViT
+from satbench.models.features import pick_device
+from satbench.errors import SatbenchError
+from satbench.data.catalog import resolve_normalization
+from satbench.config.protocols import Protocol
+from satbench.pretrain.augment import MultiCropAugmentation
+from satbench.pretrain.checkpoint import (CHECKPOINT, export_teacher, load_training_checkpoint, rng_state, save_checkpoint,
                          set_rng_state)
-from .config import resolved
-from ..distributed import DistInfo
-from .head import DINOHead, GSDHead, MultiCropWrapper
-from .loss import DINOLoss, gsd_loss
-from .schedules import cosine_scheduler, scaled_lr
+from satbench.pretrain.config import resolved
+from satbench.runtime.distributed import DistInfo
+from satbench.pretrain.head import DINOHead, GSDHead, MultiCropWrapper
+from satbench.pretrain.loss import DINOLoss, gsd_loss
+from satbench.pretrain.schedules import cosine_scheduler, scaled_lr
 
 LOG_COLUMNS = ("epoch", "step", "it", "loss", "dino_loss", "gsd_loss", "gsd_err", "lr", "wd", "teacher_temp",
                "momentum")

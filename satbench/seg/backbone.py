@@ -1,7 +1,7 @@
 """satbench backbones inside mmsegmentation.
 
 :class:`SatbenchBackbone` (registered in ``mmseg.registry.MODELS``) wraps any satbench model, loaded by
-card name (or card file) through :func:`satbench.weights.load_model` -- strict, as everywhere -- and returns
+card name (or card file) through :func:`satbench.models.weights.load_model` -- strict, as everywhere -- and returns
 the chosen intermediate blocks' patch tokens (CLS and register dropped, as the backbone's
 ``forward_features`` gives them) reshaped to ``[B, D, H/p, W/p]`` maps. The 4-level pyramid is built by
 mmseg's ``Feature2Pyramid`` neck in the config (BEiT/MAE style: 2 deconvs, 1 deconv, identity, max-pool).
@@ -19,7 +19,7 @@ from typing import Any, Optional, Sequence
 import torch
 from torch import Tensor, nn
 
-from . import mmcv_compat
+from satbench.runtime import mmcv_compat
 
 mmcv_compat.install()
 
@@ -28,11 +28,11 @@ from mmengine.logging import print_log  # noqa: E402
 from mmengine.optim import DefaultOptimWrapperConstructor  # noqa: E402
 from mmseg.registry import MODELS, OPTIM_WRAPPER_CONSTRUCTORS  # noqa: E402
 
-from ..errors import SatbenchError  # noqa: E402
-from ..backbones import FAMILIES  # noqa: E402
-from ..cards import ModelCard  # noqa: E402
-from ..registry import get_card  # noqa: E402
-from ..weights import LoadedModel, load_model  # noqa: E402
+from satbench.errors import SatbenchError  # noqa: E402
+from satbench.models.backbones import FAMILIES  # noqa: E402
+from satbench.models.cards import ModelCard  # noqa: E402
+from satbench.models.registry import get_card  # noqa: E402
+from satbench.models.weights import LoadedModel, load_model  # noqa: E402
 
 #: Blocks tapped by default (0-based), per backbone depth (spec section 5, [INF]).
 DEFAULT_OUT_INDICES: dict[int, tuple[int, ...]] = {12: (3, 5, 7, 11), 24: (7, 11, 15, 23)}

@@ -14,19 +14,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from . import mmcv_compat
+from satbench.runtime import mmcv_compat
 
 mmcv_compat.install()
 
 from mmengine.config import Config  # noqa: E402
 
-from ..data.catalog import DatasetSpec, get_dataset_spec, list_datasets  # noqa: E402
-from ..data.segmentation import check_data_root, default_seg_root  # noqa: E402,F401 (check_data_root re-exported)
-from ..errors import ProtocolError, SatbenchError  # noqa: E402
-from ..io import atomic_write_bytes  # noqa: E402
-from ..resources import tasks_dir  # noqa: E402
-from ..eval.seg_settings import SegmentationSettings  # noqa: E402
-from .backbone import default_out_indices, resolve_card  # noqa: E402
+from satbench.data.catalog import DatasetSpec, get_dataset_spec, list_datasets  # noqa: E402
+from satbench.data.segmentation import check_data_root, default_seg_root  # noqa: E402,F401 (check_data_root re-exported)
+from satbench.errors import ProtocolError, SatbenchError  # noqa: E402
+from satbench.io.files import atomic_write_bytes  # noqa: E402
+from satbench.runtime.resources import tasks_dir  # noqa: E402
+from satbench.eval.seg_settings import SegmentationSettings  # noqa: E402
+from satbench.seg.backbone import default_out_indices, resolve_card  # noqa: E402
 
 CROPS = (224, 512)
 DEFAULT_PROTOCOL = "upernet-v1"
@@ -92,7 +92,7 @@ def default_data_root(dataset: str) -> Optional[Path]:
 
 def default_recipe() -> SegmentationSettings:
     """The default segmentation protocol's settings (``tasks/segmentation/upernet-v1.yaml``)."""
-    from ..protocols import load_protocol
+    from satbench.config.protocols import load_protocol
 
     return load_protocol(DEFAULT_PROTOCOL, task="segmentation").settings(SegmentationSettings)
 

@@ -20,18 +20,18 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import torch
 
-from . import mmcv_compat
+from satbench.runtime import mmcv_compat
 
 mmcv_compat.install()
 
 from mmengine.config import Config  # noqa: E402
 
-from ..checkpoints import read_checkpoint, state_dict_problems  # noqa: E402
-from ..data.images import IMAGE_EXTENSIONS  # noqa: E402
-from ..errors import DataError, SatbenchError, WeightsError  # noqa: E402
-from ..io import atomic_write  # noqa: E402
-from .run_args import RUN_ARGS_NAME, make_config, read_run_args  # noqa: E402
-from .untrusted import read_small_file  # noqa: E402
+from satbench.models.checkpoints import read_checkpoint, state_dict_problems  # noqa: E402
+from satbench.data.images import IMAGE_EXTENSIONS  # noqa: E402
+from satbench.errors import DataError, SatbenchError, WeightsError  # noqa: E402
+from satbench.io.files import atomic_write  # noqa: E402
+from satbench.seg.run_args import RUN_ARGS_NAME, make_config, read_run_args  # noqa: E402
+from satbench.seg.untrusted import read_small_file  # noqa: E402
 
 MAX_PY_CONFIG_BYTES = 4 << 20
 

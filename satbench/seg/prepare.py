@@ -19,12 +19,12 @@ from typing import Any, Optional
 
 import numpy as np
 
-from . import mmcv_compat
+from satbench.runtime import mmcv_compat
 
 mmcv_compat.install()
 
-from ..errors import DataError  # noqa: E402
-from .config import check_data_root, get_seg_dataset  # noqa: E402
+from satbench.errors import DataError  # noqa: E402
+from satbench.seg.config import check_data_root, get_seg_dataset  # noqa: E402
 
 def converter_script(kind: str) -> Path:
     """Path of mmseg's converter for ``kind`` inside the installed wheel."""

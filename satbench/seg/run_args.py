@@ -27,16 +27,16 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-from . import mmcv_compat
+from satbench.runtime import mmcv_compat
 
 mmcv_compat.install()
 
 from mmengine.config import Config  # noqa: E402
 
-from ..errors import ProtocolError  # noqa: E402
-from ..io import atomic_write_json  # noqa: E402
-from .config import CROPS, SEG_DATASETS, build_config  # noqa: E402
-from .untrusted import read_small_file  # noqa: E402
+from satbench.errors import ProtocolError  # noqa: E402
+from satbench.io.files import atomic_write_json  # noqa: E402
+from satbench.seg.config import CROPS, SEG_DATASETS, build_config  # noqa: E402
+from satbench.seg.untrusted import read_small_file  # noqa: E402
 
 RUN_ARGS_NAME = "satbench_seg_run.json"
 SCHEMA = "satbench.seg_run/1"
@@ -291,8 +291,8 @@ def cpu_distributed_edits(cfg: Config) -> int:
 
 def recipe_of(args: SegRunArgs) -> Any:
     """The run's segmentation protocol (name + overrides) as typed settings (strict; nothing executed)."""
-    from ..eval.seg_settings import SegmentationSettings
-    from ..protocols import load_protocol
+    from satbench.eval.seg_settings import SegmentationSettings
+    from satbench.config.protocols import load_protocol
 
     if not isinstance(args.protocol, str) or args.protocol.endswith((".yaml", ".yml")) or "/" in args.protocol:
         raise ProtocolError(f"segmentation run: protocol must be a protocol name, got {args.protocol!r}")

@@ -15,24 +15,24 @@ from typing import Any, Optional, Sequence
 
 import torch
 
-from . import mmcv_compat
+from satbench.runtime import mmcv_compat
 
 mmcv_compat.install()
 
 from mmengine.hooks import Hook  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from ..distributed import join_process_group, torchrun_rank, torchrun_world_size  # noqa: E402
-from ..errors import SatbenchError  # noqa: E402
-from ..io import atomic_torch_save, atomic_write_bytes, canonical_hash  # noqa: E402
-from ..locking import holds_output_lock  # noqa: E402
-from ..results import make_record, write_record  # noqa: E402
-from .backbone import resolve_card  # noqa: E402
-from . import safe_resume  # noqa: E402
-from ..data.segmentation import resolve_seg_dataset  # noqa: E402
-from .config import DEFAULT_PROTOCOL, check_data_root, get_seg_dataset  # noqa: E402
-from .run_args import RUN_ARGS_NAME, SegRunArgs, cpu_distributed_edits, make_config, replace_norm_type  # noqa: E402
-from .run_args import write_run_args  # noqa: E402
+from satbench.runtime.distributed import join_process_group, torchrun_rank, torchrun_world_size  # noqa: E402
+from satbench.errors import SatbenchError  # noqa: E402
+from satbench.io.files import atomic_torch_save, atomic_write_bytes, canonical_hash  # noqa: E402
+from satbench.io.locking import holds_output_lock  # noqa: E402
+from satbench.records.results import make_record, write_record  # noqa: E402
+from satbench.seg.backbone import resolve_card  # noqa: E402
+from satbench.seg import safe_resume  # noqa: E402
+from satbench.data.segmentation import resolve_seg_dataset  # noqa: E402
+from satbench.seg.config import DEFAULT_PROTOCOL, check_data_root, get_seg_dataset  # noqa: E402
+from satbench.seg.run_args import RUN_ARGS_NAME, SegRunArgs, cpu_distributed_edits, make_config, replace_norm_type  # noqa: E402
+from satbench.seg.run_args import write_run_args  # noqa: E402
 
 FINAL_WEIGHTS = "final_weights.pth"
 CONFIG_NAME = "satbench_seg_config.py"
@@ -131,8 +131,8 @@ def split_sha256(dataset: Any) -> str:
 
 def _attach_statistics(record: Any, runner: Runner, statistics: Any) -> None:
     """Rank 0: the split hashes, the per-image confusion sidecar and the mIoU interval of the final validation."""
-    from ..eval.statistics import StatsOptions, attach
-    from ..stats.fields import segmentation_fields
+    from satbench.eval.statistics import StatsOptions, attach
+    from satbench.stats.fields import segmentation_fields
 
     try:
         hashes = {"train": split_sha256(runner.train_dataloader.dataset),
@@ -209,8 +209,8 @@ def run_segmentation(
     The run's settings are written as data to ``work_dir/satbench_seg_run.json`` (:mod:`satbench.seg.run_args`),
     from which ``seg-predict`` rebuilds the config without executing the ``.py`` dump.
     """
-    from ..eval.seg_settings import SegmentationSettings
-    from ..protocols import load_protocol
+    from satbench.eval.seg_settings import SegmentationSettings
+    from satbench.config.protocols import load_protocol
 
     protocol = protocol or load_protocol(DEFAULT_PROTOCOL, task="segmentation")
     recipe = protocol.settings(SegmentationSettings)

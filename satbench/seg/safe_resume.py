@@ -28,15 +28,15 @@ from typing import Any, Callable, Iterator, Optional
 
 import torch
 
-from . import mmcv_compat
+from satbench.runtime import mmcv_compat
 
 mmcv_compat.install()
 
 from mmengine.logging.history_buffer import HistoryBuffer  # noqa: E402
 
-from ..checkpoints import read_checkpoint  # noqa: E402
-from ..errors import WeightsError  # noqa: E402
-from .untrusted import read_small_file  # noqa: E402
+from satbench.models.checkpoints import read_checkpoint  # noqa: E402
+from satbench.errors import WeightsError  # noqa: E402
+from satbench.seg.untrusted import read_small_file  # noqa: E402
 
 LAST_CHECKPOINT = "last_checkpoint"
 MAX_POINTER_BYTES = 4096

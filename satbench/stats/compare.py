@@ -25,11 +25,11 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ..errors import ResultsError
-from ..predictions import Predictions, load_record, predictions_for_record
-from .bootstrap import (DEFAULT_LEVEL, DEFAULT_RESAMPLES, DEFAULT_SEED, BootstrapSpec, accuracy_percent,
+from satbench.errors import ResultsError
+from satbench.records.predictions import Predictions, load_record, predictions_for_record
+from satbench.stats.bootstrap import (DEFAULT_LEVEL, DEFAULT_RESAMPLES, DEFAULT_SEED, BootstrapSpec, accuracy_percent,
                         bootstrap_means, bootstrap_sums, interval, miou_percent)
-from .significance import holm, mcnemar_exact
+from satbench.stats.significance import holm, mcnemar_exact
 
 _KNN = re.compile(r"^knn_s(?P<scale>[0-9.eE+-]+)_k(?P<k>[0-9]+)$")
 
@@ -196,7 +196,7 @@ def resolve_pairs(a: str, b: str, *, results_dir: Optional[str | os.PathLike] = 
     pa, pb = _looks_like_path(a), _looks_like_path(b)
     if pa and pb:
         return [(load_record(a), load_record(b))]
-    from ..results import default_results_dir, read_records
+    from satbench.records.results import default_results_dir, read_records
 
     folder = Path(results_dir) if results_dir is not None else default_results_dir()
     records = read_records(folder)

@@ -19,11 +19,11 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
-from ..errors import ResultsError
-from ..predictions import knn_key, pred_name
-from .bootstrap import (DEFAULT_LEVEL, DEFAULT_RESAMPLES, DEFAULT_SEED, BootstrapSpec, accuracy_percent,
+from satbench.errors import ResultsError
+from satbench.records.predictions import knn_key, pred_name
+from satbench.stats.bootstrap import (DEFAULT_LEVEL, DEFAULT_RESAMPLES, DEFAULT_SEED, BootstrapSpec, accuracy_percent,
                         bootstrap_means, confusion_bootstrap, correctness, interval, miou_percent)
-from .robustness import NAMES as ROBUSTNESS_NAMES, robustness, summaries
+from satbench.stats.robustness import NAMES as ROBUSTNESS_NAMES, robustness, summaries
 
 
 @dataclass
@@ -172,7 +172,7 @@ def segmentation_fields(confusion: Any, *, split_sha256: str, seed: int = DEFAUL
 
 def seeds_field(values: Sequence[float], seeds: Optional[Sequence[int]] = None) -> dict[str, Any]:
     """``record["summary"]["seeds"]`` of a seed-aggregate record (see :mod:`satbench.stats.seeds`)."""
-    from .seeds import aggregate
+    from satbench.stats.seeds import aggregate
 
     return aggregate(values, seeds)
 
@@ -180,7 +180,7 @@ def seeds_field(values: Sequence[float], seeds: Optional[Sequence[int]] = None) 
 def draws_field(values: Sequence[float], subsets: Sequence[Any]) -> dict[str, Any]:
     """Aggregate of one label fraction / shot count over its draws (suggested place: ``summary["draws"]``): the
     :func:`satbench.stats.seeds.aggregate` of the per-draw values plus each draw's subset hash and size."""
-    from .seeds import aggregate
+    from satbench.stats.seeds import aggregate
 
     if len(values) != len(subsets):
         raise ValueError(f"{len(values)} values for {len(subsets)} subsets")

@@ -19,7 +19,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from .bootstrap import BootstrapSpec, bootstrap_means, interval
+from satbench.stats.bootstrap import BootstrapSpec, bootstrap_means, interval
 
 NAMES = ("worst_scale_top1", "drop_to_smallest_scale", "auc_log2_scale")
 REFERENCE_SCALE = 1.0

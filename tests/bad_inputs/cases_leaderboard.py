@@ -82,7 +82,7 @@ def add_cases(out: Path, res: Path, case, ctx: dict[str, Any]) -> None:
     case("leaderboard-per-scale-not-a-number",
          ["leaderboard", "--results-dir", _folder(lb, "bad_scale", _record("n5", summary__top1_per_scale={"1.0": "x"}))],
          "ok", r"warning: skipped .*n5\.json: summary\.top1_per_scale\[1\.0\] must be a number")
-    # --- numbers that are numbers but cannot be true (satbench/record_checks.py): skipped, the folder still renders -----
+    # --- numbers that are numbers but cannot be true (satbench/records/checks.py): skipped, the folder still renders -----
     sane = [
         ("headline-over-100", {"summary__top1_avg": 150.0}, r"summary\.top1_avg must be a percentage in \[0, 100\]"),
         ("headline-negative", {"summary__top1_avg": -5.0}, r"summary\.top1_avg must be a percentage in \[0, 100\]"),

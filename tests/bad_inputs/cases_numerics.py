@@ -59,7 +59,7 @@ def add_cases(out: Path, res: Path, case, ctx: dict[str, Any]) -> None:
     import torch
     from safetensors.torch import save_file
 
-    from satbench.backbones.satdino import SatDINOViT
+    from satbench.models.backbones.satdino import SatDINOViT
 
     knn = ctx["knn"]
     ext = ["extract", "--model", "satdino-test-tiny", "--images", UCM / "val.txt", "--output", out / "num.npy",

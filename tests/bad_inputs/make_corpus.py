@@ -46,7 +46,7 @@ def _real_image() -> Image.Image:
 def build(out: Path) -> list[dict[str, Any]]:
     import torch
 
-    from satbench.backbones.satdino import SatDINOViT
+    from satbench.models.backbones.satdino import SatDINOViT
 
     out.mkdir(parents=True, exist_ok=True)
     res = out / "results"
@@ -270,7 +270,7 @@ def _other_entry_points(out: Path, res: Path, case, ck: Path) -> None:
     bad_res = out / "results_corrupt"
     bad_res.mkdir(exist_ok=True)
     (bad_res / "20260101T000000_knn_x.json").write_text('{"task": "knn", "summary": {"top1_avg": 9')
-    # a record that is not readable is skipped with one warning naming it (satbench.results.read_records), like every
+    # a record that is not readable is skipped with one warning naming it (satbench.records.results.read_records), like every
     # other unusable *.json in a results folder (tests/bad_inputs/cases_io.py, tests/test_io.py)
     case("leaderboard-corrupt-record", ["leaderboard", "--results-dir", bad_res], "ok")
     case("leaderboard-missing-folder", ["leaderboard", "--results-dir", out / "no_results_here"], "error", r"no such folder")

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from satbench.cli import main
+from satbench.cli.main import main
 from satbench.data.prepare_scene import find_class_root, prepare_scene
 from satbench.data.scene import open_scene_dataset
 from satbench.errors import DataError
-from satbench.resources import bundled_data_dir
+from satbench.runtime.resources import bundled_data_dir
 
 UCM = bundled_data_dir() / "ucm-mini"
 CLASSES = ["agricultural", "airplane", "beach"]

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from satbench.cli import main
+from satbench.cli.main import main
 from satbench.data.catalog import CatalogError, DatasetSpec, list_datasets
 from satbench.data.sources import DatasetSource, RemoteFile, get_source, list_sources, public_names, source_of
-from satbench.settings import load_settings
+from satbench.config.settings import load_settings
 
 _TG = "checksum as published in the torchgeo dataset code for this exact URL"
 

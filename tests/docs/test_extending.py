@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from satbench.cli import main
-from satbench.resources import bundled_data_dir
+from satbench.cli.main import main
+from satbench.runtime.resources import bundled_data_dir
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "extending.md"
 BLOCK = re.compile(r"```(\w+)([^\n]*)\n(.*?)```", re.S)
@@ -37,8 +37,8 @@ def _tinyland(root: Path) -> None:
 
 @pytest.fixture
 def restore_registries():
-    from satbench import plugins
-    from satbench.backbones import FAMILIES
+    from satbench.runtime import plugins
+    from satbench.models.backbones import FAMILIES
     from satbench.eval.task import TASKS, list_tasks
 
     list_tasks()  # the built-in tasks are registered before the snapshot

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from satbench.cli import main
+from satbench.cli.main import main
 from bad_inputs.make_corpus import CARDS, build  # tests/ is on sys.path (tests/conftest.py)
 
 
@@ -82,7 +82,7 @@ def test_every_case_fails_cleanly_or_converts(corpus, capsys):
 
 
 def test_full_disk_while_writing_a_record_is_a_clear_error(monkeypatch, tmp_path, capsys):
-    import satbench.io as sio
+    import satbench.io.files as sio
 
     def no_space(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -97,7 +97,7 @@ def test_full_disk_while_writing_a_record_is_a_clear_error(monkeypatch, tmp_path
 
 
 def test_read_only_results_folder_is_a_clear_error(monkeypatch, tmp_path, capsys):
-    import satbench.io as sio
+    import satbench.io.files as sio
 
     def denied(*a, **k):
         raise PermissionError(errno.EACCES, "Permission denied")
@@ -136,7 +136,7 @@ def _unwritable_folder(tmp_path):
                                   ["--task", "linear", "--epochs", "1", "--dataset", "ucm-mini"]])
 def test_really_unwritable_results_folder_fails_before_any_work(task, tmp_path, capsys, monkeypatch):
     """No injection: a folder the OS refuses to write in. The run stops before loading a model or reading data."""
-    import satbench.weights as sw
+    import satbench.models.weights as sw
 
     def must_not_load(*a, **k):
         raise AssertionError("the model was loaded although no record could be written")

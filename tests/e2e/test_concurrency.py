@@ -22,7 +22,7 @@ def test_four_processes_share_records_and_cache(tmp_path):
     seen = {(json.loads(f.read_text())["metrics"]["worker"], json.loads(f.read_text())["metrics"]["i"]) for f in files}
     assert seen == {(w, i) for w in range(N_PROC) for i in range(PER_PROC)}
     assert not list((tmp_path / "results").glob(".*.tmp"))
-    from satbench.cache import FeatureCache
+    from satbench.eval.cache import FeatureCache
 
     cache = FeatureCache(tmp_path / "cache")
     assert len(cache.entries()) == 1 + N_PROC * PER_PROC
@@ -50,7 +50,7 @@ def test_four_concurrent_knn_runs_share_the_feature_cache(tmp_path):
     recs = [json.loads(f.read_text()) for f in sorted((tmp_path / "results").glob("*.json"))]
     assert len(recs) == N_PROC and len({r["id"] for r in recs}) == N_PROC
     assert len({json.dumps(r["summary"], sort_keys=True) for r in recs}) == 1
-    from satbench.cache import FeatureCache
+    from satbench.eval.cache import FeatureCache
 
     entries = FeatureCache(tmp_path / "home" / "cache" / "features").entries()
     assert len(entries) == 4  # 2 scales x 2 splits, whoever wrote them last

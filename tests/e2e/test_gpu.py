@@ -35,9 +35,9 @@ def _batch(ucm_mini, n: int = 16, size: int = 224) -> torch.Tensor:
 
 
 def test_features_on_gpu_match_cpu_and_bf16_is_close(ucm_mini):
-    from satbench.features import FeatureExtractor
-    from satbench.registry import get_card
-    from satbench.weights import load_model
+    from satbench.models.features import FeatureExtractor
+    from satbench.models.registry import get_card
+    from satbench.models.weights import load_model
 
     x = _batch(ucm_mini)
     loaded = load_model(get_card("satdino-vit_small-16"), "random", seed=0)
@@ -54,9 +54,9 @@ def test_features_on_gpu_match_cpu_and_bf16_is_close(ucm_mini):
 
 def test_knn_on_gpu_uses_torch_topk_and_matches_cpu(ucm_mini):
     from satbench.eval.knn import run_knn
-    from satbench.protocols import load_protocol
-    from satbench.registry import get_card
-    from satbench.weights import load_model
+    from satbench.config.protocols import load_protocol
+    from satbench.models.registry import get_card
+    from satbench.models.weights import load_model
 
     proto = load_protocol("satdino-knn-v1", task="knn").with_overrides(scales=[0.25, 0.125])
     recs = {}
@@ -118,7 +118,7 @@ def test_torchrun_nccl_one_process_pretrains(ucm_mini, tmp_path):
 
 def test_segmentation_bf16_amp_on_gpu(tmp_path):
     pytest.importorskip("mmseg")
-    from satbench.cli import main
+    from satbench.cli.main import main
 
     fix = REPO / "tests" / "fixtures" / "seg"
     small = ["model.data_preprocessor.size=(64,64)", "model.test_cfg.crop_size=(64,64)", "model.test_cfg.stride=(43,43)",

@@ -22,16 +22,16 @@ import torch
 from PIL import Image, ImageFile
 from safetensors.torch import save_file
 
-from satbench.backbones import FAMILIES
-from satbench.backbones.base import MAX_GRID_SIDE, check_input_size
-from satbench.backbones.satdino import SatDINOViT
-from satbench.cli import main
+from satbench.models.backbones import FAMILIES
+from satbench.models.backbones.base import MAX_GRID_SIDE, check_input_size
+from satbench.models.backbones.satdino import SatDINOViT
+from satbench.cli.main import main
 from satbench.data.images import MAX_ASPECT_RATIO, MAX_PIXELS, read_rgb
 from satbench.errors import DataError, InputSizeError, ProtocolError, SatbenchError, WeightsError
-from satbench.normalization import PRESETS, Normalization, NormalizationError, parse_normalization
-from satbench.registry import get_card
-from satbench.resources import bundled_data_dir
-from satbench.weights import LoadedModel, WeightsInfo, load_model
+from satbench.data.normalization import PRESETS, Normalization, NormalizationError, parse_normalization
+from satbench.models.registry import get_card
+from satbench.runtime.resources import bundled_data_dir
+from satbench.models.weights import LoadedModel, WeightsInfo, load_model
 from support.paths import REPO
 
 CARDS = REPO / "tests" / "fixtures" / "cards"
@@ -202,7 +202,7 @@ def test_protocol_table_entries_are_validated(tmp_path):
     import yaml
 
     from satbench.eval.knn_protocols import protocol_normalization
-    from satbench.protocols import load_protocol
+    from satbench.config.protocols import load_protocol
 
     from satbench.data.catalog import get_dataset_spec
 
@@ -249,7 +249,7 @@ def test_computed_statistics_are_validated(tmp_path, capsys):
 
 
 def test_timm_cfg_statistics_are_validated():
-    from satbench.backbones.timm_vit import _normalization_for
+    from satbench.models.backbones.timm_vit import _normalization_for
 
     assert _normalization_for("x", (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)) == "imagenet"
     with pytest.raises(NormalizationError, match=r"timm:weird.*std"):
@@ -392,7 +392,7 @@ def test_every_family_bounds_its_input(family):
 ])
 def test_scales_are_refused_when_the_views_are_built(scales, pos_interp, pattern, ucm_mini, monkeypatch):
     from satbench.eval.knn_protocols import build_scale_entries
-    from satbench.protocols import load_protocol
+    from satbench.config.protocols import load_protocol
 
     monkeypatch.setattr("satbench.data.images.read_rgb", _no_decode)
     monkeypatch.setattr("satbench.eval.extract.read_rgb", _no_decode)
@@ -430,7 +430,7 @@ def test_knn_cli_refuses_scales_before_any_decode(tmp_path, test_cards, capsys, 
 # 19. kNN / cached-linear / extract refuse to run as one of several processes
 # --------------------------------------------------------------------------------------------------------------------
 def test_helper_reads_torchrun_env(monkeypatch):
-    from satbench.distributed import require_single_process
+    from satbench.runtime.distributed import require_single_process
 
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     require_single_process("x")

@@ -28,9 +28,9 @@ def test_wheel_carries_all_data_and_resolves_it(tmp_path):
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     code = (
-        "import satbench, satbench.resources as r\n"
-        "from satbench.registry import list_cards\n"
-        "from satbench.protocols import list_protocols\n"
+        "import satbench, satbench.runtime.resources as r\n"
+        "from satbench.models.registry import list_cards\n"
+        "from satbench.config.protocols import list_protocols\n"
         "from satbench.data.scene import open_scene_dataset\n"
         f"assert satbench.__file__.startswith({str(site)!r}), satbench.__file__\n"
         "assert {'satdino-vit_small-16', 'satdino-vit_small-8', 'satdino-vit_base-16'} <= {c.name for c in list_cards()}\n"

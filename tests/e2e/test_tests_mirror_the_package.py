@@ -9,8 +9,8 @@ from support.paths import REPO, TESTS
 
 #: Not named after one module, with the reason.
 EXCEPTIONS = {
-    "backbones/test_baselines.py": "SatMAE and Scale-MAE side by side (satmae.py, scalemae.py, sincos.py), parametrized",
-    "backbones/test_baselines_exact.py": "the official SatMAE / Scale-MAE statistics through cards, protocols and extract",
+    "models/backbones/test_baselines.py": "SatMAE and Scale-MAE side by side (satmae.py, scalemae.py, sincos.py), parametrized",
+    "models/backbones/test_baselines_exact.py": "the official SatMAE / Scale-MAE statistics through cards, protocols and extract",
 }
 CROSS_CUTTING = {"e2e", "docs", "support", "bad_inputs", "fixtures"}
 
@@ -40,4 +40,4 @@ def test_every_test_file_is_named_after_the_module_it_tests():
 def test_the_rule_rejects_a_misplaced_test():
     assert _module_for("eval/test_knn.py") and _module_for("eval/test_knn_search.py") and _module_for("test_cli.py")
     assert _module_for("leaderboard/test_leaderboard.py") and _module_for("seg/test_runner_distributed.py")
-    assert not _module_for("test_knn.py") and not _module_for("eval/test_cache.py") and not _module_for("nope/test_x.py")
+    assert not _module_for("test_knn.py") and not _module_for("eval/test_cachez.py") and not _module_for("nope/test_x.py")

@@ -12,15 +12,15 @@ import torch.nn.functional as F
 import yaml
 from torch import nn
 
-from satbench.backbones.satdino import SatDINOViT
-from satbench.cache import FeatureCache
+from satbench.models.backbones.satdino import SatDINOViT
+from satbench.eval.cache import FeatureCache
 from satbench.errors import ProtocolError
 from satbench.eval.cached_linear import (CachedLinearSettings, heads_accuracy, run_cached_linear, stratified_holdout,
                                          train_heads)
-from satbench.features import FeatureExtractor
-from satbench.protocols import load_protocol
-from satbench.registry import ModelCard
-from satbench.weights import LoadedModel, WeightsInfo
+from satbench.models.features import FeatureExtractor
+from satbench.config.protocols import load_protocol
+from satbench.models.registry import ModelCard
+from satbench.models.weights import LoadedModel, WeightsInfo
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -114,7 +114,7 @@ def test_probe_on_random_backbone_learns_on_ucm_mini_and_reuses_the_cache(ucm_mi
 
 
 def test_cli_cached_linear_writes_a_leaderboard_record(tmp_path, capsys):
-    from satbench.cli import main
+    from satbench.cli.main import main
 
     proto = yaml.safe_load(open(load_protocol("cached-linear-v1").path))
     proto["params"].update(val_resize=36, val_crop=32, epochs=20)

@@ -8,18 +8,18 @@ import numpy as np
 import pytest
 import torch
 
-from satbench.backbones.satdino import SatDINOViT
-from satbench.cache import FeatureCache
+from satbench.models.backbones.satdino import SatDINOViT
+from satbench.eval.cache import FeatureCache
 from satbench.data.catalog import get_dataset_spec
 from satbench.data.scene import open_scene_dataset
 from satbench.data.transforms import knn_input_size, knn_resize_size
 from satbench.errors import ProtocolError
 from satbench.eval.knn import knn_classify, knn_search, knn_vote, l2_normalize, run_knn
-from satbench.backbones import get_family
+from satbench.models.backbones import get_family
 from satbench.eval.knn_protocols import build_scale_entries
-from satbench.protocols import load_protocol
-from satbench.registry import get_card
-from satbench.weights import LoadedModel, WeightsInfo
+from satbench.config.protocols import load_protocol
+from satbench.models.registry import get_card
+from satbench.models.weights import LoadedModel, WeightsInfo
 
 # Spec 3.3 table: dataset -> [(target, final, resize)] for scales 1.0, 0.5, 0.25, 0.125.
 SPEC_TABLE = {
@@ -134,7 +134,7 @@ def ucm_features():
     """Real features: a tiny random SatDINO on the bundled UC Merced subset at 32 px (84 val, 336 train)."""
     from satbench.eval.extract import extract_views
     from satbench.eval.knn_protocols import build_scale_entries
-    from satbench.features import FeatureExtractor
+    from satbench.models.features import FeatureExtractor
 
     ds = open_scene_dataset("ucm-mini")
     proto = load_protocol("satdino-knn-v1").with_overrides(scales=[0.125])

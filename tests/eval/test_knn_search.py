@@ -319,9 +319,9 @@ def tiny_loaded():
     """A depth-2 ViT-Tiny/16 SatDINO backbone (random, seeded 0), as in test_knn.py."""
     import dataclasses
 
-    from satbench.backbones.satdino import SatDINOViT
-    from satbench.registry import get_card
-    from satbench.weights import LoadedModel, WeightsInfo
+    from satbench.models.backbones.satdino import SatDINOViT
+    from satbench.models.registry import get_card
+    from satbench.models.weights import LoadedModel, WeightsInfo
 
     card = dataclasses.replace(get_card("satdino-vit_small-16"), name="test-satdino-tiny-d2", arch="vit_tiny",
                                embed_dim=192, feature_dim=192, depth=2, num_heads=3, weights={})
@@ -331,10 +331,10 @@ def tiny_loaded():
 
 
 def test_run_knn_records_vote_form_and_refuses_infinite_temperature(tmp_path):
-    from satbench.cache import FeatureCache
+    from satbench.eval.cache import FeatureCache
     from satbench.data.scene import open_scene_dataset
     from satbench.eval.knn import run_knn
-    from satbench.protocols import load_protocol
+    from satbench.config.protocols import load_protocol
     ds = open_scene_dataset("ucm-mini")
     base = load_protocol("satdino-knn-v1").with_overrides(scales=[0.125], k=[1, 20], k_report=20)
     with pytest.raises(ProtocolError, match="temperature must be a finite number > 0, got inf"):

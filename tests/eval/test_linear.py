@@ -9,15 +9,15 @@ import pytest
 import torch
 from torch import nn
 
-from satbench.backbones.satdino import SatDINOViT
+from satbench.models.backbones.satdino import SatDINOViT
 from satbench.errors import ProtocolError, SatbenchError
-from satbench.distributed import DistInfo, EpochShuffleSampler, ShardSampler
+from satbench.runtime.distributed import DistInfo, EpochShuffleSampler, ShardSampler
 from satbench.eval.linear import (LabeledImages, LinearClassifier, LinearSettings, evaluate_with_head,
                                   train_classifier, topk_correct)
-from satbench.features import FeatureExtractor
-from satbench.protocols import load_protocol
-from satbench.registry import ModelCard
-from satbench.weights import LoadedModel, WeightsInfo, load_model
+from satbench.models.features import FeatureExtractor
+from satbench.config.protocols import load_protocol
+from satbench.models.registry import ModelCard
+from satbench.models.weights import LoadedModel, WeightsInfo, load_model
 
 TINY = dict(crop=32, resize=36)
 

@@ -9,9 +9,9 @@ import pytest
 import torch
 import yaml
 
-from satbench.cli import main
+from satbench.cli.main import main
 from satbench.errors import ProtocolError
-from satbench.protocols import load_protocol
+from satbench.config.protocols import load_protocol
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -56,8 +56,8 @@ def test_finetune_cli_trains_backbone_resumes_and_evaluates(tmp_path, small_ucm,
     assert len(rec["metrics"]["per_epoch"]) == 2 and rec["dataset"]["name"] == "uc_merced"
     assert rec["protocol"]["content"]["params"]["mode"] == "full"
     ck = torch.load(out / "checkpoint.pth", weights_only=False)
-    from satbench.registry import get_card
-    from satbench.weights import load_model
+    from satbench.models.registry import get_card
+    from satbench.models.weights import load_model
 
     init = load_model(get_card("satdino-vit_small-16"), "random", seed=0).model.state_dict()
     assert len(ck["teacher"]) == 151 and sorted(ck["linear_head"]) == ["linear.bias", "linear.weight"]

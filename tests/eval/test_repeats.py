@@ -33,7 +33,7 @@ def small(tmp_path, ucm_mini):
 
 def _check_sidecar(rec) -> dict:
     """The record's sidecar exists, its sha256 is checked on read, and it reproduces the record's top-1."""
-    from satbench.predictions import predictions_for_record
+    from satbench.records.predictions import predictions_for_record
 
     entry = rec["predictions"]
     side = Path(rec["_path"]).parent / entry["file"]
@@ -49,7 +49,7 @@ def _check_sidecar(rec) -> dict:
 # The aggregate record on known numbers
 # ---------------------------------------------------------------------------------------------------------------------
 def _member(value: float, seed: int, task: str = "linear"):
-    from satbench.results import make_record
+    from satbench.records.results import make_record
 
     return make_record(task=task, model="m", weights={"source": "random", "seed": 0},
                        protocol={"name": "p", "hash": "h" * 64}, dataset={"name": "d"},
@@ -95,7 +95,7 @@ def test_aggregate_refuses_a_member_without_its_headline_number():
 # ---------------------------------------------------------------------------------------------------------------------
 def test_api_run_linear_with_seeds_writes_each_seed_with_its_sidecar_and_the_aggregate(tiny, small, tmp_path):
     import satbench
-    from satbench.results import read_records
+    from satbench.records.results import read_records
 
     res = tmp_path / "res"
     agg = satbench.run("linear", model="satdino-vit_small-16", weights="random", dataset=str(small), seeds=[0, 1],
@@ -134,9 +134,9 @@ def small_split_sha(root, split):
 def test_cli_cached_linear_seeds_and_finetune_sidecar(tiny, small, tmp_path, capsys):
     import yaml
 
-    from satbench.cli import main
-    from satbench.protocols import load_protocol
-    from satbench.results import read_records
+    from satbench.cli.main import main
+    from satbench.config.protocols import load_protocol
+    from satbench.records.results import read_records
 
     res = tmp_path / "res"
     base = ["--model", "satdino-vit_small-16", "--weights", "random", "--dataset", str(small), "--no-progress",
@@ -175,7 +175,7 @@ def test_cli_cached_linear_seeds_and_finetune_sidecar(tiny, small, tmp_path, cap
 def test_knn_fractions_are_nested_stratified_hashed_and_cost_no_forward_pass(tiny, small, tmp_path):
     import satbench
     from satbench.data.datasets import open_dataset
-    from satbench.results import read_records
+    from satbench.records.results import read_records
     from satbench.stats.fractions import subsets
 
     res, cache = tmp_path / "res", tmp_path / "cache"

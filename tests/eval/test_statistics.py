@@ -84,8 +84,8 @@ def test_image_confusion_sums_to_mmsegs_areas():
 @pytest.mark.slow  # two tiny mmseg trainings (2 iterations each, ~30-60 s on the shared machine)
 def test_segmentation_seeds_keep_per_image_confusions_and_the_miou_interval(tmp_path, capsys):
     pytest.importorskip("mmseg")
-    from satbench.cli import main
-    from satbench.predictions import predictions_for_record
+    from satbench.cli.main import main
+    from satbench.records.predictions import predictions_for_record
     from satbench.stats.bootstrap import miou_percent
 
     res, wd = tmp_path / "res", tmp_path / "wd"

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from satbench.backbones.satdino import SatDINOViT
-from satbench.cli import main
-from satbench.registry import get_card
-from satbench.resources import bundled_data_dir
-from satbench.weights import LoadedModel, WeightsInfo
+from satbench.models.backbones.satdino import SatDINOViT
+from satbench.cli.main import main
+from satbench.models.registry import get_card
+from satbench.runtime.resources import bundled_data_dir
+from satbench.models.weights import LoadedModel, WeightsInfo
 
 UCM = bundled_data_dir() / "ucm-mini"
 

@@ -15,8 +15,8 @@ import pytest
 import torch
 import yaml
 
-from satbench.cli import main
-from satbench.protocols import load_protocol
+from satbench.cli.main import main
+from satbench.config.protocols import load_protocol
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -75,13 +75,13 @@ def test_linear_on_fmow_csvs(tmp_path, ucm_mini, capsys):
 DDP_SCRIPT = textwrap.dedent("""
     import sys, torch
     torch.set_num_threads(1)
-    from satbench.backbones.satdino import SatDINOViT
-    from satbench.registry import ModelCard
-    from satbench.weights import LoadedModel, WeightsInfo
-    from satbench.features import FeatureExtractor
+    from satbench.models.backbones.satdino import SatDINOViT
+    from satbench.models.registry import ModelCard
+    from satbench.models.weights import LoadedModel, WeightsInfo
+    from satbench.models.features import FeatureExtractor
     from satbench.data.scene import open_scene_dataset
-    from satbench.protocols import load_protocol
-    from satbench.distributed import init_distributed, shutdown
+    from satbench.config.protocols import load_protocol
+    from satbench.runtime.distributed import init_distributed, shutdown
     from satbench.eval.linear import train_classifier
 
     mode, batch, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]

@@ -13,10 +13,10 @@ import pytest
 
 from satbench.leaderboard.cells import table_grid
 
-from satbench.cli import main
+from satbench.cli.main import main
 from satbench.leaderboard import build_tables, exclusions, latest_runs, load_references, render, render_document
-from satbench.protocols import load_protocol
-from satbench.results import make_record, read_records, write_record
+from satbench.config.protocols import load_protocol
+from satbench.records.results import make_record, read_records, write_record
 from support.leaderboard_records import RANDOM, RECORDS, knn_record, seg_record
 from support.paths import LEADERBOARD_FIXTURES
 
@@ -210,7 +210,7 @@ def test_intervals_pm_or_bracket():
 
 
 def test_a_headline_that_is_not_a_number_is_skipped_with_one_warning(tmp_path, capsys):
-    """Reading a results folder skips an unusable record with one warning naming it (satbench.results.read_records,
+    """Reading a results folder skips an unusable record with one warning naming it (satbench.records.results.read_records,
     the one consistent rule); the number never reaches a table."""
     rec = knn_record()
     rec["summary"]["top1_avg"] = "=1+1"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import satbench
 import satbench.api
 from satbench.leaderboard import public
-from satbench.results import read_records
+from satbench.records.results import read_records
 from support.leaderboard_records import RECORDS
 
 

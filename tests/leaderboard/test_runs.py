@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 import shutil
 
-from satbench.cli import main
+from satbench.cli.main import main
 from satbench.leaderboard import build_tables, exclusions, latest_runs
 from satbench.leaderboard.runs import weights_label, weights_tag
-from satbench.results import read_records
+from satbench.records.results import read_records
 from support.leaderboard_records import RECORDS
 
 

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from satbench.data.images import read_rgb
-from satbench.normalization import get_normalization
+from satbench.data.normalization import get_normalization
 from satbench.pretrain.augment import MetaRandomResizedCrop, MultiCropAugmentation, local_scale_bins
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from satbench.backbones.satdino import SatDINOViT
+from satbench.models.backbones.satdino import SatDINOViT
 from satbench.pretrain.head import DINOHead, MultiCropWrapper
 from satbench.pretrain.loss import DINOLoss
 from satbench.pretrain.schedules import cosine_scheduler, scaled_lr, teacher_temp_schedule

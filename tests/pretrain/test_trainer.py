@@ -19,8 +19,8 @@ from satbench.pretrain.data import open_pretrain_source
 from satbench.pretrain.evaluate import card_for_config
 from satbench.pretrain.head import DINOHead, MultiCropWrapper
 from satbench.pretrain.trainer import Trainer, build_backbone
-from satbench.registry import get_card
-from satbench.weights import load_model, read_checkpoint
+from satbench.models.registry import get_card
+from satbench.models.weights import load_model, read_checkpoint
 from support.paths import REPO
 
 TINY = ["arch=vit_tiny", "depth=2", "out_dim=256", "head_hidden_dim=64", "head_bottleneck_dim=32",
@@ -116,7 +116,7 @@ def test_exported_teacher_is_the_official_format_and_loads_strictly(tmp_path):
     x = torch.rand(1, 3, 224, 224)
     torch.testing.assert_close(loaded.model(x), wrapper.backbone.eval()(x))
     # the official loader's view: ckpt['teacher'] with strict=True into a default vit_small
-    from satbench.backbones.satdino import vit_small
+    from satbench.models.backbones.satdino import vit_small
 
     vit_small(patch_size=16).load_state_dict(obj["teacher"], strict=True)
     assert backbone_state({"module.backbone.x": torch.zeros(1), "module.head.y": torch.zeros(1)}) == {"x": torch.zeros(1)}

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.usefixtures("one_thread_module")
 @pytest.fixture
 def saved_tiny(tmp_path):
     from satbench.seg.backbone import resolve_card
-    from satbench.weights import load_model
+    from satbench.models.weights import load_model
 
     loaded = load_model(resolve_card(CARD), "random", seed=3)
     path = tmp_path / "tiny.pth"
@@ -37,10 +37,10 @@ def test_registered_backbone_matches_feature_extractor_layers(saved_tiny, datase
     from mmseg.registry import DATASETS, MODELS
     from PIL import Image
 
-    from satbench.features import FeatureExtractor
+    from satbench.models.features import FeatureExtractor
     from satbench.seg.backbone import resolve_card
     from satbench.seg.config import build_config
-    from satbench.weights import load_model
+    from satbench.models.weights import load_model
 
     cfg = build_config(CARD, dataset, 224, weights=str(saved_tiny), data_root=FIX / dataset,
                        cfg_options={"model.decode_head.channels": 16, "model.auxiliary_head.channels": 16})

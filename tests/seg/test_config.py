@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 pytest.importorskip("mmseg")
 
-from satbench.seg import mmcv_compat  # noqa: E402
+from satbench.runtime import mmcv_compat  # noqa: E402
 from support.paths import SEG_FIXTURES
 
 FIX = SEG_FIXTURES
@@ -49,7 +49,7 @@ def test_resume_env_is_set_only_inside_the_block(monkeypatch):
 def test_shipped_configs_default_to_satdino_small_and_its_normalisation():
     from mmengine.config import Config
 
-    from satbench.registry import get_card
+    from satbench.models.registry import get_card
     from satbench.seg.config import config_path
 
     card = get_card("satdino-vit_small-16")
@@ -161,7 +161,7 @@ def test_layer_decay_constructor_matches_the_beit_formula():
 def test_seg_config_cli_writes_a_runnable_config(tmp_path, capsys):
     from mmengine.config import Config
 
-    from satbench.cli import main
+    from satbench.cli.main import main
 
     out = tmp_path / "cfg.py"
     rc = main(["seg-config", "--model", CARD, "--dataset", "loveda", "--crop", "512", "--weights", "random",
@@ -186,7 +186,7 @@ def test_mmseg_own_train_tool_runs_a_generated_config(tmp_path):
 
     import mmseg
 
-    from satbench.cli import main
+    from satbench.cli.main import main
 
     cfg = tmp_path / "cfg.py"
     assert main(["seg-config", "--model", CARD, "--dataset", "potsdam", "--crop", "224", "--weights", "random",

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from satbench.cli import main
-from satbench.predictions import knn_key, pred_name, write_record_with_predictions
+from satbench.cli.main import main
+from satbench.records.predictions import knn_key, pred_name, write_record_with_predictions
 from satbench.stats.bootstrap import BootstrapSpec, paired_difference
 from satbench.stats.significance import holm, mcnemar_exact
 from support.paths import CARDS
@@ -191,7 +191,7 @@ def test_model_names_resolve_to_the_latest_comparable_runs_with_holm_across_data
 def test_end_to_end_two_real_knn_runs(tmp_path, monkeypatch, capsys):
     """run_knn writes each record with its prediction sidecar: the sidecar reproduces the record's top-1, then
     `satbench compare` pairs the two seeds."""
-    from satbench.predictions import predictions_for_record
+    from satbench.records.predictions import predictions_for_record
 
     monkeypatch.setenv("SATBENCH_MODEL_CARDS", str(CARDS))
     res = tmp_path / "res"

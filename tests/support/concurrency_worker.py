@@ -14,8 +14,8 @@ PER_PROC = 12
 def worker(args):
     results_dir, cache_dir, wid = args
     os.environ["SATBENCH_OFFLINE"] = "1"
-    from satbench.cache import FeatureCache
-    from satbench.results import make_record, write_record
+    from satbench.eval.cache import FeatureCache
+    from satbench.records.results import make_record, write_record
 
     cache = FeatureCache(cache_dir)
     shared_key = {"model": "m", "view": "shared"}

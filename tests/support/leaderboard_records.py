@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from satbench.protocols import load_protocol
-from satbench.results import make_record
+from satbench.config.protocols import load_protocol
+from satbench.records.results import make_record
 
 from .paths import LEADERBOARD_FIXTURES
 

@@ -15,7 +15,7 @@ from .paths import REPO
 @contextlib.contextmanager
 def lock_holder(folder: Path, **env: str) -> Iterator[int]:
     """Another process holding the output lock on ``folder`` until the block ends; yields its pid."""
-    code = ("import sys\nfrom satbench.locking import output_lock\nl = output_lock(sys.argv[1], 'test holder').acquire()\n"
+    code = ("import sys\nfrom satbench.io.locking import output_lock\nl = output_lock(sys.argv[1], 'test holder').acquire()\n"
             "print('ready', flush=True)\nsys.stdin.read()\nl.release()\n")
     environ = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "SATBENCH_OFFLINE": "1",
                "PYTHONUNBUFFERED": "1", **env}

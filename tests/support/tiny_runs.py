@@ -17,9 +17,9 @@ def tiny_model(calls: dict[str, int] | None = None) -> Any:
     ``forward_features`` sees (every extraction and training step goes through it)."""
     import torch
 
-    from satbench.backbones.satdino import SatDINOViT
-    from satbench.registry import get_card
-    from satbench.weights import LoadedModel, WeightsInfo
+    from satbench.models.backbones.satdino import SatDINOViT
+    from satbench.models.registry import get_card
+    from satbench.models.weights import LoadedModel, WeightsInfo
 
     card = dataclasses.replace(get_card("satdino-vit_small-16"), name="test-satdino-tiny-d2", arch="vit_tiny",
                                embed_dim=192, feature_dim=192, depth=2, num_heads=3, weights={})

@@ -1,0 +1,1 @@
+"""The command line: `satbench <command>` (main.py) and one module per command (commands/)."""

@@ -1,5 +1,0 @@
-"""CLI subcommands: one module each, discovered by :func:`satbench.cli.build_parser`.
-
-Shared argument helpers live in :mod:`satbench.commands._common`; ``satbench run`` task plug-ins live
-in modules named ``task_<name>.py`` and register through :mod:`satbench.commands._tasks`.
-"""

@@ -1,0 +1,1 @@
+"""Protocols and settings as data: typed settings, protocol files, strict YAML, command-line argument types."""

@@ -1,0 +1,146 @@
+"""The one safe reader of checkpoint files: weights, training checkpoints (linear, pretraining), segmentors, mmengine
+resume checkpoints.
+
+``torch.load`` always runs with ``weights_only=True`` and an explicit allow-list: the non-tensor types the official
+SatDINO, SatMAE and Scale-MAE files carry (:func:`safe_globals`: ``argparse.Namespace``, numpy arrays, dtypes and
+scalars) plus whatever the caller adds (mmengine's ``HistoryBuffer`` for a segmentation resume). A file that needs
+anything else is refused with the type named and the trust flag the user can pass (``--trust-checkpoint``); only
+then is it loaded the unsafe way. ``.safetensors`` files are read with safetensors (tensors only, never code).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+import re
+import zipfile
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+from satbench.errors import WeightsError
+from satbench.io.files import UntrustedFileError, open_regular
+
+_GLOBAL_RE = re.compile(r"GLOBAL ([\w.]+)")
+_REFUSED_RE = re.compile(r"satbench refused ([\w.]+(?: on [\w.<>]+)?)")
+
+
+def safe_globals() -> list[Any]:
+    """The non-tensor types the official SatDINO, SatMAE and Scale-MAE files carry."""
+    import numpy as np
+
+    allowed: list[Any] = [argparse.Namespace, np.dtype, np.ndarray]
+    try:
+        from numpy._core.multiarray import _reconstruct, scalar
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import _reconstruct, scalar  # type: ignore[no-redef]
+    allowed += [scalar, _reconstruct]
+    for name in ("Float64DType", "Float32DType", "Float16DType", "Int64DType", "Int32DType", "BoolDType",
+                 "UInt8DType", "StrDType"):
+        t = getattr(np.dtypes, name, None)
+        if t is not None:
+            allowed.append(t)
+    return allowed
+
+
+def _unpickler_detail(msg: str) -> str:
+    """The weights-only unpickler's own reason, out of torch's multi-line message."""
+    lines = [ln.strip() for ln in msg.splitlines()]
+    for i, ln in enumerate(lines):
+        if "WeightsUnpickler error" in ln:
+            rest = ln.split("WeightsUnpickler error", 1)[1].lstrip(": ")
+            return rest or next((x for x in lines[i + 1:] if x), "")
+    return next((x for x in lines if x), "")
+
+
+def _default_refusal(path: Path, what: str, flag: str) -> WeightsError:
+    return WeightsError(f"{path}: refused to load: the checkpoint needs {what}, which is not on satbench's safe list; "
+                        f"if you trust this file, pass {flag} to load it the unsafe way")
+
+
+def _is_raw_pickle(path: Path) -> bool:
+    """Whether the file starts like a pickle of protocol 2-5 (``PROTO n``): a legacy ``torch.save`` / plain pickle the
+    weights-only loader cannot read as data (as opposed to a file that is not a pickle at all)."""
+    try:
+        with open_regular(path, "rb") as fh:
+            head = fh.read(2)
+    except (OSError, UntrustedFileError):
+        return False
+    return len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
+
+
+def read_checkpoint(path: str | os.PathLike, *, trust_checkpoint: bool = False,
+                    extra_safe_globals: Sequence[Any] = (), what: str = "PyTorch checkpoint",
+                    flag: str = "--trust-checkpoint", map_location: Any = "cpu",
+                    refusal: Optional[Callable[[Path, str], Exception]] = None) -> Any:
+    """Read a ``.pth``/``.safetensors`` file without executing code hidden in it (see the module docstring).
+
+    ``what`` names the kind of file in errors (``not a readable <what>``); ``refusal(path, "the type X")`` makes the
+    error for a file needing something outside the allow-list (default: names the type and ``flag``).
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise WeightsError(f"{path} does not exist (expected a {what})") from None
+    if not path.is_file():
+        raise WeightsError(f"{path} is not a regular file (expected a {what})")
+    if size == 0:
+        raise WeightsError(f"{path}: the file is empty (0 bytes)")
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise WeightsError(f"{path}: not a readable safetensors file ({str(exc).splitlines()[0][:160]})") from None
+    import torch
+
+    refuse = refusal or (lambda p, w: _default_refusal(p, w, flag))
+    try:
+        if trust_checkpoint:
+            return torch.load(path, map_location=map_location, weights_only=False)
+        with torch.serialization.safe_globals(safe_globals() + list(extra_safe_globals)):
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        msg = str(exc)
+        m = _REFUSED_RE.search(msg) or _GLOBAL_RE.search(msg)
+        if m and ("satbench refused" in msg or "not an allowed global" in msg or "Unsupported global" in msg):
+            raise refuse(path, f"the type {m.group(1)}") from None
+        detail = _unpickler_detail(msg)
+        if "reduce" in detail or "Can only" in detail or (
+                "Unsupported operand" in detail and _is_raw_pickle(path)):
+            raise refuse(path, f"an operation the weights-only loader refused ({detail[:120]})") from None
+        raise WeightsError(f"{path}: not a readable {what} (neither a torch.save zip archive nor a loadable legacy "
+                           f"pickle: {detail[:160]})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, AttributeError, ImportError,
+            ModuleNotFoundError, TypeError, KeyError, IndexError, MemoryError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise WeightsError(f"{path}: not a readable {what} ({first[:160]})") from None
+
+
+def fmt_keys(keys: list[str], n: int = 8) -> str:
+    """At most ``n`` keys, then how many more."""
+    more = f" ... (+{len(keys) - n} more)" if len(keys) > n else ""
+    return ", ".join(keys[:n]) + more
+
+
+def state_dict_problems(own: dict[str, Any], sd: dict[str, Any]) -> list[str]:
+    """The strict-load comparison of a state dict with a model's: missing, unexpected and mis-shaped keys (empty when
+    every key fits). The one strict key check (backbones and segmentors)."""
+    import torch
+
+    missing = sorted(set(own) - set(sd))
+    unexpected = sorted(set(sd) - set(own))
+    bad_shape = sorted(k for k in set(own) & set(sd)
+                       if not isinstance(sd[k], torch.Tensor) or tuple(sd[k].shape) != tuple(own[k].shape))
+    problems = []
+    if missing:
+        problems.append(f"missing keys: {fmt_keys(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys: {fmt_keys(unexpected)}")
+    if bad_shape:
+        problems.append("mis-shaped keys: " + fmt_keys(
+            [f"{k} {tuple(getattr(sd[k], 'shape', ()))} vs {tuple(own[k].shape)}" for k in bad_shape]))
+    return problems

@@ -1,0 +1,1 @@
+"""The process a run lives in: devices, distributed ranks, resources, plug-ins, seeds, the mmcv shim."""

@@ -1,0 +1,1 @@
+"""`satbench suite`: plan the runs a model is missing, then run them."""
