@@ -1,7 +1,7 @@
 """Cost of the statistics wired into the runners (issue #14): intervals on linear / cached-linear records, the kNN
 label-fraction runs on a warm feature cache, sidecar sizes.
 
-Part 1 (in-process): the seconds :func:`satbench.eval.statistics.attach` adds to a record -- the bootstrap intervals
+Part 1 (in-process): the seconds :func:`satbench.stats.attach.attach` adds to a record -- the bootstrap intervals
 (default 10,000 resamples) and the sidecar arrays -- for a linear / cached-linear / fine-tune record (one key) and a
 4-scale x 4-k kNN record, at UC Merced's val size (420 images, the real val labels when --data has the split).
 

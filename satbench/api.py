@@ -211,7 +211,7 @@ def run(task: str, model: Any = DEFAULT_MODEL, dataset: Any = None, protocol: Op
     """Run ``task`` for ``model`` on ``dataset`` under ``protocol``; returns the :class:`~satbench.records.results.Record`
     (written to ``results_dir`` unless ``write=False``; None on the non-main processes of a torchrun job).
 
-    Statistics (:mod:`satbench.eval.statistics`; every option recorded): ``resamples`` (bootstrap resamples of the
+    Statistics (:mod:`satbench.stats.attach`; every option recorded): ``resamples`` (bootstrap resamples of the
     intervals, default 10,000); ``seeds=[0, 1, 2]`` (trained probes: one record per seed, returns the aggregate record
     with the per-seed records in ``record["_members"]``); ``train_fraction=[0.01, 0.1]`` / ``shots=[5]`` with
     ``draws`` and ``subset_seed`` (knn, cached-linear: returns a list with one record per fraction / shot count -- the
@@ -230,7 +230,7 @@ def run(task: str, model: Any = DEFAULT_MODEL, dataset: Any = None, protocol: Op
     from satbench.io.locking import output_lock
     from satbench.records.results import check_results_folder
 
-    from satbench.eval import statistics as stats_options
+    from satbench.stats import attach as stats_options
 
     t = get_task(task)
     run_kw = {k: kwargs.pop(k) for k in RUN_OPTION_NAMES if k in kwargs}

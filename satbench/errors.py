@@ -50,3 +50,17 @@ def close_matches(name: str, choices: list[str], n: int = 3) -> str:
 
 class CatalogError(SatbenchError):
     """A dataset spec file that is malformed."""
+
+
+def one_line(exc: BaseException) -> str:
+    """The message of ``exc`` as one line. An error raised in a DataLoader worker comes back as
+    "Caught X in DataLoader worker process N. Original Traceback ...": keep only the original message."""
+    msg = str(exc).strip()
+    if "Original Traceback" in msg:
+        last = [ln for ln in msg.splitlines() if ln.strip()][-1].strip()
+        prefix = f"{type(exc).__module__}.{type(exc).__name__}: "
+        for p in (prefix, f"{type(exc).__name__}: "):
+            if last.startswith(p):
+                last = last[len(p):]
+        return last
+    return msg.splitlines()[0] if msg else ""

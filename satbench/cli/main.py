@@ -17,7 +17,7 @@ import sys
 from typing import Optional, Sequence
 
 from satbench._version import __version__
-from satbench.errors import SatbenchError
+from satbench.errors import SatbenchError, one_line
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,20 +35,6 @@ def build_parser() -> argparse.ArgumentParser:
         if hasattr(module, "register"):
             module.register(sub)
     return parser
-
-
-def one_line(exc: BaseException) -> str:
-    """The message of ``exc`` as one line. An error raised in a DataLoader worker comes back as
-    "Caught X in DataLoader worker process N. Original Traceback ...": keep only the original message."""
-    msg = str(exc).strip()
-    if "Original Traceback" in msg:
-        last = [ln for ln in msg.splitlines() if ln.strip()][-1].strip()
-        prefix = f"{type(exc).__module__}.{type(exc).__name__}: "
-        for p in (prefix, f"{type(exc).__name__}: "):
-            if last.startswith(p):
-                last = last[len(p):]
-        return last
-    return msg.splitlines()[0] if msg else ""
 
 
 class _NoteHandler(logging.Handler):

@@ -24,7 +24,7 @@ from satbench.errors import CatalogError, SatbenchError, UnknownNameError, close
 from satbench.data.normalization import Normalization, get_normalization, parse_normalization
 from satbench.runtime.plugins import load_plugins
 from satbench.config.settings import gt, load_settings
-from satbench.data.download_spec import DownloadSpec, check_download
+from satbench.data.download_spec import DownloadSpec
 
 CATALOG_DIR = Path(__file__).resolve().parent / "catalog"
 SPLITS_DIR = Path(__file__).resolve().parent / "splits"
@@ -257,3 +257,23 @@ def resolve_normalization(spec: str) -> Normalization:
         if ds is not None and ds.norm is not None:
             return ds.norm
     return parse_normalization(spec)
+
+
+def check_download(spec: "DatasetSpec", where: str) -> None:
+    """Rules across a spec's ``download:`` section and its other keys (called from the spec's own check)."""
+
+    dl: Optional[DownloadSpec] = spec.download
+    if dl is None or not dl.files:
+        return
+    missing = [k for k in ("license", "citation", "homepage") if not getattr(spec, k)]
+    if missing:
+        raise CatalogError(f"{where}: a dataset with download files needs {', '.join(missing)} (shown before the "
+                           f"first download)")
+    if spec.kind == "fmow" or (spec.kind == "scene" and (not spec.official_splits or spec.bundled)):
+        raise CatalogError(f"{where}: download.files need a dataset `data prepare` can convert (kind segmentation, "
+                           f"or kind scene with official_splits: true)")
+    if spec.segmentation is not None:
+        names = tuple(f.filename for f in dl.files)
+        if sorted(names) != sorted(spec.segmentation.required_files):
+            raise CatalogError(f"{where}: download.files ({', '.join(names)}) must be the files segmentation."
+                               f"required_files names ({', '.join(spec.segmentation.required_files)})")

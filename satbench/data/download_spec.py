@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
 from satbench.errors import CatalogError
 from satbench.io.hub_url import parse_hub_url
 from satbench.config.settings import ge
 
-if TYPE_CHECKING:
-    from satbench.data.catalog import DatasetSpec
 
 _MD5 = re.compile(r"[0-9a-f]{32}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -106,24 +104,3 @@ class DownloadSpec:
                 raise CatalogError(f"{where}.alternatives.{key}: an alternative source lists files, each with a url")
         if self.folder and not _plain_name(self.folder):
             raise CatalogError(f"{where}.folder must be a plain folder name, got {self.folder!r}")
-
-
-def check_download(spec: DatasetSpec, where: str) -> None:
-    """Rules across a spec's ``download:`` section and its other keys (called from the spec's own check)."""
-
-    dl: Optional[DownloadSpec] = spec.download
-    if dl is None or not dl.files:
-        return
-    missing = [k for k in ("license", "citation", "homepage") if not getattr(spec, k)]
-    if missing:
-        raise CatalogError(f"{where}: a dataset with download files needs {', '.join(missing)} (shown before the "
-                           f"first download)")
-    if spec.kind == "fmow" or (spec.kind == "scene" and (not spec.official_splits or spec.bundled)):
-        raise CatalogError(f"{where}: download.files need a dataset `data prepare` can convert (kind segmentation, "
-                           f"or kind scene with official_splits: true)")
-    if spec.segmentation is not None:
-        names = tuple(f.filename for f in dl.files)
-        if sorted(names) != sorted(spec.segmentation.required_files):
-            raise CatalogError(f"{where}: download.files ({', '.join(names)}) must be the files segmentation."
-                               f"required_files names ({', '.join(spec.segmentation.required_files)})")
-

@@ -92,7 +92,7 @@ def manual_paragraph(src: DatasetSource, folder: Path) -> str:
 def check_prepared(src: DatasetSource, folder: Path) -> dict[str, Any]:
     """The dataset check: ``open_scene_dataset(...).check()`` or ``check_data_root`` for segmentation."""
     if src.kind == "segmentation":
-        from satbench.seg.config import check_data_root
+        from satbench.data.segmentation import check_data_root
 
         return {"counts": check_data_root(folder, src.name)}
     from satbench.data.scene import open_scene_dataset

@@ -3,7 +3,7 @@
 ``get_preparer(name)(src, dst, **options) -> dict`` converts a raw download into satbench's layout and returns a
 report (counts, missing files): scene datasets with official split files through
 :func:`satbench.data.prepare_scene.prepare_scene`, segmentation datasets through mmseg's own converters
-(:func:`satbench.seg.prepare.convert`, imported only then: it needs mmsegmentation).
+(:func:`satbench.data.prepare_segmentation.convert`, imported only then: it needs mmsegmentation).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def get_preparer(name: str) -> Callable[..., dict[str, Any]]:
 
         return partial(prepare_scene, spec.name)
     if spec.kind == "segmentation":
-        from satbench.seg.prepare import convert
+        from satbench.data.prepare_segmentation import convert
 
         return partial(convert, spec.name)
     raise DataError(f"dataset {spec.name!r} ({spec.kind}) has nothing to prepare: "

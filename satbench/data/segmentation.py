@@ -107,3 +107,36 @@ def open_seg_dataset(spec: str, *, seg_format: Optional[str] = None, data_root: 
     """The segmentation benchmark ``spec`` names (see :func:`resolve_seg_dataset`), its tile counts checked."""
     kind, root = resolve_seg_dataset(spec, seg_format=seg_format, data_root=data_root)
     return SegDataset(get_dataset_spec(kind, kind="segmentation"), root, check_data_root(root, kind))
+
+
+@dataclass(frozen=True)
+class SegDatasetInfo:
+    """One segmentation benchmark as mmseg reads it (a view of its catalog spec, ``satbench/data/catalog/``)."""
+
+    name: str
+    dataset_type: str
+    num_classes: int
+    folder: str
+    converter: str
+    expected: dict[str, int]
+    channels: str = "RGB"
+    required_files: tuple[str, ...] = ()
+    max_label: int = 0
+    classes: tuple[str, ...] = ()
+
+
+def _info(spec: DatasetSpec) -> SegDatasetInfo:
+    seg = spec.segmentation
+    assert seg is not None
+    return SegDatasetInfo(spec.name, seg.mmseg_dataset, spec.num_classes, spec.name, seg.converter, dict(spec.counts),
+                          seg.channels, tuple(seg.required_files), seg.max_label, tuple(spec.classes))
+
+
+def seg_datasets() -> dict[str, SegDatasetInfo]:
+    """Every segmentation dataset of the catalog, by name."""
+    return {s.name: _info(s) for s in list_datasets("segmentation")}
+
+
+def get_seg_dataset(name: str) -> SegDatasetInfo:
+    """Dataset info by name; unknown names list the known ones."""
+    return _info(get_dataset_spec(name, kind="segmentation"))

@@ -463,7 +463,7 @@ def run_knn(loaded: LoadedModel, dataset: SceneDataset, protocol: Protocol, *, d
     size that did the work); the other ranks return None.
 
     Every record keeps its per-image predictions (top-1 of every scale entry and k; sidecar written with the record)
-    and their bootstrap intervals (``statistics``: a :class:`satbench.eval.statistics.StatsOptions`, default 10,000
+    and their bootstrap intervals (``statistics``: a :class:`satbench.stats.attach.StatsOptions`, default 10,000
     resamples), computed from the classification already done.
 
     ``train_subsets`` (:class:`satbench.stats.fractions.Subset`): classify with each subset of the train split instead
@@ -474,7 +474,7 @@ def run_knn(loaded: LoadedModel, dataset: SceneDataset, protocol: Protocol, *, d
     the neighbour search (:func:`knn_search`; results do not depend on it). Every error (bad protocol, missing split
     entry, k larger than the train split, input_res on a backbone without it) is raised before any record exists.
     """
-    from satbench.eval.statistics import StatsOptions
+    from satbench.stats.attach import StatsOptions
 
     if protocol.task != "knn":
         raise ProtocolError(f"protocol {protocol.name} is for task {protocol.task!r}, not 'knn'")
@@ -556,7 +556,7 @@ def _knn_record(*, loaded: LoadedModel, dataset: SceneDataset, protocol: Protoco
                 extraction: dict[str, Any]) -> Any:
     """Search, vote and the record of one training set (the full split, or the positions ``train_idx`` of it)."""
     from satbench.stats.fields import knn_fields
-    from satbench.eval.statistics import attach
+    from satbench.stats.attach import attach
 
     train_s, val_s = dataset.samples("train"), dataset.samples("val")
     t1 = time.perf_counter()

@@ -13,8 +13,8 @@ from typing import Any
 
 from satbench.config.argtypes import positive_int
 from satbench.eval.cached_linear import CachedLinearSettings
-from satbench.eval.statistics import add_seed_arguments, add_statistics_arguments, add_subset_arguments, ci_text
-from satbench.eval.statistics import run_options as statistics_run_options
+from satbench.stats.attach import add_seed_arguments, add_statistics_arguments, add_subset_arguments, ci_text
+from satbench.stats.attach import run_options as statistics_run_options
 from satbench.eval.task import Headline, RunOptions, Task, register_task
 from satbench.eval.task_linear import protocol_normalization
 
@@ -66,7 +66,7 @@ class CachedLinearTask(Task):
     def _run(self, model: Any, dataset: Any, protocol: Any, options: RunOptions, norm: Any, info: Any) -> Any:
         from satbench.models.features import FeatureExtractor
         from satbench.eval.cached_linear import run_cached_linear
-        from satbench.eval.statistics import train_subsets
+        from satbench.stats.attach import train_subsets
 
         subsets = train_subsets(dataset, options.extra)  # drawn (and checked) before any image is decoded
         extractor = FeatureExtractor(model, normalization=norm, device=str(info.device), bf16=options.bf16)
@@ -91,7 +91,7 @@ class CachedLinearTask(Task):
                 cache: Any, res: Any, t0: float) -> Any:
         from satbench.records.results import make_record
         from satbench.stats.fields import classification_fields
-        from satbench.eval.statistics import StatsOptions, attach
+        from satbench.stats.attach import StatsOptions, attach
 
         metrics = {"top1": res.top1, "top5": res.top5, "val_loss": res.val_loss, "selected": res.selected,
                    "grid": res.grid, "holdout": res.holdout}

@@ -14,8 +14,8 @@ from typing import Any
 
 from satbench.config.argtypes import positive_float, positive_int
 from satbench.eval.knn_settings import KnnSettings
-from satbench.eval.statistics import add_statistics_arguments, add_subset_arguments
-from satbench.eval.statistics import run_options as statistics_run_options
+from satbench.stats.attach import add_statistics_arguments, add_subset_arguments
+from satbench.stats.attach import run_options as statistics_run_options
 from satbench.eval.task import Headline, RunOptions, Task, register_task
 
 log = logging.getLogger("satbench")
@@ -75,7 +75,7 @@ class KnnTask(Task):
     def run(self, model: Any, dataset: Any, protocol: Any, options: RunOptions) -> Any:
         from satbench.data.scene import compute_normalization
         from satbench.eval.knn import run_knn
-        from satbench.eval.statistics import StatsOptions, train_subsets
+        from satbench.stats.attach import StatsOptions, train_subsets
 
         settings = protocol.settings(KnnSettings)
         if dataset.native_size is None:

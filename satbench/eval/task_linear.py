@@ -17,8 +17,8 @@ from typing import Any, Optional
 from satbench.config.argtypes import positive_float, positive_int
 from satbench.errors import SatbenchError
 from satbench.eval.linear_settings import LinearSettings
-from satbench.eval.statistics import add_seed_arguments, add_statistics_arguments, ci_text
-from satbench.eval.statistics import run_options as statistics_run_options
+from satbench.stats.attach import add_seed_arguments, add_statistics_arguments, ci_text
+from satbench.stats.attach import run_options as statistics_run_options
 from satbench.eval.task import Headline, RunOptions, Task, get_task, register_task
 
 
@@ -178,11 +178,11 @@ class _TrainedProbeTask(Task):
 
 def attach_classification_statistics(record: Any, dataset: Any, preds: Any, options: RunOptions, what: str) -> None:
     """Per-image val predictions (``preds``: top-1 class and top-5 hit per val image, val order) -> the record's
-    ``summary.ci`` and sidecar (:func:`satbench.eval.statistics.attach`); without them, why not (recorded)."""
+    ``summary.ci`` and sidecar (:func:`satbench.stats.attach.attach`); without them, why not (recorded)."""
     import numpy as np
 
     from satbench.stats.fields import classification_fields
-    from satbench.eval.statistics import StatsOptions, attach
+    from satbench.stats.attach import StatsOptions, attach
 
     if preds is None:
         record["metrics"]["statistics"] = {"error": f"statistics left out: no per-image predictions of the {what} "

@@ -1,6 +1,7 @@
 """Fetching one remote file and proving it is the right one.
 
-:func:`fetch` turns a :class:`~satbench.data.sources.RemoteFile` into a verified local file:
+:func:`fetch` turns a :class:`RemoteFile` (a catalog spec's file entry, :class:`satbench.data.download_spec.RemoteFile`)
+into a verified local file:
 
 * a file already in the download folder (put there by an earlier run or by hand) is verified and used;
 * Hugging Face ``resolve`` URLs go through ``huggingface_hub`` (its standard cache, its own resume; offline
@@ -25,13 +26,26 @@ import time
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Protocol
 
-from satbench.data.download_spec import RemoteFile
 from satbench.errors import DataError
 from satbench.io.hub_url import HubRef, parse_hub_url  # noqa: F401 (re-exported)
 from satbench.io.files import atomic_write_json, open_regular, read_json_bounded
 from satbench.runtime.resources import satbench_home
+
+
+
+class RemoteFile(Protocol):
+    """What :func:`fetch` needs to know of a file (the catalog's :class:`satbench.data.download_spec.RemoteFile`
+    has these fields; io stays below data, so it names the shape, not the class)."""
+
+    filename: str
+    url: Optional[str]
+    md5: Optional[str]
+    sha256: Optional[str]
+    size: Optional[int]
+    checksum_source: str
+
 
 try:  # huggingface_hub >= 1.x depends on "httpx2" (the same API); older stacks ship "httpx"
     import httpx2 as httpx

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -20,44 +19,16 @@ mmcv_compat.install()
 
 from mmengine.config import Config  # noqa: E402
 
-from satbench.data.catalog import DatasetSpec, get_dataset_spec, list_datasets  # noqa: E402
-from satbench.data.segmentation import check_data_root, default_seg_root  # noqa: E402,F401 (check_data_root re-exported)
+from satbench.data.segmentation import SegDatasetInfo, check_data_root, default_seg_root, get_seg_dataset  # noqa: E402,F401
+from satbench.data.segmentation import seg_datasets  # noqa: E402
 from satbench.errors import ProtocolError, SatbenchError  # noqa: E402
 from satbench.io.files import atomic_write_bytes  # noqa: E402
 from satbench.runtime.resources import tasks_dir  # noqa: E402
-from satbench.eval.seg_settings import SegmentationSettings  # noqa: E402
+from satbench.seg.settings import SegmentationSettings  # noqa: E402
 from satbench.seg.backbone import default_out_indices, resolve_card  # noqa: E402
 
 CROPS = (224, 512)
 DEFAULT_PROTOCOL = "upernet-v1"
-
-
-@dataclass(frozen=True)
-class SegDatasetInfo:
-    """One segmentation benchmark as mmseg reads it (a view of its catalog spec, ``satbench/data/catalog/``)."""
-
-    name: str
-    dataset_type: str
-    num_classes: int
-    folder: str
-    converter: str
-    expected: dict[str, int]
-    channels: str = "RGB"
-    required_files: tuple[str, ...] = ()
-    max_label: int = 0
-    classes: tuple[str, ...] = ()
-
-
-def _info(spec: DatasetSpec) -> SegDatasetInfo:
-    seg = spec.segmentation
-    assert seg is not None
-    return SegDatasetInfo(spec.name, seg.mmseg_dataset, spec.num_classes, spec.name, seg.converter, dict(spec.counts),
-                          seg.channels, tuple(seg.required_files), seg.max_label, tuple(spec.classes))
-
-
-def seg_datasets() -> dict[str, SegDatasetInfo]:
-    """Every segmentation dataset of the catalog, by name."""
-    return {s.name: _info(s) for s in list_datasets("segmentation")}
 
 
 #: The shipped segmentation datasets (read once from the catalog; use :func:`seg_datasets` for user additions).
@@ -67,11 +38,6 @@ SEG_DATASETS: dict[str, SegDatasetInfo] = seg_datasets()
 def seg_configs_dir() -> Path:
     """The folder holding the shipped mmseg configs (``tasks/segmentation``)."""
     return tasks_dir() / "segmentation"
-
-
-def get_seg_dataset(name: str) -> SegDatasetInfo:
-    """Dataset info by name; unknown names list the known ones."""
-    return _info(get_dataset_spec(name, kind="segmentation"))
 
 
 def config_path(dataset: str, crop: int) -> Path:

@@ -30,7 +30,8 @@ from satbench.records.results import make_record, write_record  # noqa: E402
 from satbench.seg.backbone import resolve_card  # noqa: E402
 from satbench.seg import safe_resume  # noqa: E402
 from satbench.data.segmentation import resolve_seg_dataset  # noqa: E402
-from satbench.seg.config import DEFAULT_PROTOCOL, check_data_root, get_seg_dataset  # noqa: E402
+from satbench.data.segmentation import check_data_root, get_seg_dataset  # noqa: E402
+from satbench.seg.config import DEFAULT_PROTOCOL  # noqa: E402
 from satbench.seg.run_args import RUN_ARGS_NAME, SegRunArgs, cpu_distributed_edits, make_config, replace_norm_type  # noqa: E402
 from satbench.seg.run_args import write_run_args  # noqa: E402
 
@@ -131,7 +132,7 @@ def split_sha256(dataset: Any) -> str:
 
 def _attach_statistics(record: Any, runner: Runner, statistics: Any) -> None:
     """Rank 0: the split hashes, the per-image confusion sidecar and the mIoU interval of the final validation."""
-    from satbench.eval.statistics import StatsOptions, attach
+    from satbench.stats.attach import StatsOptions, attach
     from satbench.stats.fields import segmentation_fields
 
     try:
@@ -200,7 +201,7 @@ def run_segmentation(
     ``seed`` seeds the random init of ``weights="random"`` and, unless ``train_seed`` is given, the training
     (mmengine's ``randomness``); ``train_seed`` (``--seeds``) seeds the training alone (recorded). The record keeps the
     per-image confusion counts of the final validation (sidecar) and the bootstrap interval of mIoU over val images
-    (``statistics``: :class:`satbench.eval.statistics.StatsOptions`, default 10,000 resamples); its
+    (``statistics``: :class:`satbench.stats.attach.StatsOptions`, default 10,000 resamples); its
     ``dataset.split_hashes`` are sha256 digests of the sorted tile names and sizes (images and labels) of each split.
 
     ``resume``: None (fresh run), ``"auto"`` (the checkpoint ``work_dir/last_checkpoint`` names, which must lie
@@ -209,7 +210,7 @@ def run_segmentation(
     The run's settings are written as data to ``work_dir/satbench_seg_run.json`` (:mod:`satbench.seg.run_args`),
     from which ``seg-predict`` rebuilds the config without executing the ``.py`` dump.
     """
-    from satbench.eval.seg_settings import SegmentationSettings
+    from satbench.seg.settings import SegmentationSettings
     from satbench.config.protocols import load_protocol
 
     protocol = protocol or load_protocol(DEFAULT_PROTOCOL, task="segmentation")

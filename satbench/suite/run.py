@@ -641,7 +641,7 @@ def run_suite(config: SuiteConfig, *, on_event: Optional[Callable[..., None]] = 
         except Exception as exc:  # noqa: BLE001 - one pair's failure never stops the others (KeyboardInterrupt does)
             if config.fail_fast:
                 raise
-            from satbench.cli.main import one_line
+            from satbench.errors import one_line
 
             msg = (one_line(exc) if isinstance(exc, SatbenchError)
                    else f"internal error: {type(exc).__name__}: {one_line(exc)}")

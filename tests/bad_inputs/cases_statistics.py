@@ -1,6 +1,6 @@
 """Corpus cases: the statistics options (``--seeds``, ``--train-fraction``, ``--shots``, ``--draws``, ``--subset-seed``,
 ``--resamples``). Malformed values are usage errors at parse time; combinations a task cannot honour are one error line
-before any work (satbench.eval.statistics.check_options)."""
+before any work (satbench.stats.attach.check_options)."""
 
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ from satbench.runtime import mmcv_compat
 mmcv_compat.install()
 
 from satbench.errors import DataError  # noqa: E402
-from satbench.seg.config import check_data_root, get_seg_dataset  # noqa: E402
+from satbench.data.segmentation import check_data_root, get_seg_dataset  # noqa: E402
 
 def converter_script(kind: str) -> Path:
     """Path of mmseg's converter for ``kind`` inside the installed wheel."""

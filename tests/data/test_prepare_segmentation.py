@@ -48,7 +48,7 @@ def test_bad_labels_are_reported(tmp_path):
     from PIL import Image
 
     from satbench.errors import DataError
-    from satbench.seg.prepare import check_labels
+    from satbench.data.prepare_segmentation import check_labels
 
     for split in ("train", "val"):
         (tmp_path / "ann_dir" / split).mkdir(parents=True)

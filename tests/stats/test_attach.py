@@ -1,4 +1,4 @@
-"""satbench.eval.statistics: the statistics options are refused in one line before any work when a task cannot honour
+"""satbench.stats.attach: the statistics options are refused in one line before any work when a task cannot honour
 them; segmentation's per-image confusion counts equal mmseg's own areas; (slow) a real segmentation run keeps them in a
 hashed sidecar with the mIoU interval, and ``--seeds`` repeats it."""
 
@@ -43,7 +43,7 @@ def test_impossible_statistics_options_are_refused_before_any_work(task, kw, pat
 
 
 def test_options_from_task_options_and_keywords_are_normalised():
-    from satbench.eval.statistics import check_options
+    from satbench.stats.attach import check_options
     from satbench.eval.task import get_task
 
     extra = {"train_fraction": (0.1, 1), "shots": 5, "draws": 3}
