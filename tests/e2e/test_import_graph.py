@@ -1,6 +1,7 @@
 """The package has no import cycles: no two satbench modules import each other, directly or through others, at module
-level or inside a function (a function-level import hides a cycle from Python, not from the design). Imports under
-``if TYPE_CHECKING:`` are for type checkers only and do not count; a package importing its own children is fine."""
+level, inside a function or under ``if TYPE_CHECKING:`` (a function-level or type-only import hides a cycle from
+Python, not from the design); a package importing its own children is fine. And every import between the package's
+rooms (``satbench/<room>/`` or ``satbench/<room>.py``) runs in a direction the table in docs/architecture.md allows."""
 
 from __future__ import annotations
 
@@ -34,15 +35,13 @@ def _targets(mods: dict[str, Path], cur: str, node: ast.Import | ast.ImportFrom)
 
 
 def import_graph(root: Path = PACKAGE) -> dict[str, set[str]]:
-    """module -> the satbench modules it imports anywhere in its file (TYPE_CHECKING blocks excepted)."""
+    """module -> the satbench modules it imports anywhere in its file (TYPE_CHECKING blocks and functions included)."""
     mods = _modules(root)
     edges: dict[str, set[str]] = {m: set() for m in mods}
     for m, p in mods.items():
         tree = ast.parse(p.read_text())
-        skip = {id(x) for n in ast.walk(tree) if isinstance(n, ast.If) and "TYPE_CHECKING" in ast.unparse(n.test)
-                for x in ast.walk(n)}
         for node in ast.walk(tree):
-            if id(node) in skip or not isinstance(node, (ast.Import, ast.ImportFrom)):
+            if not isinstance(node, (ast.Import, ast.ImportFrom)):
                 continue
             for t in _targets(mods, m, node):
                 while t and t not in mods and "." in t:
@@ -110,4 +109,76 @@ def test_the_check_finds_function_level_cycles(tmp_path):
     (pkg / "c.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .sub import d\n")
     (pkg / "sub" / "__init__.py").write_text("from . import d\n")
     (pkg / "sub" / "d.py").write_text("from ..c import z\n")
-    assert cycles(import_graph(pkg)) == [["satbench.a", "satbench.b"]]
+    assert cycles(import_graph(pkg)) == [["satbench.a", "satbench.b"], ["satbench.c", "satbench.sub.d"]]
+
+
+ARCHITECTURE = REPO / "docs" / "architecture.md"
+
+
+def allowed_imports(doc: Path = ARCHITECTURE) -> dict[str, set[str]]:
+    """room -> the rooms it may import, from the table in docs/architecture.md (``every room``: all of them)."""
+    rows: dict[str, str] = {}
+    for line in doc.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| `") and len(cells) == 3:
+            rows[cells[0].strip("`")] = cells[2]
+    out = {}
+    for room, cell in rows.items():
+        if cell == "every room":
+            out[room] = set(rows)
+        else:
+            out[room] = {r.strip().strip("`") for r in cell.split(",") if r.strip() not in ("", "—")}
+    return out
+
+
+def room_of(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def layering_violations(edges: dict[str, set[str]], allowed: dict[str, set[str]]) -> list[str]:
+    """Imports between rooms that the table does not allow, and rooms the table does not name."""
+    bad = []
+    for m, targets in sorted(edges.items()):
+        src = room_of(m)
+        if not src:
+            continue  # satbench/__init__.py: the public names, resolved lazily through api
+        if src not in allowed:
+            bad.append(f"{m}: room {src!r} is not in the table of docs/architecture.md")
+            continue
+        for t in sorted(targets):
+            dst = room_of(t)
+            if dst and dst != src and dst not in allowed[src]:
+                bad.append(f"{m} imports {t} ({src} may import: {', '.join(sorted(allowed[src])) or 'nothing'})")
+    return bad
+
+
+def test_rooms_import_only_what_the_architecture_table_allows():
+    allowed = allowed_imports()
+    assert {"models", "records", "io", "config", "runtime", "eval", "cli"} <= set(allowed)
+    assert "eval" not in allowed["models"] and "cli" not in allowed["suite"] and allowed["errors"] == set()
+    found = layering_violations(import_graph(), allowed)
+    assert not found, "imports against docs/architecture.md (move the piece down, or invert the dependency):\n" + \
+        "\n".join(found)
+
+
+def test_the_table_is_a_strict_order():
+    """Read as a graph, the table itself has no circle: a room never may import one that may import it back."""
+    allowed = allowed_imports()
+    edges = {r: {d for d in ds if d != r} for r, ds in allowed.items() if r != "cli"}
+    assert not cycles(edges)
+
+
+def test_the_layering_check_catches_a_sibling_import(tmp_path):
+    pkg = tmp_path / "satbench"
+    for room in ("io", "eval"):
+        (pkg / room).mkdir(parents=True)
+        (pkg / room / "__init__.py").write_text("")
+    (pkg / "__init__.py").write_text("")
+    (pkg / "io" / "files.py").write_text("def f():\n    from satbench.eval.knn import g\n")
+    (pkg / "eval" / "knn.py").write_text("from satbench.io.files import f\n")
+    (pkg / "extra.py").write_text("")
+    allowed = {"io": set(), "eval": {"io"}}
+    assert layering_violations(import_graph(pkg), allowed) == [
+        "satbench.extra: room 'extra' is not in the table of docs/architecture.md",
+        "satbench.io.files imports satbench.eval.knn (io may import: nothing)"]
