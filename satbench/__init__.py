@@ -14,7 +14,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from satbench import _moved
 from satbench._version import __version__
+
+_moved.install()  # the pre-0.3 module paths (satbench.backbones, satbench.settings, ...) as aliases
 
 __all__ = ["__version__", "list_models", "load_model", "open_dataset", "run", "list_protocols", "list_tasks",
            "list_datasets", "read_records", "leaderboard", "Model"]
