@@ -158,7 +158,7 @@ def capture_knn_predictions():
 
 def part2(args) -> None:
     from satbench.cli.main import main as cli
-    from satbench.io.files import atomic_write_json
+    from satbench.io.atomic import atomic_write_json
     from satbench.records.predictions import write_sidecar
     from satbench.stats.compare import compare
     from satbench.stats.fields import knn_fields

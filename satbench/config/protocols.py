@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from satbench.errors import ProtocolError, UnknownNameError, close_matches
-from satbench.io.files import canonical_hash
+from satbench.io.hashing import canonical_hash
 from satbench.runtime.resources import tasks_dir
 from satbench.config.yamlio import read_yaml
 

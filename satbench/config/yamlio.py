@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from satbench.errors import SatbenchError
-from satbench.io.files import human_bytes, read_bytes_or_fail
+from satbench.io.bounded import human_bytes, read_bytes_or_fail
 
 MAX_YAML_BYTES = 1 << 20
 MAX_ALIAS_NODES = 10_000

@@ -26,7 +26,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Optional, Sequence
 
 from satbench.errors import DataError
-from satbench.io.files import atomic_write_bytes, read_json_bounded
+from satbench.io.atomic import atomic_write_bytes
+from satbench.io.bounded import read_json_bounded
 from satbench.data.catalog import get_dataset_spec
 from satbench.data.images import read_rgb
 
@@ -242,7 +243,7 @@ class FmowCsvDataset:
     """
 
     def __init__(self, csvs: dict[str, str | os.PathLike], data_root: str | os.PathLike) -> None:
-        from satbench.io.files import sha256_file
+        from satbench.io.hashing import sha256_file
 
         if not data_root:
             raise DataError("fmow needs --data-root (the folder the CSVs' image_path entries are relative to)")

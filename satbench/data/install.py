@@ -26,7 +26,8 @@ from satbench.io.download import (
     DownloadError, FetchResult, downloads_dir, expected_checksums, fetch, record_first_use_checksum
 )
 from satbench.errors import DataError, SatbenchError
-from satbench.io.files import atomic_write_json, read_json_bounded
+from satbench.io.atomic import atomic_write_json
+from satbench.io.bounded import read_json_bounded
 from satbench.runtime.resources import satbench_home
 from satbench.data.sources import DatasetSource, RemoteFile, get_source
 

@@ -16,7 +16,7 @@ from typing import Any, Optional
 from satbench.errors import DataError
 from satbench.data.catalog import get_dataset_spec
 from satbench.data.images import IMAGE_EXTENSIONS
-from satbench.io.files import read_bytes_or_fail
+from satbench.io.bounded import read_bytes_or_fail
 from satbench.data.scene import MAX_SPLIT_BYTES, SPLITS_DIR, _read_split, split_file_present
 
 MAX_DEPTH = 5
@@ -132,7 +132,7 @@ def prepare_scene(name: str, src: str | os.PathLike, out: str | os.PathLike, *, 
         else:
             src = split_dir / f"{split}.txt"
             text = read_bytes_or_fail(src, MAX_SPLIT_BYTES, lead=f"split file {src}", error=DataError).decode()
-        from satbench.io.files import atomic_write_bytes
+        from satbench.io.atomic import atomic_write_bytes
 
         atomic_write_bytes(dst / f"{split}.txt", text.encode())
     report["classes"] = len(classes)

@@ -19,7 +19,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Optional
 
 from satbench.errors import DataError, UnknownNameError
-from satbench.io.files import read_bytes_or_fail, sha256_bytes
+from satbench.io.bounded import read_bytes_or_fail
+from satbench.io.hashing import sha256_bytes
 from satbench.data.normalization import Normalization
 from satbench.data.catalog import SPLITS_DIR, DatasetSpec, find_dataset_spec, get_dataset_spec, list_datasets, spec_for_folder
 from satbench.data.images import IMAGE_EXTENSIONS, image_size

@@ -35,7 +35,8 @@ from typing import Any, Iterable, Optional, Sequence
 import numpy as np
 
 from satbench.errors import DataError, SatbenchError
-from satbench.io.files import atomic_write_bytes, atomic_write_json, canonical_hash
+from satbench.io.atomic import atomic_write_bytes, atomic_write_json
+from satbench.io.hashing import canonical_hash
 from satbench.runtime.resources import satbench_home
 
 FORMAT = "satbench.feature-cache/1"
@@ -47,7 +48,7 @@ NPY_MAX_HEADER = 64 * 1024
 
 _DIGEST = re.compile(r"^([0-9a-f]{64})\.(npy|json)$")
 _SHARD = re.compile(r"^[0-9a-f]{2}$")
-_ENTRY_TMP = re.compile(r"^\.([0-9a-f]{64})\.(?:npy|json)\.[a-z0-9_]{8}\.tmp$")  # satbench.io.files.atomic_write temp files
+_ENTRY_TMP = re.compile(r"^\.([0-9a-f]{64})\.(?:npy|json)\.[a-z0-9_]{8}\.tmp$")  # satbench.io.atomic.atomic_write temp files
 _PROBE_PREFIX = ".satbench-cache-check-"
 _PROBE_TMP = re.compile(r"^\.satbench-cache-check-[a-z0-9_]{8}\.tmp$")
 

@@ -17,7 +17,8 @@ from satbench.data.transforms import knn_transform, knn_transform_spec
 from satbench.errors import DataError, InputSizeError, SatbenchError
 from satbench.eval.extract import ExtractStats, View, extract_views
 from satbench.models.features import FeatureExtractor
-from satbench.io.files import atomic_write_bytes, atomic_write_json, sha256_bytes
+from satbench.io.atomic import atomic_write_bytes, atomic_write_json
+from satbench.io.hashing import sha256_bytes
 from satbench.data.normalization import Normalization
 from satbench.models.weights import LoadedModel
 

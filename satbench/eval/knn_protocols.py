@@ -22,7 +22,7 @@ from satbench.models.backbones.base import check_input_size
 from satbench.data.scene import SceneDataset
 from satbench.data.transforms import knn_input_size, knn_resize_size, knn_transform, knn_transform_spec
 from satbench.errors import InputSizeError, ProtocolError
-from satbench.io.files import canonical_hash
+from satbench.io.hashing import canonical_hash
 from satbench.data.normalization import Normalization
 from satbench.config.protocols import Protocol
 from satbench.eval.extract import View

@@ -37,7 +37,7 @@ from torch.utils.data import DataLoader
 from satbench.data.transforms import eval_transform, train_transform
 from satbench.errors import ProtocolError, SatbenchError, WeightsError
 from satbench.models.features import FeatureExtractor
-from satbench.io.files import atomic_torch_save
+from satbench.io.atomic import atomic_torch_save
 from satbench.io.locking import holds_output_lock
 from satbench.config.protocols import Protocol
 from satbench.runtime.rng import rng_state, set_rng_state

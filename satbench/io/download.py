@@ -30,7 +30,8 @@ from typing import Any, Callable, Optional, Protocol
 
 from satbench.errors import DataError
 from satbench.io.hub_url import HubRef, parse_hub_url  # noqa: F401 (re-exported)
-from satbench.io.files import atomic_write_json, open_regular, read_json_bounded
+from satbench.io.atomic import atomic_write_json
+from satbench.io.bounded import open_regular, read_json_bounded
 from satbench.runtime.resources import satbench_home
 
 

@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, TypeVar, Union
 
 from satbench.errors import SatbenchError
-from satbench.io.files import file_kind, host_tag, pid_alive
+from satbench.io.bounded import file_kind
+from satbench.io.atomic import host_tag, pid_alive
 
 LOCK_NAME = ".satbench.lock"
 #: When the lock is held but the recorded owner is dead on this host (its forked data-loader workers still hold the

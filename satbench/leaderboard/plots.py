@@ -34,7 +34,7 @@ def _png(fig: Any) -> bytes:
 
 
 def _save(data: bytes, path: str | Path) -> Path:
-    from satbench.io.files import atomic_write_bytes
+    from satbench.io.atomic import atomic_write_bytes
 
     return atomic_write_bytes(Path(path), data)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 from satbench.errors import WeightsError
-from satbench.io.files import UntrustedFileError, open_regular
+from satbench.io.bounded import UntrustedFileError, open_regular
 
 _GLOBAL_RE = re.compile(r"GLOBAL ([\w.]+)")
 _REFUSED_RE = re.compile(r"satbench refused ([\w.]+(?: on [\w.<>]+)?)")

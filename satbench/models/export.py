@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from satbench.errors import SatbenchError
-from satbench.io.files import atomic_torch_save, atomic_write_bytes, atomic_write_json
+from satbench.io.atomic import atomic_torch_save, atomic_write_bytes, atomic_write_json
 from satbench.models.weights import LoadedModel
 
 FORMATS = ("safetensors", "pth")

@@ -147,7 +147,7 @@ def write_card_copy(card: ModelCard, kind: str, entry: dict[str, Any], out: str 
     """
     import yaml
 
-    from satbench.io.files import atomic_write_bytes
+    from satbench.io.atomic import atomic_write_bytes
 
     out = check_out_path(card, out, overwrite=overwrite)
     from satbench.config.yamlio import read_yaml

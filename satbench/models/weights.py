@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from satbench.models.backbones import FAMILIES
 from satbench.errors import SatbenchError, WeightsError
-from satbench.io.files import sha256_file
+from satbench.io.hashing import sha256_file
 from satbench.models.cards import ModelCard
 from satbench.models.checkpoints import fmt_keys as _fmt_keys
 from satbench.models.checkpoints import read_checkpoint as _read_checkpoint
@@ -114,7 +114,7 @@ def download_weights(card: ModelCard, kind: str = "pretrain") -> Path:
             if got.resolve() != target.resolve():
                 os.replace(got, target)
         elif entry.get("url"):
-            from satbench.io.files import atomic_write
+            from satbench.io.atomic import atomic_write
             import urllib.request
 
             with urllib.request.urlopen(entry["url"], timeout=60) as resp:  # noqa: S310 (card-declared URL)

@@ -16,7 +16,7 @@ import torch
 
 from satbench.errors import WeightsError
 from satbench.models.checkpoints import read_checkpoint
-from satbench.io.files import atomic_torch_save
+from satbench.io.atomic import atomic_torch_save
 from satbench.runtime.rng import rng_state, set_rng_state  # noqa: F401  (re-exported for the trainer)
 
 CHECKPOINT = "checkpoint.pth"

@@ -23,7 +23,7 @@ from typing import Any, Callable, Optional
 from satbench.data.fmow import FMoWTemporalDataset, read_fmow_csv
 from satbench.data.images import IMAGE_EXTENSIONS, read_rgb
 from satbench.errors import DataError
-from satbench.io.files import UntrustedFileError, open_regular
+from satbench.io.bounded import UntrustedFileError, open_regular
 
 
 

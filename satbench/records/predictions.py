@@ -28,7 +28,9 @@ from typing import Any, Mapping, Optional
 import numpy as np
 
 from satbench.errors import ResultsError
-from satbench.io.files import atomic_write_bytes, atomic_write_json, read_json_bounded, sha256_bytes
+from satbench.io.atomic import atomic_write_bytes, atomic_write_json
+from satbench.io.bounded import read_json_bounded
+from satbench.io.hashing import sha256_bytes
 from satbench.records.names import MAX_RECORD_BYTES, MAX_RECORD_DEPTH, SCHEMA, candidate_stems, record_destination
 
 FORMAT = "satbench.preds/1"

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
 from satbench.errors import ResultsError
-from satbench.io.files import UntrustedFileError, atomic_write_json, parse_json_bounded, read_bytes_bounded
+from satbench.io.bounded import UntrustedFileError, parse_json_bounded, read_bytes_bounded
+from satbench.io.atomic import atomic_write_json
 from satbench.records.provenance import provenance
 from satbench.records.names import (
     MAX_RECORD_BYTES, MAX_RECORD_DEPTH, REQUIRED, SCHEMA, candidate_stems, default_results_dir, record_destination,
@@ -146,7 +147,7 @@ def record_problem(rec: Any) -> Optional[str]:
     Checks what the leaderboard and the other readers use: the schema, the required fields and their types (task,
     model and id strings; weights, protocol, dataset, metrics, provenance objects; summary an object whose headline
     numbers are numbers), ``provenance.date`` a string, and the nested fields tables read. Non-finite numbers are
-    refused when parsing (:func:`satbench.io.files.parse_json_bounded`).
+    refused when parsing (:func:`satbench.io.bounded.parse_json_bounded`).
     """
     if not isinstance(rec, dict):
         return f"not a satbench record (the JSON is {_type_name(rec)}, not an object)"

@@ -2,7 +2,7 @@
 
 mmengine 0.10.7 saves ``iter_N.pth`` through ``LocalBackend.put``, a plain ``open(path, 'wb').write``: a run killed
 while saving leaves a half-written file under the final name. :func:`install` replaces that method with
-:func:`satbench.io.files.atomic_write_bytes`, so a checkpoint file either is complete or does not exist; the
+:func:`satbench.io.atomic.atomic_write_bytes`, so a checkpoint file either is complete or does not exist; the
 ``last_checkpoint`` pointer (written by mmengine after the checkpoint) then always names a complete file. Installed
 when :mod:`satbench.seg` is imported, so runs driven by mmseg's own ``tools/train.py`` get it too.
 """
@@ -22,7 +22,7 @@ def install() -> None:
         return
     from mmengine.fileio.backends.local_backend import LocalBackend
 
-    from satbench.io.files import atomic_write_bytes
+    from satbench.io.atomic import atomic_write_bytes
 
     def put(self: LocalBackend, obj: bytes, filepath: Union[str, Path]) -> None:
         atomic_write_bytes(filepath, obj)  # creates the folder, writes a temp file, fsyncs, renames

@@ -22,7 +22,7 @@ from mmengine.config import Config  # noqa: E402
 from satbench.data.segmentation import SegDatasetInfo, check_data_root, default_seg_root, get_seg_dataset  # noqa: E402,F401
 from satbench.data.segmentation import seg_datasets  # noqa: E402
 from satbench.errors import ProtocolError, SatbenchError  # noqa: E402
-from satbench.io.files import atomic_write_bytes  # noqa: E402
+from satbench.io.atomic import atomic_write_bytes  # noqa: E402
 from satbench.runtime.resources import tasks_dir  # noqa: E402
 from satbench.seg.settings import SegmentationSettings  # noqa: E402
 from satbench.seg.backbone import default_out_indices, resolve_card  # noqa: E402

@@ -29,7 +29,7 @@ from mmengine.config import Config  # noqa: E402
 from satbench.models.checkpoints import read_checkpoint, state_dict_problems  # noqa: E402
 from satbench.data.images import IMAGE_EXTENSIONS  # noqa: E402
 from satbench.errors import DataError, SatbenchError, WeightsError  # noqa: E402
-from satbench.io.files import atomic_write  # noqa: E402
+from satbench.io.atomic import atomic_write  # noqa: E402
 from satbench.seg.run_args import RUN_ARGS_NAME, make_config, read_run_args  # noqa: E402
 from satbench.seg.untrusted import read_small_file  # noqa: E402
 

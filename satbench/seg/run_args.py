@@ -34,7 +34,7 @@ mmcv_compat.install()
 from mmengine.config import Config  # noqa: E402
 
 from satbench.errors import ProtocolError  # noqa: E402
-from satbench.io.files import atomic_write_json  # noqa: E402
+from satbench.io.atomic import atomic_write_json  # noqa: E402
 from satbench.seg.config import CROPS, SEG_DATASETS, build_config  # noqa: E402
 from satbench.seg.untrusted import read_small_file  # noqa: E402
 

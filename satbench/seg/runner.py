@@ -24,7 +24,8 @@ from mmengine.runner import Runner  # noqa: E402
 
 from satbench.runtime.distributed import join_process_group, torchrun_rank, torchrun_world_size  # noqa: E402
 from satbench.errors import SatbenchError  # noqa: E402
-from satbench.io.files import atomic_torch_save, atomic_write_bytes, canonical_hash  # noqa: E402
+from satbench.io.atomic import atomic_torch_save, atomic_write_bytes
+from satbench.io.hashing import canonical_hash  # noqa: E402
 from satbench.io.locking import holds_output_lock  # noqa: E402
 from satbench.records.results import make_record, write_record  # noqa: E402
 from satbench.seg.backbone import resolve_card  # noqa: E402

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from satbench.errors import SatbenchError
-from satbench.io.files import read_bytes_or_fail
+from satbench.io.bounded import read_bytes_or_fail
 
 
 def read_small_file(path: str | os.PathLike, cap: int, *, what: str, follow_symlinks: bool = True,
@@ -21,7 +21,7 @@ def read_small_file(path: str | os.PathLike, cap: int, *, what: str, follow_syml
 
     ``what`` names the file's role in messages (e.g. ``"the last_checkpoint pointer"``). With
     ``follow_symlinks=False`` a symbolic link is refused (``O_NOFOLLOW``). The reading itself is
-    :func:`satbench.io.files.read_bytes_bounded`; this adds the path and the file's role to its reasons.
+    :func:`satbench.io.bounded.read_bytes_bounded`; this adds the path and the file's role to its reasons.
     """
     path = Path(path)
     return read_bytes_or_fail(path, cap, lead=f"{path}: {what}", error=error, follow_symlinks=follow_symlinks)

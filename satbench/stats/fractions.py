@@ -12,7 +12,7 @@ Definition (``labels`` = the train split's labels in split order, ``H`` = the tr
   represented and the realised fraction can exceed ``f`` for tiny fractions (it is recorded as ``actual_fraction``).
 * Shots ``N`` per class: ``m_c = min(N, n_c)``. A class with fewer than ``N`` images contributes all of them and is
   listed in ``short_classes`` (class index -> images available) -- recorded, never silent; ``strict=True`` refuses.
-* The subset's hash: :func:`satbench.io.files.canonical_hash` of ``{"parent_split_sha256": H, "indices": [sorted positions]}``
+* The subset's hash: :func:`satbench.io.hashing.canonical_hash` of ``{"parent_split_sha256": H, "indices": [sorted positions]}``
   (0-based positions in the parent split's sample order).
 * Draws ``d = 0 .. D-1`` give independent subsets of the same size; their results are averaged with their spread
   (:func:`satbench.stats.seeds.aggregate`).
@@ -28,7 +28,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from satbench.errors import DataError
-from satbench.io.files import canonical_hash
+from satbench.io.hashing import canonical_hash
 
 DOMAIN = 0xF4AC
 

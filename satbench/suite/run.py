@@ -360,7 +360,7 @@ def weights_plan(config: SuiteConfig, kind: str = "pretrain") -> WeightsPlan:
     card's pinned sha256 (or unknown until loaded), and when they are not, why they are missing and where to put
     them."""
     from satbench.models.hub import is_hub_spec
-    from satbench.io.files import sha256_file
+    from satbench.io.hashing import sha256_file
     from satbench.models.registry import get_card
     from satbench.models.weights import cached_weight_path, is_offline, resolve_weights
 

@@ -185,7 +185,7 @@ def add_cases(out: Path, res: Path, case, ctx: dict[str, Any]) -> None:
          present=[stale / "checkpoint.pth"], absent=[stale / ".satbench.lock"])
 
     # --- stale temp files -------------------------------------------------------------------------------------------
-    from satbench.io.files import host_tag
+    from satbench.io.atomic import host_tag
 
     temps = base / "results_with_temps"
     temps.mkdir(exist_ok=True)

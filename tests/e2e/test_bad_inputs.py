@@ -82,7 +82,7 @@ def test_every_case_fails_cleanly_or_converts(corpus, capsys):
 
 
 def test_full_disk_while_writing_a_record_is_a_clear_error(monkeypatch, tmp_path, capsys):
-    import satbench.io.files as sio
+    import satbench.io.atomic as sio
 
     def no_space(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -97,7 +97,7 @@ def test_full_disk_while_writing_a_record_is_a_clear_error(monkeypatch, tmp_path
 
 
 def test_read_only_results_folder_is_a_clear_error(monkeypatch, tmp_path, capsys):
-    import satbench.io.files as sio
+    import satbench.io.atomic as sio
 
     def denied(*a, **k):
         raise PermissionError(errno.EACCES, "Permission denied")

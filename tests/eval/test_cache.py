@@ -368,7 +368,8 @@ def test_fifos_in_the_cache_do_not_hang(tmp_path, capsys):
 # the store itself
 # ---------------------------------------------------------------------------------------------------------------------
 def test_entries_of_the_earlier_format_are_listed_as_such_never_used_and_cleared(tmp_path, capsys):
-    from satbench.io.files import atomic_write_json, canonical_hash
+    from satbench.io.atomic import atomic_write_json
+    from satbench.io.hashing import canonical_hash
 
     key = {"v": 1, "model": "m", "split_sha256": "x"}
     digest = canonical_hash(key)
@@ -389,7 +390,7 @@ def test_entries_of_the_earlier_format_are_listed_as_such_never_used_and_cleared
 def test_a_failed_cache_write_is_a_warning_and_turns_caching_off(tmp_path, capsys, monkeypatch):
     import errno
 
-    import satbench.io.files as sio
+    import satbench.io.atomic as sio
 
     def full(fd):
         raise OSError(errno.ENOSPC, "No space left on device")

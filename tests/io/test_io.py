@@ -1,5 +1,5 @@
 """Files and folders satbench did not write, and the folders it owns: output-folder locks, stale temp files, a full
-disk, hostile results folders, and bounded YAML / JSON (satbench.io.locking, satbench.io.files, satbench.records.results,
+disk, hostile results folders, and bounded YAML / JSON (satbench.io.locking, satbench.io.atomic, satbench.records.results,
 satbench.config.yamlio). Where a hang is the failure mode the test runs a subprocess with a timeout."""
 
 from __future__ import annotations
@@ -239,7 +239,7 @@ def test_torchrun_job_refused_by_a_locked_folder_ends_without_hanging(tmp_path):
 # Temp files
 # ---------------------------------------------------------------------------------------------------------------------
 def test_stale_temp_files_of_dead_writers_are_removed_at_the_next_write(tmp_path):
-    from satbench.io.files import LEGACY_TEMP_MIN_AGE_S, atomic_write_json, host_tag
+    from satbench.io.atomic import LEGACY_TEMP_MIN_AGE_S, atomic_write_json, host_tag
 
     d = tmp_path / "res"
     d.mkdir()
@@ -283,7 +283,7 @@ def test_stale_temp_files_of_dead_writers_are_removed_at_the_next_write(tmp_path
 def test_temp_file_of_a_killed_writer_is_cleaned_by_the_next_write(tmp_path):
     """A real write SIGKILLed midway leaves a temp file of satbench's pattern; the next write in the folder removes it."""
     d = tmp_path / "ck"
-    code = ("import sys, time\nfrom satbench.io.files import atomic_write\n"
+    code = ("import sys, time\nfrom satbench.io.atomic import atomic_write\n"
             "def w(fh):\n    fh.write(b'x' * (4 << 20)); fh.flush(); print('writing', flush=True); time.sleep(600)\n"
             "atomic_write(sys.argv[1], w)\n")
     p = subprocess.Popen([sys.executable, "-c", code, str(d / "checkpoint.pth")], stdout=subprocess.PIPE, text=True,
@@ -294,7 +294,7 @@ def test_temp_file_of_a_killed_writer_is_cleaned_by_the_next_write(tmp_path):
     orphans = [x for x in d.iterdir() if x.name.endswith(".tmp")]
     assert len(orphans) == 1 and orphans[0].stat().st_size == 4 << 20 and f"-{p.pid}-" in orphans[0].name
     assert not (d / "checkpoint.pth").exists()
-    from satbench.io.files import atomic_write_bytes
+    from satbench.io.atomic import atomic_write_bytes
 
     atomic_write_bytes(d / "log.txt", b"next write")
     assert sorted(x.name for x in d.iterdir()) == ["log.txt"]
@@ -359,7 +359,7 @@ WRITERS = {
         {"student": m.model.state_dict(), "epoch": 1}, out, 1, 1),
     "pretrain-teacher": lambda out, m: __import__("satbench.pretrain.checkpoint", fromlist=["x"]).export_teacher(
         {f"backbone.{k}": v for k, v in m.model.state_dict().items()}, out, {"epochs_done": 1}),
-    "linear-checkpoint": lambda out, m: __import__("satbench.io.files", fromlist=["x"]).atomic_torch_save(
+    "linear-checkpoint": lambda out, m: __import__("satbench.io.atomic", fromlist=["x"]).atomic_torch_save(
         {"format": "satbench.linear/1", "teacher": m.model.state_dict()}, out / "checkpoint.pth"),
     "record": lambda out, m: __import__("satbench.records.results", fromlist=["x"]).write_record(
         _record(metrics={"big": list(range(2000))}), out),
@@ -674,7 +674,8 @@ def test_a_lock_file_satbench_did_not_write_is_never_overwritten_or_removed(tmp_
 
 
 def test_open_regular_never_blocks_on_a_fifo_and_names_the_path(tmp_path):
-    from satbench.io.files import UntrustedFileError, open_regular, sha256_file
+    from satbench.io.bounded import UntrustedFileError, open_regular
+    from satbench.io.hashing import sha256_file
 
     fifo = tmp_path / "f"
     os.mkfifo(fifo)

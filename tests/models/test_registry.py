@@ -11,7 +11,8 @@ import yaml
 
 from satbench.eval.cache import FeatureCache
 from satbench.errors import ProtocolError, SatbenchError, UnknownNameError
-from satbench.io.files import atomic_write_json, canonical_hash
+from satbench.io.atomic import atomic_write_json
+from satbench.io.hashing import canonical_hash
 from satbench.data.normalization import PRESETS, parse_normalization
 from satbench.models.registry import get_card, list_cards, load_card_file as _load_card
 from satbench.records.results import make_record, read_records, write_record

@@ -15,7 +15,7 @@ import pytest
 
 from satbench.records import predictions as P
 from satbench.errors import ResultsError
-from satbench.io.files import sha256_bytes
+from satbench.io.hashing import sha256_bytes
 from satbench.records.results import read_records
 
 

@@ -164,7 +164,7 @@ def test_mmengine_checkpoint_writes_are_atomic(tmp_path, monkeypatch):
     """satbench.seg makes mmengine's LocalBackend.put atomic: a save that fails midway leaves no file under the name."""
     import errno
 
-    import satbench.io.files as sio
+    import satbench.io.atomic as sio
     import satbench.seg  # noqa: F401  (installs the patch)
     from mmengine.runner.checkpoint import save_checkpoint
 

@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _leaderboard(args: argparse.Namespace) -> int:
     from satbench.errors import DataError
-    from satbench.io.files import atomic_write_bytes
+    from satbench.io.atomic import atomic_write_bytes
     from satbench.leaderboard import build_tables, knn_scales_png, load_references, render, render_document
     from satbench.leaderboard.tables import per_scale_tasks
     from satbench.leaderboard.escape import plain

@@ -33,7 +33,7 @@ def load_predictions(rec: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
 
     from satbench.errors import ResultsError
-    from satbench.io.files import sha256_file
+    from satbench.io.hashing import sha256_file
 
     where = rec.get("_path", "record")
     pred = rec.get("predictions")
@@ -94,7 +94,7 @@ def _plot(args: argparse.Namespace) -> int:
     import numpy as np
 
     from satbench.errors import ResultsError
-    from satbench.io.files import atomic_write_bytes
+    from satbench.io.atomic import atomic_write_bytes
     from satbench.leaderboard import runs as R
     from satbench.leaderboard.escape import plain
     from satbench.leaderboard.plots import confusion_png, per_class_png
