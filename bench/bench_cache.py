@@ -89,7 +89,7 @@ def _cache(a):
 
 def worker(a) -> dict:
     ds, proto, loaded = _setup(a)
-    from satbench.eval.knn import run_knn
+    from satbench.eval.task_knn import run_knn
 
     if a.worker == "cold":
         t = time.perf_counter()

@@ -107,7 +107,7 @@ def main() -> None:
     print(f"peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")
 
     from satbench.data.scene import open_scene_dataset
-    from satbench.eval.knn import run_knn
+    from satbench.eval.task_knn import run_knn
     from satbench.config.protocols import load_protocol
 
     proto = load_protocol("satdino-knn-v1", task="knn")

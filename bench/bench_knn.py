@@ -123,7 +123,7 @@ def main() -> None:
 
     from satbench.eval.cache import FeatureCache
     from satbench.data.scene import open_scene_dataset
-    from satbench.eval.knn import run_knn
+    from satbench.eval.task_knn import run_knn
     from satbench.config.protocols import load_protocol
     from satbench.models.registry import get_card
     from satbench.models.weights import load_model

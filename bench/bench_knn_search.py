@@ -101,7 +101,7 @@ def child(cfg: str, n_train: int, n_query: int, d: int, k: int, threads: int, bu
     import torch
 
     torch.set_num_threads(threads)
-    from satbench.eval.knn import knn_search
+    from satbench.eval.knn_search import knn_search
 
     dev = "cuda" if cfg.startswith("cuda") else "cpu"
     xtr = make_features(n_train, d, 0, dev)

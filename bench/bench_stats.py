@@ -134,17 +134,19 @@ def capture_knn_predictions():
     """Record top-1 predictions of every (view, k) that run_knn classifies (run_knn writes no sidecar yet)."""
     import torch
 
-    import satbench.eval.knn as knn
+    import satbench.eval.knn_run as knn
+    from satbench.eval.knn_search import knn_search, l2_normalize
+    from satbench.eval.knn_vote import knn_vote
 
     captured: list = []
     original = knn.knn_classify
 
     def spy(train_feats, train_labels, test_feats, test_labels, ks, temperature, num_classes, *, backend="faiss",
             device=None):
-        sims, idx = knn.knn_search(knn.l2_normalize(train_feats), knn.l2_normalize(test_feats), max(ks),
+        sims, idx = knn_search(l2_normalize(train_feats), l2_normalize(test_feats), max(ks),
                                    backend=backend, device=device)
         ytr = torch.as_tensor(list(train_labels))
-        preds = {k: knn.knn_vote(sims, idx, ytr, num_classes, k, temperature)[:, 0].numpy() for k in ks}
+        preds = {k: knn_vote(sims, idx, ytr, num_classes, k, temperature)[:, 0].numpy() for k in ks}
         captured.append((np.asarray(list(test_labels)), preds))
         return original(train_feats, train_labels, test_feats, test_labels, ks, temperature, num_classes,
                         backend=backend, device=device)
@@ -157,7 +159,7 @@ def capture_knn_predictions():
 
 
 def part2(args) -> None:
-    from satbench.cli.main import main as cli
+    from satbench.cli.app import main as cli
     from satbench.io.atomic import atomic_write_json
     from satbench.records.predictions import write_sidecar
     from satbench.stats.compare import compare

@@ -26,7 +26,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from satbench.eval.knn import knn_classify, knn_search  # noqa: E402
+from satbench.eval.knn_vote import knn_classify
+from satbench.eval.knn_search import knn_search  # noqa: E402
 
 FAILED: list[str] = []
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-# The tests mirror the package (tests/eval/test_knn.py tests satbench/eval/knn.py) and are imported with
+# The tests mirror the package (tests/eval/test_knn.py tests satbench/eval/knn_run.py) and are imported with
 # --import-mode=importlib, so shared helpers are imported from tests/ itself: `support` (paths, loopback server,
 # leaderboard record builders) and `bad_inputs` (the bad-input corpus).
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -1,5 +1,5 @@
 """``python -m satbench.cli`` (as ``torchrun ... -m satbench.cli`` uses it)."""
 
-from satbench.cli.main import main
+from satbench.cli.app import main
 
 raise SystemExit(main())

@@ -185,7 +185,12 @@ def load_settings(cls: type[T], data: Mapping[str, Any], where: str, *, prefix: 
             if f.default is _MISSING and f.default_factory is _MISSING:  # type: ignore[misc]
                 raise error(f"{where}: missing key {key} ({describe_type(hints[name])})")
             continue
-        value = _convert(hints[name], data[name], key, where, error)
+        raw = data[name]
+        if hints[name] is float and isinstance(raw, float) and not math.isfinite(raw):
+            bounds = "".join(f" {sign} {f.metadata[op]:g}" for op, sign in (("gt", ">"), ("ge", ">="), ("lt", "<"),
+                                                                           ("le", "<=")) if op in f.metadata)
+            raise error(f"{where}: {key} must be a finite number{bounds}, got {raw}")
+        value = _convert(hints[name], raw, key, where, error)
         _check_range(f.metadata, value, key, where, error)
         kwargs[name] = value
     obj = cls(**kwargs)

@@ -26,6 +26,7 @@ from satbench.io.hashing import canonical_hash
 from satbench.data.normalization import Normalization
 from satbench.config.protocols import Protocol
 from satbench.eval.extract import View
+from satbench.eval.knn_settings import KnnSettings
 
 #: Scale-MAE's own kNN protocol: the one satbench uses for Scale-MAE by default (``satbench extract``'s input_res).
 #: ``scalemae-knn-v1`` (4-decimal EuroSAT statistics only) stays loadable for the records made with it.
@@ -69,33 +70,27 @@ class NativeAreaTransform:
                 if self.native_resize else None, "to_tensor": True, "area_resize": self.size}
 
 
-def _scales(protocol: Protocol) -> list[float]:
-    scales = protocol.get("scales")
-    if not isinstance(scales, list) or not scales or not all(isinstance(s, (int, float)) and s > 0 for s in scales):
-        raise ProtocolError(f"protocol {protocol.name}: scales must be a non-empty list of positive numbers, got {scales!r}")
-    return [float(s) for s in scales]
+def knn_settings(protocol: Protocol, settings: Optional[KnnSettings] = None) -> KnnSettings:
+    """The typed settings of a kNN protocol: ``settings`` when the caller parsed them already (they are parsed once
+    per run and passed down), else parsed now (strict: one line naming the file and the key)."""
+    return settings if settings is not None else protocol.settings(KnnSettings)
 
 
-def protocol_normalization(protocol: Protocol, dataset: SceneDataset,
-                           override: Optional[Normalization] = None) -> Normalization:
+def protocol_normalization(protocol: Protocol, dataset: SceneDataset, override: Optional[Normalization] = None,
+                           *, settings: Optional[KnnSettings] = None) -> Normalization:
     """The normalisation a kNN protocol prescribes for ``dataset`` (``override`` wins: ``--normalization``)."""
     if override is not None:
         return override
-    rule = protocol.get("normalization", "dataset")
-    if rule == "dataset":
+    st = knn_settings(protocol, settings)
+    if st.normalization == "dataset":
         return dataset.normalization
-    if rule == "table":
-        table = protocol.get("normalization_table") or {}
-        key = dataset.protocol_name
-        if key not in table:
-            raise ProtocolError(f"protocol {protocol.name} has no normalization statistics for {key!r} (it knows "
-                                f"{', '.join(sorted(table)) or 'none'}); pass --normalization (a preset or mean=..;std=..)")
-        e = table[key]
-        if not isinstance(e, dict) or not {"mean", "std"} <= set(e):
-            raise ProtocolError(f"protocol {protocol.name}: normalization_table entry {key!r} must be a mapping with "
-                                f"mean and std (3 values each), got {e!r}")
-        return Normalization(f"{protocol.name}:{key}", e["mean"], e["std"])  # validated on creation
-    raise ProtocolError(f"protocol {protocol.name}: normalization must be 'dataset' or 'table', got {rule!r}")
+    key = dataset.protocol_name
+    if key not in st.normalization_table:
+        raise ProtocolError(f"protocol {protocol.name} has no normalization statistics for {key!r} (it knows "
+                            f"{', '.join(sorted(st.normalization_table)) or 'none'}); pass --normalization "
+                            f"(a preset or mean=..;std=..)")
+    e = st.normalization_table[key]
+    return Normalization(f"{protocol.name}:{key}", list(e.mean), list(e.std))  # validated on creation
 
 
 def _family_and_model(backbone: Any, model: Optional[nn.Module]) -> tuple[str, Optional[nn.Module]]:
@@ -119,39 +114,28 @@ def check_entry_sizes(entries: list[ScaleEntry], model: nn.Module, protocol: Pro
                                  f"asks for {e.size} x {e.size} px inputs, which the model cannot take: {exc}") from None
 
 
-def build_scale_entries(protocol: Protocol, dataset: SceneDataset, family: Any,
-                        *, model: Optional[nn.Module] = None) -> list[ScaleEntry]:
+def build_scale_entries(protocol: Protocol, dataset: SceneDataset, family: Any, *, model: Optional[nn.Module] = None,
+                        settings: Optional[KnnSettings] = None) -> list[ScaleEntry]:
     """The per-scale entries of ``protocol`` on ``dataset`` for a backbone of ``family`` (views de-duplicated).
 
     ``family`` is the family name, or the :class:`~satbench.models.weights.LoadedModel` itself; with the model (that, or
     ``model=``) every scale's input size is checked against the backbone's ``check_input_size`` here, before any image
     is decoded (``--scales 3`` on a 256-px dataset is 768 px, beyond SatDINO's official interpolation).
+    ``settings``: the protocol's :class:`KnnSettings` when the caller parsed them already.
     """
     family, model = _family_and_model(family, model)
-    multiple = int(protocol.get("size_multiple", 16))
-    if multiple <= 0:
-        raise ProtocolError(f"protocol {protocol.name}: size_multiple must be positive, got {multiple}")
-    transform = protocol.get("transform", "resize-center-crop")
-    if transform not in TRANSFORMS:
-        raise ProtocolError(f"protocol {protocol.name}: transform must be one of {', '.join(TRANSFORMS)}, got {transform!r}")
+    st = knn_settings(protocol, settings)
     fam = get_family(family)
-    policy = str(protocol.get("input_res", "none"))
-    if policy not in fam.input_res_policies:
+    if st.input_res not in fam.input_res_policies:
         takers = [f.name for f in FAMILIES.values() if f.takes_input_res]
-        raise ProtocolError(f"protocol {protocol.name} sets input_res {policy!r}, but {fam.name} backbones take no input "
-                            f"resolution (only: {', '.join(takers)})")
-    ratio_spec = protocol.get("resize_ratio", [256, 224])
-    ratio = ratio_spec[0] / ratio_spec[1] if isinstance(ratio_spec, list) else float(ratio_spec)
-    interp = protocol.get("interpolation", "bicubic")
-    if transform == "resize-center-crop" and interp != "bicubic":
-        raise ProtocolError(f"protocol {protocol.name}: only bicubic interpolation is implemented, got {interp!r}")
-    native_resize_table = protocol.get("native_resize") or {}
-    proto_ds = dataset.protocol_name
-    native_resize = native_resize_table.get(proto_ds)
+        raise ProtocolError(f"protocol {protocol.name} sets input_res {st.input_res!r}, but {fam.name} backbones take no "
+                            f"input resolution (only: {', '.join(takers)})")
+    policy, multiple, ratio, transform = st.input_res, st.size_multiple, st.ratio, st.transform
+    native_resize = st.native_resize.get(dataset.protocol_name)
     native = dataset.native_size
     views: dict[str, View] = {}
     out: list[ScaleEntry] = []
-    for s in _scales(protocol):
+    for s in st.scales:
         target, size = knn_input_size(native, s, multiple)
         res = fam.input_res(policy, size)
         if transform == "resize-center-crop":

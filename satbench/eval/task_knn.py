@@ -1,16 +1,21 @@
 """Task ``knn``: SatDINO's multi-scale weighted kNN (``satdino-knn-v1``; Scale-MAE's ``scalemae-knn-v*``).
 
-The algorithm lives in :mod:`satbench.eval.knn` (search, vote, one record per dataset) and the per-scale views in
-:mod:`satbench.eval.knn_protocols`; this module declares the task: its protocol settings, its options, and the
-decisions a run makes before any image is decoded (normalisation of a folder that is not in the catalog, a k list
-longer than the training split), each recorded.
+The engine lives in :mod:`satbench.eval.knn_run` (extraction, then :mod:`~satbench.eval.knn_search` and
+:mod:`~satbench.eval.knn_vote` per view) and the per-scale views in :mod:`satbench.eval.knn_protocols`; this module
+declares the task: its protocol settings (parsed once here and passed down), its options, the decisions a run makes
+before any image is decoded (normalisation of a folder that is not in the catalog, a k list longer than the training
+split), each recorded, and the one place a kNN result record is built (:func:`knn_record`).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
-from typing import Any
+import time
+from typing import Any, Optional
+
+import numpy as np
 
 from satbench.config.argtypes import positive_float, positive_int
 from satbench.eval.knn_settings import KnnSettings
@@ -23,10 +28,100 @@ log = logging.getLogger("satbench")
 
 def clip_k(settings: KnnSettings, n_train: int) -> tuple[list[int], int] | None:
     """The protocol's k list clipped to the training-split size (None when nothing needs clipping)."""
-    if max(settings.k) <= n_train:
+    from satbench.eval.knn_run import clip_ks
+
+    return clip_ks(settings.k, settings.k_report, n_train)
+
+
+def knn_record(run: Any, loaded: Any, dataset: Any, stats_opts: Any = None) -> dict[str, Any]:
+    """The result record of one :class:`~satbench.eval.knn_run.KnnRun`: per-scale and average top-1/top-5 of every k,
+    the official results-JSON layout, the search and vote used, the extraction's account, and the per-image
+    predictions of every (scale entry, k) with their bootstrap intervals (``stats_opts``: a
+    :class:`satbench.stats.attach.StatsOptions`, default 10,000 resamples)."""
+    from satbench.records.results import make_record
+    from satbench.stats.attach import StatsOptions, attach
+    from satbench.stats.fields import knn_fields
+
+    stats_opts = stats_opts if stats_opts is not None else StatsOptions()
+    ks, k_report, entries, by_view = list(run.settings.k), run.settings.k_report, run.entries, run.by_view
+    num_classes = len(dataset.classes)
+    per_scale = []
+    for e in entries:
+        r = by_view[e.view.key]
+        per_scale.append({**e.as_dict(), "k": {str(k): {"top1": r.top1[k], "top5": r.top5[k]} for k in ks}})
+    average = {str(k): {"top1": float(np.mean([by_view[e.view.key].top1[k] for e in entries])),
+                        "top5": float(np.mean([by_view[e.view.key].top5[k] for e in entries]))} for k in ks}
+    ds_key = dataset.info.name if dataset.info is not None else dataset.name
+    official = {ds_key: {**{e.key: [by_view[e.view.key].top1[k] for k in ks] for e in entries},
+                         "average": [average[str(k)]["top1"] for k in ks]}}
+    metrics = {"k": ks, "k_report": k_report, "temperature": run.settings.temperature, "per_scale": per_scale,
+               "average": average, "official_format": official, "n_train": run.n_train, "n_val": len(run.val_labels),
+               "num_classes": num_classes}
+    summary = {"top1_avg": average[str(k_report)]["top1"], "top5_avg": average[str(k_report)]["top5"],
+               "top1_per_scale": {str(e.scale): by_view[e.view.key].top1[k_report] for e in entries},
+               "k": k_report}
+    extra = {"backend": run.backend, "extraction": run.extraction["stats"], "cache": run.extraction["cache"],
+             "batch_size": run.batch_size, "scale_entries": [e.as_dict() for e in entries], "world_size": run.world_size}
+    forms = {e.key: {str(k): by_view[e.view.key].vote[k] for k in ks} for e in entries}
+    used = sorted({f for per in forms.values() for f in per.values()})
+    extra["vote"] = used[0] if len(used) == 1 else "mixed"  # "official" (DINO's exp(sim/T)) or "shifted"
+    if len(used) > 1:
+        extra["vote_forms"] = forms
+    extra["search"] = next(iter(by_view.values())).search
+    if run.backend == "faiss":
+        import faiss
+
+        extra["faiss_version"] = faiss.__version__
+    ds = dataset.describe()
+    ds["normalization_used"] = run.norm.as_dict()
+    t_extract = run.extraction["seconds"]
+    record = make_record(task="knn", model=loaded.card.name, weights=loaded.weights.as_dict(),
+                         protocol=run.protocol.as_record(), dataset=ds, metrics=metrics, summary=summary,
+                         extractor=run.extractor.describe(),
+                         timings={"extract_s": round(t_extract, 3), "search_s": round(run.search_s, 3),
+                                  "total_s": round(t_extract + run.search_s, 3)},
+                         extra=extra, device=run.extractor.device)
+    # per-image predictions of every (scale entry, k) and their intervals, from the classification above
+    t2 = time.perf_counter()
+    scales = [float(e.scale) for e in entries]
+    if len(set(scales)) == len(scales):
+        preds = {(float(e.scale), k): by_view[e.view.key].pred[k] for e in entries for k in ks}
+        hit5 = {(float(e.scale), k_report): by_view[e.view.key].top5_hit[k_report] for e in entries}
+        fields = knn_fields(run.val_labels, preds, k_report=k_report, split_sha256=dataset.splits["val"].sha256,
+                            num_classes=num_classes, top5_correct=hit5, **stats_opts.kwargs())
+        attach(record, fields)
+    else:  # two entries of one scale cannot be told apart in the sidecar (no shipped protocol does this)
+        record["metrics"]["statistics"] = {"error": f"statistics left out: scale entries repeat a scale {scales}"}
+    record["timings"]["statistics_s"] = round(time.perf_counter() - t2, 3)
+    if run.train_subset is not None:
+        record["dataset"]["train_subset"] = run.train_subset.as_record()
+    if run.k_clipped is not None:
+        record["metrics"]["k_clipped"] = run.k_clipped
+    return record
+
+
+def knn_records(runs: list[Any], loaded: Any, dataset: Any, stats_opts: Any = None) -> list[dict[str, Any]]:
+    """The records of the runs of one evaluation (the runs after the first say which record's extraction they used)."""
+    records: list[dict[str, Any]] = []
+    for run in runs:
+        if records:
+            run.extraction["stats"]["shared_with_record"] = records[0]["id"]
+        records.append(knn_record(run, loaded, dataset, stats_opts))
+    return records
+
+
+def run_knn(loaded: Any, dataset: Any, protocol: Any, *, settings: Optional[KnnSettings] = None,
+            statistics: Any = None, train_subsets: Any = (), **engine: Any) -> Any:
+    """Evaluate and build the record(s): one record for the full train split, a list of them with ``train_subsets``,
+    None on the ranks other than 0 under torchrun. ``engine``: :func:`satbench.eval.knn_run.evaluate_knn`'s options
+    (device, bf16, batch_size, cache, progress, backend, normalization, num_workers, search_block_bytes, dist)."""
+    from satbench.eval.knn_run import evaluate_knn
+
+    runs = evaluate_knn(loaded, dataset, protocol, settings=settings, train_subsets=train_subsets, **engine)
+    if runs is None:
         return None
-    ks = sorted({min(k, n_train) for k in settings.k})
-    return ks, min(settings.k_report, n_train)
+    records = knn_records(runs, loaded, dataset, statistics)
+    return records if train_subsets else records[0]
 
 
 @register_task
@@ -74,7 +169,6 @@ class KnnTask(Task):
 
     def run(self, model: Any, dataset: Any, protocol: Any, options: RunOptions) -> Any:
         from satbench.data.scene import compute_normalization
-        from satbench.eval.knn import run_knn
         from satbench.stats.attach import StatsOptions, train_subsets
 
         settings = protocol.settings(KnnSettings)
@@ -92,6 +186,7 @@ class KnnTask(Task):
                      list(settings.k), ks)
             notes["k_clipped"] = {"requested": list(settings.k), "used": ks, "n_train": n_train}
             protocol = protocol.with_overrides(k=ks, k_report=k_report)
+            settings = dataclasses.replace(settings, k=tuple(ks), k_report=k_report)
         norm = options.extra.get("normalization")
         computed = bool(options.extra.get("normalization_computed"))
         if norm is None and settings.normalization == "dataset" and dataset.normalization is None:
@@ -104,7 +199,7 @@ class KnnTask(Task):
         info = init_distributed(options.device)
         try:
             cache = options.feature_cache() if info.is_main else None
-            record = run_knn(model, dataset, protocol, device=str(info.device), bf16=options.bf16,
+            record = run_knn(model, dataset, protocol, settings=settings, device=str(info.device), bf16=options.bf16,
                              batch_size=options.batch_size, cache=cache, progress=options.progress and info.is_main,
                              backend=options.extra.get("backend", "auto"), normalization=norm,
                              num_workers=options.num_workers, dist=info,

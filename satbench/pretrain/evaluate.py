@@ -53,7 +53,7 @@ def knn_eval(weights: str | Path, cfg: dict[str, Any], *, dataset: str = "ucm-mi
     """Multi-scale kNN record (``satdino-knn-v1``, ``k`` only) of a teacher file, or of random init
     (``weights='random'``) of the same architecture."""
     from satbench.data.scene import open_scene_dataset
-    from satbench.eval.knn import run_knn
+    from satbench.eval.task_knn import run_knn
     from satbench.config.protocols import load_protocol
     from satbench.models.weights import load_model
 

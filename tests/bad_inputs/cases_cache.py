@@ -23,7 +23,7 @@ from .make_corpus import CARDS, UCM, _mini_dataset
 
 def _seed(argv: list[str], cache: Path, out: Path) -> list[Path]:
     """Run ``argv`` once with ``--cache-dir cache`` (build time); the .npy paths of the entries written."""
-    from satbench.cli.main import main
+    from satbench.cli.app import main
 
     old = os.environ.get("SATBENCH_MODEL_CARDS")
     os.environ["SATBENCH_MODEL_CARDS"] = str(CARDS)

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from satbench.models.backbones.satdino import vit_small
-from satbench.cli.main import main
+from satbench.cli.app import main
 from support.paths import CARDS, UCM_MINI
 
 UCM = str(UCM_MINI)
@@ -123,7 +123,7 @@ def test_attn_impl_option_is_recorded_and_family_checked(tmp_path, capsys, monke
     declare attn_impl too; --pos-interp only SatDINO declares (its families decide, not a family name)."""
     import json
 
-    from satbench.cli.main import main
+    from satbench.cli.app import main
 
     monkeypatch.setenv("SATBENCH_MODEL_CARDS", str(CARDS))
     assert main(["run", "--task", "knn", "--model", "satdino-test-tiny", "--weights", "random", "--attn-impl", "sdpa",
@@ -144,7 +144,7 @@ def test_help_imports_nothing_heavy():
     import subprocess
     import sys
 
-    code = ("import contextlib, io, sys\nfrom satbench.cli.main import main\n"
+    code = ("import contextlib, io, sys\nfrom satbench.cli.app import main\n"
             "with contextlib.redirect_stdout(io.StringIO()):\n"
             "    try:\n        main(['--help'])\n    except SystemExit:\n        pass\n"
             "print([m for m in ('torch', 'mmseg', 'mmengine', 'matplotlib', 'faiss', 'pandas', 'timm') if m in sys.modules])")

@@ -9,7 +9,7 @@ import re
 import pytest
 import yaml
 
-from satbench.cli.main import main
+from satbench.cli.app import main
 from satbench.errors import ProtocolError
 from satbench.eval.knn_settings import KnnSettings
 from satbench.config.protocols import list_protocols, load_protocol

@@ -8,7 +8,7 @@ import re
 import pytest
 import yaml
 
-from satbench.cli.main import main
+from satbench.cli.app import main
 from satbench.errors import ProtocolError
 from satbench.config.protocols import load_protocol
 from satbench.runtime.resources import tasks_dir

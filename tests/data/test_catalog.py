@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from satbench.cli.main import main
+from satbench.cli.app import main
 from satbench.data.catalog import CATALOG_DIR, CatalogError, catalog_problems, get_dataset_spec, list_datasets
 from support.paths import CARDS, LEADERBOARD_FIXTURES
 

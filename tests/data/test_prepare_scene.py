@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from satbench.cli.main import main
+from satbench.cli.app import main
 from satbench.data.prepare_scene import find_class_root, prepare_scene
 from satbench.data.scene import open_scene_dataset
 from satbench.errors import DataError

@@ -108,7 +108,7 @@ def _check_tiles(root: Path, split: str, prefix: str, img: np.ndarray, lab: np.n
 def test_potsdam_preparer_on_official_zip_layout_from_real_tiles(tmp_path):
     """2_Ortho_RGB.zip / 5_Labels_all_noBoundary.zip with a train area (2_10) and a val area (2_13) built from
     the real Potsdam windows: every tile and every label value comes back exactly, in the official split."""
-    from satbench.cli.main import main
+    from satbench.cli.app import main
 
     img, lab = _mosaic("potsdam")
     src = tmp_path / "raw"
@@ -152,7 +152,7 @@ def test_vaihingen_preparer_on_official_zip_layout_from_real_tiles(tmp_path):
 
 
 def test_clip_size_is_refused_for_other_datasets(tmp_path, capsys):
-    from satbench.cli.main import main
+    from satbench.cli.app import main
 
     assert main(["data", "prepare", "loveda", "--src", str(tmp_path), "--out", str(tmp_path), "--clip-size", "128"]) != 0
     assert "applies to potsdam and vaihingen only" in capsys.readouterr().err

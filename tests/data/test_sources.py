@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from satbench.cli.main import main
+from satbench.cli.app import main
 from satbench.data.catalog import CatalogError, DatasetSpec, list_datasets
 from satbench.data.sources import DatasetSource, RemoteFile, get_source, list_sources, public_names, source_of
 from satbench.config.settings import load_settings

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from satbench.cli.main import main
+from satbench.cli.app import main
 from satbench.runtime.resources import bundled_data_dir
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "extending.md"

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from satbench.cli.main import main
+from satbench.cli.app import main
 from bad_inputs.make_corpus import CARDS, build  # tests/ is on sys.path (tests/conftest.py)
 
 

@@ -53,7 +53,7 @@ def test_features_on_gpu_match_cpu_and_bf16_is_close(ucm_mini):
 
 
 def test_knn_on_gpu_uses_torch_topk_and_matches_cpu(ucm_mini):
-    from satbench.eval.knn import run_knn
+    from satbench.eval.task_knn import run_knn
     from satbench.config.protocols import load_protocol
     from satbench.models.registry import get_card
     from satbench.models.weights import load_model
@@ -118,7 +118,7 @@ def test_torchrun_nccl_one_process_pretrains(ucm_mini, tmp_path):
 
 def test_segmentation_bf16_amp_on_gpu(tmp_path):
     pytest.importorskip("mmseg")
-    from satbench.cli.main import main
+    from satbench.cli.app import main
 
     fix = REPO / "tests" / "fixtures" / "seg"
     small = ["model.data_preprocessor.size=(64,64)", "model.test_cfg.crop_size=(64,64)", "model.test_cfg.stride=(43,43)",

@@ -25,7 +25,7 @@ from safetensors.torch import save_file
 from satbench.models.backbones import FAMILIES
 from satbench.models.backbones.base import MAX_GRID_SIDE, check_input_size
 from satbench.models.backbones.satdino import SatDINOViT
-from satbench.cli.main import main
+from satbench.cli.app import main
 from satbench.data.images import MAX_ASPECT_RATIO, MAX_PIXELS, read_rgb
 from satbench.errors import DataError, InputSizeError, ProtocolError, SatbenchError, WeightsError
 from satbench.data.normalization import PRESETS, Normalization, NormalizationError, parse_normalization
@@ -212,10 +212,13 @@ def test_protocol_table_entries_are_validated(tmp_path):
         normalization = get_dataset_spec("eurosat").norm
 
     base = yaml.safe_load((REPO / "tasks" / "knn" / "scalemae-knn-v1.yaml").read_text())
-    for i, (entry, pattern) in enumerate([({"mean": [0.3, 0.3, 0.3], "std": [0.0, 0.1, 0.1]}, r"bad-0:eurosat.*std"),
-                                          ({"mean": [0.3, 0.3], "std": [0.1, 0.1, 0.1]}, "3 numbers"),
-                                          ({"mean": [0.3, 0.3, 0.3]}, "mapping with mean and std"),
-                                          ([0.3, 0.3, 0.3], "mapping with mean and std")]):
+    # the protocol's typed settings refuse each entry when the protocol is read, naming file and key
+    for i, (entry, pattern) in enumerate([({"mean": [0.3, 0.3, 0.3], "std": [0.0, 0.1, 0.1]},
+                                           r"bad-0\.yaml\): every value of normalization_table\.eurosat\.std must be > 0"),
+                                          ({"mean": [0.3, 0.3], "std": [0.1, 0.1, 0.1]},
+                                           r"normalization_table\.eurosat\.mean must be a list of 3 values"),
+                                          ({"mean": [0.3, 0.3, 0.3]}, r"missing key normalization_table\.eurosat\.std"),
+                                          ([0.3, 0.3, 0.3], r"normalization_table\.eurosat must be a mapping")]):
         data = dict(base, name=f"bad-{i}")
         data["params"] = dict(base["params"], normalization_table={"eurosat": entry})
         path = tmp_path / f"bad-{i}.yaml"

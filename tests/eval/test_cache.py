@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from satbench.eval.cache import FORMAT, FeatureCache
-from satbench.cli.main import main
+from satbench.cli.app import main
 from satbench.runtime.resources import bundled_data_dir
 from support.paths import REPO
 
@@ -322,7 +322,7 @@ def test_read_only_cache_folder_warns_and_still_writes_a_record(tmp_path, capsys
     folder = _unwritable_folder(tmp_path)
     calls = []
     real = ex.extract_views
-    monkeypatch.setattr("satbench.eval.knn.extract_views", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr("satbench.eval.knn_run.extract_views", lambda *a, **k: calls.append(1) or real(*a, **k))
     rec, warns = _run(capsys, _argv(tmp_path, folder))
     assert len(warns) == 1 and f"feature cache folder {folder}" in warns[0] and "without the feature cache" in warns[0]
     assert calls, "the run went on"

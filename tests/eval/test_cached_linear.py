@@ -114,7 +114,7 @@ def test_probe_on_random_backbone_learns_on_ucm_mini_and_reuses_the_cache(ucm_mi
 
 
 def test_cli_cached_linear_writes_a_leaderboard_record(tmp_path, capsys):
-    from satbench.cli.main import main
+    from satbench.cli.app import main
 
     proto = yaml.safe_load(open(load_protocol("cached-linear-v1").path))
     proto["params"].update(val_resize=36, val_crop=32, epochs=20)

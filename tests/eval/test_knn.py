@@ -14,7 +14,9 @@ from satbench.data.catalog import get_dataset_spec
 from satbench.data.scene import open_scene_dataset
 from satbench.data.transforms import knn_input_size, knn_resize_size
 from satbench.errors import ProtocolError
-from satbench.eval.knn import knn_classify, knn_search, knn_vote, l2_normalize, run_knn
+from satbench.eval.knn_vote import knn_classify, knn_vote
+from satbench.eval.knn_search import knn_search, l2_normalize
+from satbench.eval.task_knn import run_knn
 from satbench.models.backbones import get_family
 from satbench.eval.knn_protocols import build_scale_entries
 from satbench.config.protocols import load_protocol

@@ -18,8 +18,10 @@ import pytest
 import torch
 
 from satbench.errors import ProtocolError, SatbenchError
-from satbench.eval.knn import (EXP_OVERFLOW, EXP_UNDERFLOW, TORCH_TRAIN_ALIGN, _faiss_query_blocks, knn_classify, knn_search,
-                               knn_vote, knn_vote_form, knn_vote_with_form, l2_normalize, topk_accuracy)
+from satbench.eval.knn_vote import (
+    EXP_OVERFLOW, EXP_UNDERFLOW, knn_classify, knn_vote, knn_vote_form, knn_vote_with_form, topk_accuracy
+)
+from satbench.eval.knn_search import TORCH_TRAIN_ALIGN, _faiss_query_blocks, knn_search, l2_normalize
 
 
 def legacy_knn_vote(sims, indices, train_labels, num_classes, k, temperature, chunk=1024):
@@ -333,7 +335,7 @@ def tiny_loaded():
 def test_run_knn_records_vote_form_and_refuses_infinite_temperature(tmp_path):
     from satbench.eval.cache import FeatureCache
     from satbench.data.scene import open_scene_dataset
-    from satbench.eval.knn import run_knn
+    from satbench.eval.task_knn import run_knn
     from satbench.config.protocols import load_protocol
     ds = open_scene_dataset("ucm-mini")
     base = load_protocol("satdino-knn-v1").with_overrides(scales=[0.125], k=[1, 20], k_report=20)

@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 
-from satbench.cli.main import main
+from satbench.cli.app import main
 from satbench.errors import ProtocolError
 from satbench.config.protocols import load_protocol
 

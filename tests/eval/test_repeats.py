@@ -134,7 +134,7 @@ def small_split_sha(root, split):
 def test_cli_cached_linear_seeds_and_finetune_sidecar(tiny, small, tmp_path, capsys):
     import yaml
 
-    from satbench.cli.main import main
+    from satbench.cli.app import main
     from satbench.config.protocols import load_protocol
     from satbench.records.results import read_records
 

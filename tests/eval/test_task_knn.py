@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from satbench.models.backbones.satdino import SatDINOViT
-from satbench.cli.main import main
+from satbench.cli.app import main
 from satbench.models.registry import get_card
 from satbench.runtime.resources import bundled_data_dir
 from satbench.models.weights import LoadedModel, WeightsInfo

@@ -340,7 +340,7 @@ def test_existing_dataset_folder_is_never_overwritten(tmp_path, archive, online)
 
 
 def test_cli_list_manual_and_mismatch(tmp_path, capsys, archive):
-    from satbench.cli.main import main
+    from satbench.cli.app import main
 
     assert main(["data", "download", "--list"]) == 0
     out = capsys.readouterr().out

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from satbench.cli.main import main
+from satbench.cli.app import main
 from satbench.errors import SatbenchError
 from support.locks import lock_holder
 from support.paths import REPO

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from satbench.cli.main import main
+from satbench.cli.app import main
 from satbench.leaderboard import build_tables, render_document
 from satbench.records.results import read_records, write_record
 from support.leaderboard_records import RECORDS, knn_record

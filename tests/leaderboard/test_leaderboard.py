@@ -13,7 +13,7 @@ import pytest
 
 from satbench.leaderboard.cells import table_grid
 
-from satbench.cli.main import main
+from satbench.cli.app import main
 from satbench.leaderboard import build_tables, exclusions, latest_runs, load_references, render, render_document
 from satbench.config.protocols import load_protocol
 from satbench.records.results import make_record, read_records, write_record

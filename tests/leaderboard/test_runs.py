@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 
-from satbench.cli.main import main
+from satbench.cli.app import main
 from satbench.leaderboard import build_tables, exclusions, latest_runs
 from satbench.leaderboard.runs import weights_label, weights_tag
 from satbench.records.results import read_records

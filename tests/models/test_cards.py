@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from satbench.cli.main import main
+from satbench.cli.app import main
 from satbench.models.registry import card_problems, get_card, list_cards
 
 GOOD = """name: {name}

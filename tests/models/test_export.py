@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from satbench.models.backbones.satdino import vit_small
-from satbench.cli.main import main
+from satbench.cli.app import main
 from satbench.models.registry import get_card
 from satbench.models.weights import load_model
 

@@ -131,7 +131,7 @@ def test_other_repositories_are_not_pinned_and_missing_files_say_so(tmp_path, hu
 
 
 def test_allow_unpinned_from_the_command_line_is_recorded(tmp_path, hub_card, ckpt):
-    from satbench.cli.main import main
+    from satbench.cli.app import main
 
     lay_out_cache(tmp_path / "hf", REPO, COMMIT, {"tiny.pth": ckpt[0]})
     hub_card(sha256="ef" * 32)

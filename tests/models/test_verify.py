@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from satbench.models.backbones.satdino import build_satdino
-from satbench.cli.main import main
+from satbench.cli.app import main
 from satbench.errors import WeightsError
 from satbench.models.registry import _cards_in, get_card
 from satbench.models.verify import DEFAULT_IMAGE, compute_stats, known_answer_entry, verify_weights

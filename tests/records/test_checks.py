@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from satbench.cli.main import main
+from satbench.cli.app import main
 from satbench.errors import ResultsError
 from satbench.leaderboard import build_tables
 from satbench.records.checks import value_problem

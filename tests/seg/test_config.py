@@ -161,7 +161,7 @@ def test_layer_decay_constructor_matches_the_beit_formula():
 def test_seg_config_cli_writes_a_runnable_config(tmp_path, capsys):
     from mmengine.config import Config
 
-    from satbench.cli.main import main
+    from satbench.cli.app import main
 
     out = tmp_path / "cfg.py"
     rc = main(["seg-config", "--model", CARD, "--dataset", "loveda", "--crop", "512", "--weights", "random",
@@ -186,7 +186,7 @@ def test_mmseg_own_train_tool_runs_a_generated_config(tmp_path):
 
     import mmseg
 
-    from satbench.cli.main import main
+    from satbench.cli.app import main
 
     cfg = tmp_path / "cfg.py"
     assert main(["seg-config", "--model", CARD, "--dataset", "potsdam", "--crop", "224", "--weights", "random",

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.usefixtures("one_thread_module")
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """`satbench run --task segmentation` for 2 iterations (checkpoint at 2), then resume to 4."""
-    from satbench.cli.main import main
+    from satbench.cli.app import main
 
     base = tmp_path_factory.mktemp("segrun")
     wd, res = base / "work", base / "results"
@@ -104,7 +104,7 @@ def test_predict_refuses_full_pickles_without_trust(trained):
 def test_seg_predict_cli_writes_overlay_pngs(trained, tmp_path):
     from PIL import Image
 
-    from satbench.cli.main import main
+    from satbench.cli.app import main
 
     wd, _ = trained
     out = tmp_path / "png"
@@ -149,7 +149,7 @@ def test_loss_goes_down_on_a_fixed_batch():
 
 
 def test_run_errors_are_one_line(tmp_path, capsys):
-    from satbench.cli.main import main
+    from satbench.cli.app import main
 
     rc = main(["run", "--task", "segmentation", "--model", CARD, "--weights", "random", "--dataset", str(tmp_path)])
     err = capsys.readouterr().err

@@ -20,7 +20,7 @@ import torch
 
 pytest.importorskip("mmseg")
 
-from satbench.cli.main import main  # noqa: E402
+from satbench.cli.app import main  # noqa: E402
 from support.paths import CARDS
 from support.seg import FIX, SMALL  # noqa: E402
 

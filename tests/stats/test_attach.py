@@ -84,7 +84,7 @@ def test_image_confusion_sums_to_mmsegs_areas():
 @pytest.mark.slow  # two tiny mmseg trainings (2 iterations each, ~30-60 s on the shared machine)
 def test_segmentation_seeds_keep_per_image_confusions_and_the_miou_interval(tmp_path, capsys):
     pytest.importorskip("mmseg")
-    from satbench.cli.main import main
+    from satbench.cli.app import main
     from satbench.records.predictions import predictions_for_record
     from satbench.stats.bootstrap import miou_percent
 

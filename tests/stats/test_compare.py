@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from satbench.cli.main import main
+from satbench.cli.app import main
 from satbench.records.predictions import knn_key, pred_name, write_record_with_predictions
 from satbench.stats.bootstrap import BootstrapSpec, paired_difference
 from satbench.stats.significance import holm, mcnemar_exact

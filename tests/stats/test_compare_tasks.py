@@ -31,7 +31,7 @@ def _common(small, res):
 
 def test_compare_works_on_linear_seed_records_and_refuses_other_train_subsets(tiny, small, tmp_path, capsys):
     import satbench
-    from satbench.cli.main import main
+    from satbench.cli.app import main
 
     res = tmp_path / "res"
     agg = satbench.run("linear", seeds=[0, 1], output_dir=str(tmp_path / "out"), **_common(small, res), **PROBE)

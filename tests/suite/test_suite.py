@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from satbench.cli.main import main
+from satbench.cli.app import main
 from satbench.suite.run import RunKey, WeightsId, record_mismatch
 from support.paths import CARDS
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from satbench.cli.main import main
+from satbench.cli.app import main
 from satbench.cli.commands.plot import class_names
 from support.paths import CARDS
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from satbench.cli.main import main
+from satbench.cli.app import main
 from support.paths import LEADERBOARD_FIXTURES
 
 RECORDS = LEADERBOARD_FIXTURES / "records"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from satbench.cli.main import main
+from satbench.cli.app import main
 from satbench.cli.commands.run import task_parser
 from satbench.eval.task import RunOptions, get_task, list_tasks
 

@@ -338,7 +338,7 @@ def test_mean_pool_option(name):
     ("scalemae-vit_large-16", "scalemae-knn-v1", "224/size"),  # (Scale-MAE + satdino-knn-v1: the CLI test below)
 ])
 def test_knn_end_to_end_through_baseline(name, protocol, policy, tmp_path, ucm_mini):
-    from satbench.eval.knn import run_knn
+    from satbench.eval.task_knn import run_knn
     from satbench.data.catalog import get_dataset_spec
     from satbench.config.protocols import load_protocol
 
@@ -365,7 +365,7 @@ def test_knn_cli_with_scalemae(tmp_path, monkeypatch, capsys):
     import json
 
     import satbench.models.registry as registry
-    from satbench.cli.main import main
+    from satbench.cli.app import main
 
     real = registry.get_card
     monkeypatch.setattr(registry, "get_card",

@@ -21,7 +21,7 @@ import pytest
 from satbench.data.catalog import get_dataset_spec
 import torch
 
-from satbench.cli.main import main
+from satbench.cli.app import main
 from satbench.errors import ProtocolError
 from satbench.eval.knn_protocols import SCALEMAE_KNN_PROTOCOL, build_scale_entries, protocol_normalization
 from satbench.data.normalization import PRESETS, get_normalization
@@ -140,7 +140,7 @@ def _small_scalemae():
 
 
 def test_v2_knn_end_to_end_and_the_leaderboard_reads_v1_and_v2(ucm_mini, tmp_path):
-    from satbench.eval.knn import run_knn
+    from satbench.eval.task_knn import run_knn
     from satbench.leaderboard import build_tables, render
     from satbench.records.results import read_records, write_record
     from satbench.models.weights import load_model
