@@ -62,7 +62,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from satbench.suite.run import SuiteConfig
+    from satbench.suite.plan import SuiteConfig
 
     scenarios = {"bundled": ["ucm-mini"], "full": ["uc_merced"]}
     wanted = [k for k in scenarios if args.only in ("all", k)]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from satbench.cli.app import main
-from satbench.suite.run import RunKey, WeightsId, record_mismatch
+from satbench.suite.keys import RunKey, WeightsId, record_mismatch
 from support.paths import CARDS
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -84,7 +84,7 @@ def test_dry_run_names_where_missing_weights_go(capsys, res):
 
 
 def test_default_selection_follows_the_papers_tables():
-    from satbench.suite.run import SuiteConfig, pairs, select_datasets, select_tasks
+    from satbench.suite.plan import SuiteConfig, pairs, select_datasets, select_tasks
 
     specs = select_datasets(None)
     names = [s.name for s in specs]

@@ -65,8 +65,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> Any:
-    """The :class:`satbench.suite.run.SuiteConfig` of parsed options."""
-    from satbench.suite.run import SuiteConfig, parse_protocols, parse_sets
+    """The :class:`satbench.suite.plan.SuiteConfig` of parsed options."""
+    from satbench.suite.plan import SuiteConfig, parse_protocols, parse_sets
 
     return SuiteConfig(model=args.model, weights=args.weights, seed=args.seed, tasks=args.tasks,
                        datasets=args.datasets, data_root=args.data_root, results_dir=args.results_dir,
@@ -124,7 +124,8 @@ def summary_table(result: Any) -> str:
 
 def _suite(args: argparse.Namespace) -> int:
     from satbench.api import check_model_options
-    from satbench.suite.run import RUN, make_plan, run_suite, leaderboard_text
+    from satbench.suite.plan import RUN, make_plan
+    from satbench.suite.run import run_suite, leaderboard_text
 
     config = config_from_args(args)
     check_model_options(args.model, config.model_options, option_flag)  # flag names in the message
@@ -166,7 +167,7 @@ def _suite(args: argparse.Namespace) -> int:
             bar.close()
     plan = result.plan
     if not plan.by_status("run") and not plan.by_status("skip"):
-        from satbench.suite.run import SuiteError
+        from satbench.suite.plan import SuiteError
 
         raise SuiteError("nothing to run: every (task, dataset) pair is missing (see the plan above)")
     print(summary_table(result))
