@@ -11,8 +11,11 @@ from typing import Any
 from satbench.leaderboard import public
 from satbench.leaderboard.render import FORMATS, INTERVALS, cell_text, render, render_csv, render_document
 from satbench.leaderboard.runs import Exclusion, exclusions, is_subset, protocol_dataset, train_equals_val, weights_tag
-from satbench.leaderboard.tables import (DELTA_RULE, Cell, Row, Table, TaskSpec, build_tables, entry_label, latest_runs,
-                     load_references, per_scale_tasks, ref_key, spec_for_record, task_specs)
+from satbench.leaderboard.layout import (
+    DELTA_RULE, Cell, Row, Table, TaskSpec, entry_label, latest_runs, per_scale_tasks, spec_for_record, task_specs
+)
+from satbench.leaderboard.tables import build_tables
+from satbench.leaderboard.references import load_references, ref_key
 
 __all__ = ["DELTA_RULE", "FORMATS", "INTERVALS", "task_specs", "spec_for_record", "per_scale_tasks", "Cell", "Exclusion", "Row", "Table", "TaskSpec",
            "build_tables", "cell_text", "entry_label", "exclusions", "is_subset", "knn_scales_figure", "knn_scales_png",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Optional
 
 if TYPE_CHECKING:  # pragma: no cover
-    from satbench.leaderboard.tables import Cell, Table
+    from satbench.leaderboard.layout import Cell, Table
 
 
 def _num(v: float, fmt: str) -> str:

@@ -11,7 +11,7 @@ from typing import Any, Optional
 from satbench._version import __version__
 from satbench.leaderboard import escape as E
 from satbench.leaderboard.cells import cell_text, notes_of
-from satbench.leaderboard.tables import Table
+from satbench.leaderboard.layout import Table
 
 
 def html_section(table: Table, interval: str = "pm", anchors: Optional[dict[str, str]] = None) -> str:

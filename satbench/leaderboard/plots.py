@@ -11,7 +11,8 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from satbench.leaderboard import runs as R
-from satbench.leaderboard.tables import _column, per_scale_tasks, task_specs, _ds_sort, entry_label, latest_runs, load_references, ref_key, ref_label, ref_source
+from satbench.leaderboard.layout import column_of, per_scale_tasks, task_specs, ds_sort_key, entry_label, latest_runs
+from satbench.leaderboard.references import load_references, ref_key, ref_label, ref_source
 
 _MEAN_X = 1.0  # x position (log2 scale units) of the "mean" column, right of scale 1.0 (log2 = 0)
 _PAPER_MARKERS = ("*", "D", "P", "X", "v", "^")
@@ -60,8 +61,8 @@ def knn_scales_figure(records: list[dict[str, Any]], refs: Optional[list[dict[st
     plt = _plt()
     panels: dict[str, list[dict[str, Any]]] = {}
     for r, _ in runs:
-        panels.setdefault(_column(spec, r)[0], []).append(r)
-    keys = sorted(panels, key=lambda k: _ds_sort(k.split("~")[-1]) + (k,))
+        panels.setdefault(column_of(spec, r)[0], []).append(r)
+    keys = sorted(panels, key=lambda k: ds_sort_key(k.split("~")[-1]) + (k,))
     ncol = min(3, len(keys))
     nrow = math.ceil(len(keys) / ncol)
     fig, axes = plt.subplots(nrow, ncol, figsize=(4.6 * ncol, 3.5 * nrow + 0.4), sharey=True, squeeze=False,
@@ -116,7 +117,7 @@ def knn_scales_figure(records: list[dict[str, Any]], refs: Optional[list[dict[st
         ax.axvline(0.5, color="0.75", lw=0.8, ls="--")
         ax.set_xticks(ticks + [_MEAN_X], [f"{2 ** t:g}" for t in ticks] + ["mean"])
         ax.set_xlim(min(ticks + [0]) - 0.4, _MEAN_X + 0.9)
-        ax.set_title(_column(spec, recs[0])[2], fontsize=11)
+        ax.set_title(column_of(spec, recs[0])[2], fontsize=11)
         ax.grid(alpha=0.3)
         ax.set_xlabel("scale (fraction of native size)", fontsize=9)
     for ax in axes[:, 0]:

@@ -11,7 +11,7 @@ from satbench.errors import ResultsError
 from satbench.leaderboard import escape as E
 from satbench.leaderboard.cells import cell_text, notes_of
 from satbench.leaderboard.html import html_section, page
-from satbench.leaderboard.tables import Table
+from satbench.leaderboard.layout import Table
 
 FORMATS = ("md", "csv", "latex", "html")
 INTERVALS = ("pm", "bracket")

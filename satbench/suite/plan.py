@@ -148,7 +148,7 @@ def paper_kinds(task: Any) -> tuple[str, ...]:
     """The dataset kinds ``task`` runs on by default: for a task whose default protocol is the paper's, the kinds of
     the datasets the paper's table reports (kNN, fine-tuning: scene; linear: fMoW); otherwise every kind it takes."""
     from satbench.data.catalog import find_dataset_spec
-    from satbench.leaderboard.tables import load_references
+    from satbench.leaderboard.references import load_references
 
     h = task.headline
     kinds = tuple(k for k in task.dataset_kinds if k in CLASSIFICATION_KINDS)

@@ -34,7 +34,7 @@ def _leaderboard(args: argparse.Namespace) -> int:
     from satbench.errors import DataError
     from satbench.io.atomic import atomic_write_bytes
     from satbench.leaderboard import build_tables, knn_scales_png, load_references, render, render_document
-    from satbench.leaderboard.tables import per_scale_tasks
+    from satbench.leaderboard.layout import per_scale_tasks
     from satbench.leaderboard.escape import plain
     from satbench.records.results import default_results_dir, read_records
 

@@ -115,7 +115,7 @@ def _ls(args: argparse.Namespace) -> int:
 
     from satbench.leaderboard import runs as R
     from satbench.leaderboard.escape import plain
-    from satbench.leaderboard.tables import record_settings
+    from satbench.leaderboard.layout import record_settings
     from satbench.records.results import read_records
 
     folder = _folder(args)
@@ -190,7 +190,7 @@ def _show(args: argparse.Namespace) -> int:
     verdict = _verdict(rec, build_tables, load_references)
     if verdict:
         print(plain(f"vs paper: {verdict}"))
-    from satbench.leaderboard.tables import record_settings
+    from satbench.leaderboard.layout import record_settings
 
     settings = record_settings(rec)
     if settings:
@@ -208,7 +208,7 @@ def _show(args: argparse.Namespace) -> int:
 
 def _verdict(rec: dict[str, Any], build_tables, load_references) -> Optional[str]:
     """The leaderboard's own verdict on this record: ``like for like (delta -0.46 to 85.96)`` or its exclusions."""
-    from satbench.leaderboard.tables import table_for_record
+    from satbench.leaderboard.layout import table_for_record
 
     key = table_for_record(rec)
     if key is None:
