@@ -226,6 +226,7 @@ def run(task: str, model: Any = DEFAULT_MODEL, dataset: Any = None, protocol: Op
     parameter whose name is also a run option (the linear protocol's ``batch_size``) goes in ``overrides={...}``.
     """
     from satbench.runtime.distributed import require_single_process, torchrun_world_size
+    from satbench.runtime.ranks import is_job_main
     from satbench.eval.task import RunOptions, get_task
     from satbench.io.locking import output_lock
     from satbench.records.results import check_results_folder
@@ -248,8 +249,7 @@ def run(task: str, model: Any = DEFAULT_MODEL, dataset: Any = None, protocol: Op
     if not t.distributed:
         require_single_process(f"satbench run --task {t.name}")
     torchrun_world_size()  # a malformed WORLD_SIZE is one clear line
-    rank = int(os.environ.get("RANK", "0")) if os.environ.get("RANK", "0").isdigit() else 0
-    if write and rank == 0:
+    if write and is_job_main():
         check_results_folder(results_dir)  # before any work: a long run is never lost at the end
     proto = resolve_protocol(t, protocol, overrides)
     folder = t.output_folder(options)
@@ -259,7 +259,7 @@ def run(task: str, model: Any = DEFAULT_MODEL, dataset: Any = None, protocol: Op
         if seeds is not None:
             from satbench.eval.repeats import run_seeds
 
-            return run_seeds(t, loaded, ds, proto, options, seeds, write=write and rank == 0,
+            return run_seeds(t, loaded, ds, proto, options, seeds, write=write and is_job_main(),
                              results_dir=results_dir)
         record = t.run(loaded, ds, proto, options)
     if isinstance(record, list):  # one record per train subset and draw (+ the draws aggregates)

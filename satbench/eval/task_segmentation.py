@@ -107,7 +107,6 @@ class SegmentationTask(Task):
         return opts
 
     def run(self, model: Any, dataset: Any, protocol: Any, options: RunOptions) -> Any:
-        import os
 
         import torch
 
@@ -141,7 +140,9 @@ class SegmentationTask(Task):
             build_options=dict(model.options), trust_checkpoint=model.trust_checkpoint,
             bf16=options.bf16, cfg_options=cfg_options, write=False, protocol=protocol,
             dataset_describe=dataset.describe())
-        return rec if int(os.environ.get("RANK", "0")) == 0 else None
+        from satbench.runtime.ranks import is_job_main
+
+        return rec if is_job_main() else None
 
     def describe_result(self, record: Any) -> str:
         from tabulate import tabulate

@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, TypeVar, Union
 
+from satbench.runtime.ranks import is_job_main  # noqa: F401 (re-exported)
 from satbench.errors import SatbenchError
 from satbench.io.bounded import file_kind
 from satbench.io.atomic import host_tag, pid_alive
@@ -47,14 +48,6 @@ _HELD: dict[str, "OutputLock"] = {}
 
 class OutputLockedError(SatbenchError):
     """The output folder is locked by another satbench run (or cannot be locked)."""
-
-
-def is_job_main() -> bool:
-    """True in the process that may own output folders: rank 0 of a torchrun job, or a plain process."""
-    try:
-        return int(os.environ.get("RANK", "0") or 0) == 0
-    except ValueError:
-        return True
 
 
 def _command() -> str:

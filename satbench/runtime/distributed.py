@@ -17,6 +17,7 @@ from torch import Tensor
 from torch.utils.data import Sampler
 
 from satbench.runtime.device import parse_device
+from satbench.runtime.ranks import torchrun_rank, torchrun_world_size  # noqa: F401 (re-exported)
 from satbench.errors import SatbenchError
 
 
@@ -73,26 +74,6 @@ class DistInfo:
             dist.barrier()
 
 
-def torchrun_world_size() -> int:
-    """``WORLD_SIZE`` of the torchrun environment (1 outside torchrun)."""
-    raw = os.environ.get("WORLD_SIZE", "1").strip() or "1"
-    try:
-        return max(1, int(raw))
-    except ValueError:
-        raise SatbenchError(f"WORLD_SIZE={raw!r} is not a whole number (torchrun sets it; unset it to run one "
-                            f"process)") from None
-
-
-def torchrun_rank() -> int:
-    """``RANK`` of the torchrun environment (0 outside torchrun)."""
-    raw = os.environ.get("RANK", "0").strip() or "0"
-    try:
-        return int(raw)
-    except ValueError:
-        raise SatbenchError(f"RANK={raw!r} is not a whole number (torchrun sets it; unset it to run one "
-                            f"process)") from None
-
-
 def join_process_group(backend: str) -> None:
     """Join the torchrun job's process group (``env://`` rendezvous, ``WORLD_SIZE`` and ``RANK`` from the
     environment) over ``backend`` (``gloo``, ``nccl``), unless this process has already joined one."""
@@ -105,7 +86,7 @@ def require_single_process(what: str) -> None:
     """Raise :class:`SatbenchError` when this process is one of several (``WORLD_SIZE`` > 1, as torchrun sets it)."""
     world = torchrun_world_size()
     if world > 1:
-        rank = os.environ.get("RANK", "?")
+        rank = torchrun_rank()
         raise SatbenchError(f"{what} runs as one process (its feature extraction is not sharded across processes yet), but "
                             f"this is rank {rank} of {world} (WORLD_SIZE={world}); run it without torchrun or with "
                             f"--nproc_per_node 1")
