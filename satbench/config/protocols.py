@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 from satbench.errors import ProtocolError, UnknownNameError, close_matches
 from satbench.io.hashing import canonical_hash
 from satbench.runtime.resources import tasks_dir
-from satbench.config.yamlio import read_yaml
+from satbench.config.yamlio import read_folder, read_yaml, search_folders
 
 
 @dataclass(frozen=True)
@@ -105,17 +104,12 @@ def _read(path: Path) -> Protocol:
 @lru_cache(maxsize=None)
 def _in_folder(folder: str) -> tuple[Protocol, ...]:
     # tasks/<task>/<name>.yaml (tasks/segmentation/*.py are mmseg configs, not protocols), or <folder>/<name>.yaml
-    paths = sorted(Path(folder).glob("*/*.yaml")) + sorted(Path(folder).glob("*.yaml"))
-    return tuple(_read(p) for p in paths)
+    return tuple(read_folder(folder, _read, ("*/*.yaml", "*.yaml"), strict=True)[0])
 
 
 def protocol_folders() -> list[Path]:
     """The shipped ``tasks/`` folder, then the folders in ``$SATBENCH_PROTOCOLS`` (os.pathsep-separated)."""
-    extra = [Path(p) for p in os.environ.get("SATBENCH_PROTOCOLS", "").split(os.pathsep) if p]
-    for p in extra:
-        if not p.is_dir():
-            raise ProtocolError(f"$SATBENCH_PROTOCOLS names {p}, which is not a folder of protocol files")
-    return [tasks_dir(), *extra]
+    return search_folders(tasks_dir(), "SATBENCH_PROTOCOLS", "protocol files", ProtocolError)
 
 
 def _all(_unused: str = "") -> dict[str, Protocol]:

@@ -17,12 +17,15 @@ A violation is one error line naming the file (or ``--set`` key) and the limit.
 from __future__ import annotations
 
 import os
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable, Sequence, TypeVar
 
 import yaml
 
 from satbench.errors import SatbenchError
 from satbench.io.bounded import human_bytes, read_bytes_or_fail
+
+T = TypeVar("T")
 
 MAX_YAML_BYTES = 1 << 20
 MAX_ALIAS_NODES = 10_000
@@ -126,3 +129,31 @@ def read_yaml(path: str | os.PathLike, *, what: str = "YAML file", error: type[S
     except yaml.YAMLError as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise error(f"{what} {path} is not valid YAML: {first}") from None
+
+
+def search_folders(shipped: Path, env: str, what: str, error: type[SatbenchError] = SatbenchError) -> list[Path]:
+    """``shipped``, then the folders listed in ``$env`` (``os.pathsep``-separated); a listed path that is not a folder
+    is one ``error`` line naming the variable (the one rule for model cards, protocols and dataset specs)."""
+    extra = [Path(p) for p in os.environ.get(env, "").split(os.pathsep) if p]
+    for p in extra:
+        if not p.is_dir():
+            raise error(f"${env} names {p}, which is not a folder of {what}")
+    return [Path(shipped), *extra]
+
+
+def read_folder(folder: str | os.PathLike, read: Callable[[Path], T], patterns: Sequence[str] = ("*.yaml",), *,
+                strict: bool = False) -> tuple[list[T], list[tuple[str, str]]]:
+    """``read`` applied to each file of ``folder`` matching ``patterns`` (sorted per pattern): ``(items, problems)``,
+    a problem being ``(file, one-line message)`` of a file whose ``read`` raised a :class:`SatbenchError`. With
+    ``strict`` the first such error is raised instead (protocols: a bad protocol file stops the run)."""
+    items: list[T] = []
+    problems: list[tuple[str, str]] = []
+    for pattern in patterns:
+        for path in sorted(Path(folder).glob(pattern)):
+            try:
+                items.append(read(path))
+            except SatbenchError as exc:
+                if strict:
+                    raise
+                problems.append((str(path), str(exc)))
+    return items, problems

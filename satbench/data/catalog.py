@@ -13,7 +13,6 @@ stderr); asking for that dataset by name is the file's one-line error.
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -25,6 +24,7 @@ from satbench.data.normalization import Normalization, get_normalization, parse_
 from satbench.runtime.plugins import load_plugins
 from satbench.config.settings import gt, load_settings
 from satbench.data.download_spec import DownloadSpec
+from satbench.config.yamlio import read_folder, search_folders
 
 CATALOG_DIR = Path(__file__).resolve().parent / "catalog"
 SPLITS_DIR = Path(__file__).resolve().parent / "splits"
@@ -139,23 +139,13 @@ def _read_spec(path: Path) -> DatasetSpec:
 
 def catalog_folders() -> list[Path]:
     """The shipped catalog, then the folders in ``$SATBENCH_DATASETS`` (os.pathsep-separated)."""
-    extra = [Path(p) for p in os.environ.get("SATBENCH_DATASETS", "").split(os.pathsep) if p]
-    for p in extra:
-        if not p.is_dir():
-            raise CatalogError(f"$SATBENCH_DATASETS names {p}, which is not a folder of dataset specs")
-    return [CATALOG_DIR, *extra]
+    return search_folders(CATALOG_DIR, "SATBENCH_DATASETS", "dataset specs", CatalogError)
 
 
 @lru_cache(maxsize=None)
 def _specs_in(folder: str) -> tuple[tuple[DatasetSpec, ...], tuple[tuple[str, str], ...]]:
     """``(valid specs, (file, one-line problem) of each bad spec)`` of one folder."""
-    specs: list[DatasetSpec] = []
-    problems: list[tuple[str, str]] = []
-    for path in sorted(Path(folder).glob("*.yaml")):
-        try:
-            specs.append(_read_spec(path))
-        except SatbenchError as exc:
-            problems.append((str(path), str(exc)))
+    specs, problems = read_folder(folder, _read_spec)
     return tuple(specs), tuple(problems)
 
 

@@ -18,6 +18,7 @@ from satbench.models.cards import CardError, ModelCard, read_card_file
 from satbench.errors import SatbenchError, UnknownNameError, close_matches
 from satbench.runtime.plugins import load_plugins
 from satbench.runtime.resources import models_dir
+from satbench.config.yamlio import read_folder, search_folders
 
 __all__ = ["ModelCard", "get_card", "list_cards", "card_problems", "load_card_file", "card_folders"]
 
@@ -49,25 +50,13 @@ def load_card_file(path: str | os.PathLike) -> ModelCard:
 @lru_cache(maxsize=None)
 def _cards_in(folder: str) -> tuple[dict[str, ModelCard], dict[str, str]]:
     """``(cards by name, problems by file)`` of one folder."""
-    cards: dict[str, ModelCard] = {}
-    problems: dict[str, str] = {}
-    for path in sorted(Path(folder).glob("*.yaml")):
-        try:
-            card = load_card_file(path)
-        except SatbenchError as exc:
-            problems[str(path)] = str(exc)
-            continue
-        cards[card.name] = card
-    return cards, problems
+    found, problems = read_folder(folder, load_card_file)
+    return {card.name: card for card in found}, dict(problems)
 
 
 def card_folders() -> list[Path]:
     """The shipped ``models/`` folder, then any folders listed in ``$SATBENCH_MODEL_CARDS`` (os.pathsep-separated)."""
-    extra = [Path(p) for p in os.environ.get("SATBENCH_MODEL_CARDS", "").split(os.pathsep) if p]
-    for p in extra:
-        if not p.is_dir():
-            raise SatbenchError(f"$SATBENCH_MODEL_CARDS names {p}, which is not a folder of model cards")
-    return [models_dir(), *extra]
+    return search_folders(models_dir(), "SATBENCH_MODEL_CARDS", "model cards")
 
 
 def _registry() -> tuple[dict[str, ModelCard], dict[str, str]]:
