@@ -153,3 +153,29 @@ def test_the_checks_on_their_own(tmp_path):
     assert downgrade("https://a/x", "http://b/x") and not downgrade("http://a/x", "http://b/x")
     assert not downgrade("https://a/x", "https://b/x")
     assert space_shortfall(tmp_path / "f.part", 10 ** 15) and space_shortfall(tmp_path / "f.part", 10) is None
+
+
+def test_a_fetch_that_advances_by_drips_is_bounded(tmp_path, payload, online):
+    from satbench.io.download import DownloadError, http_download
+
+    with LoopbackServer(ignore_range=True) as srv:  # every attempt gets a little further, and is cut again
+        url = srv.add(PATH, payload)
+        for i in range(1, 20):
+            srv.fault(PATH, "cut", at=100 * i)
+        t0 = time.perf_counter()
+        with pytest.raises(DownloadError, match=r"in 6 attempts \(the bound on one fetch; 600 bytes so far"):
+            http_download(url, tmp_path / "f.part", retries=1, backoff=0.001, progress=False, max_attempts=6)
+        assert len(srv.gets(PATH)) == 6 and time.perf_counter() - t0 < 5
+
+
+def test_progress_still_resets_the_retries(tmp_path, payload, online):
+    """Cuts that each advance the file do not use up the retries (the probe's resume case stays correct)."""
+    with LoopbackServer() as srv:
+        url = srv.add(PATH, payload)
+        for at in (1000, 2000, 3000, 4000):
+            srv.fault(PATH, "cut", at=at)
+        res = fetch(RemoteFile("u.zip", url, md5=hashlib.md5(payload).hexdigest()), tmp_path, progress=False,
+                    retries=1, backoff=0.001)
+        assert [g["range"] for g in srv.gets(PATH)] == [None, "bytes=1000-", "bytes=3000-", "bytes=6000-",
+                                                        "bytes=10000-"]
+    assert (tmp_path / "u.zip").read_bytes() == payload
