@@ -85,6 +85,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except Exception as exc:  # never a bare traceback
         if debug:
             raise
+        from satbench.runtime.workers import worker_death
+
+        killed = worker_death(exc)
+        if killed is not None:
+            print(f"satbench: error: {one_line(killed)}", file=sys.stderr)
+            return killed.exit_code
         print(f"satbench: internal error: {type(exc).__name__}: {one_line(exc)} "
               f"(set SATBENCH_DEBUG=1 for the traceback)", file=sys.stderr)
         return 3

@@ -142,6 +142,12 @@ class Task:
         """Overrides that follow from others (e.g. kNN's reported k when the k list changes); default: none."""
         return overrides
 
+    def effective_protocol(self, protocol: Any, dataset: Any) -> tuple[Any, dict[str, Any]]:
+        """``(protocol, notes)``: the protocol a run of ``dataset`` records once it has adapted to the dataset (e.g.
+        kNN's k list clipped to a small train split), and the record's notes on why. The run and the suite's plan both
+        call this, so a planned protocol hash is the one the record will carry. Default: ``protocol`` unchanged."""
+        return protocol, {}
+
     def run_options(self, args: argparse.Namespace) -> dict[str, Any]:
         """Task-specific run options from the command line (go to :attr:`RunOptions.extra`)."""
         return {}

@@ -164,6 +164,17 @@ class KnnTask(Task):
             return {**overrides, "k_report": list(ks)[0]}
         return overrides
 
+    def effective_protocol(self, protocol: Any, dataset: Any) -> tuple[Any, dict[str, Any]]:
+        """A k list longer than the train split is clipped to it (an override, so it changes the protocol hash)."""
+        settings = protocol.settings(KnnSettings)
+        n_train = len(dataset.samples("train"))
+        clipped = clip_k(settings, n_train)
+        if clipped is None:
+            return protocol, {}
+        ks, k_report = clipped
+        return (protocol.with_overrides(k=ks, k_report=k_report),
+                {"k_clipped": {"requested": list(settings.k), "used": ks, "n_train": n_train}})
+
     def run_options(self, args: argparse.Namespace) -> dict[str, Any]:
         return {"backend": args.knn_backend, **statistics_run_options(args)}
 
@@ -176,17 +187,13 @@ class KnnTask(Task):
             dataset.ensure_native_size()
             log.info("%s is not in the catalog: native size %d px read from its images (recorded)", dataset.name,
                      dataset.native_size)
-        notes: dict[str, Any] = {}
         subsets = train_subsets(dataset, options.extra)  # drawn (and checked) before any image is decoded
-        n_train = len(dataset.samples("train"))
-        clipped = clip_k(settings, n_train)
-        if clipped is not None:
-            ks, k_report = clipped
-            log.info("%s has %d training images: k %s clipped to %s (recorded)", dataset.name, n_train,
-                     list(settings.k), ks)
-            notes["k_clipped"] = {"requested": list(settings.k), "used": ks, "n_train": n_train}
-            protocol = protocol.with_overrides(k=ks, k_report=k_report)
-            settings = dataclasses.replace(settings, k=tuple(ks), k_report=k_report)
+        protocol, notes = self.effective_protocol(protocol, dataset)
+        if "k_clipped" in notes:
+            c = notes["k_clipped"]
+            log.info("%s has %d training images: k %s clipped to %s (recorded)", dataset.name, c["n_train"],
+                     c["requested"], c["used"])
+            settings = dataclasses.replace(settings, k=tuple(c["used"]), k_report=min(settings.k_report, c["n_train"]))
         norm = options.extra.get("normalization")
         computed = bool(options.extra.get("normalization_computed"))
         if norm is None and settings.normalization == "dataset" and dataset.normalization is None:

@@ -55,6 +55,8 @@ except ImportError:  # pragma: no cover - depends on the installed stack
 
 RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 CHUNK = 1 << 20
+MAX_ATTEMPTS = 50  # attempts in all for one file, progress or not (bounds a fetch that advances by drips)
+
 class DownloadError(DataError):
     """A file that could not be fetched, or whose checksum does not match."""
 
@@ -194,24 +196,40 @@ _RANGE_RE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 def http_download(url: str, part: Path, *, expected_size: Optional[int] = None, retries: int = 5,
                   backoff: float = 1.0, max_backoff: float = 60.0, timeout: float = 60.0, progress: bool = True,
-                  desc: str = "", client: Optional[Any] = None) -> dict[str, Any]:
+                  desc: str = "", client: Optional[Any] = None, max_attempts: int = MAX_ATTEMPTS) -> dict[str, Any]:
     """Download ``url`` into ``part`` (appending to what is already there), with resume and retries.
 
-    ``retries`` counts consecutive failed attempts (an attempt that received data resets it). Returns
+    ``retries`` counts consecutive failed attempts that did not advance the file: an attempt counts as progress only
+    when ``part`` grew beyond its largest size so far (its high-water mark), so a server that sends a few bytes and
+    stalls, or closes early while ignoring ``Range``, ends after ``retries`` retries. ``max_attempts`` bounds the
+    whole fetch (progress or not). Errors that cannot heal are not retried: a certificate that fails verification,
+    a redirect to a scheme other than http(s), an ``https`` URL redirected to ``http`` (refused before the request is
+    sent), too many redirects, and a ``Content-Length`` larger than the free disk space (before any byte is written).
+    ``timeout`` is httpx's per-operation timeout (connect, and each read). Returns
     ``{"bytes": transferred this call, "requests": [...], "seconds": ...}``; raises :class:`DownloadError`.
     """
     from tqdm.auto import tqdm
 
+    from satbench.io.download_guard import downgrade, permanent_error, space_shortfall
+
+    def no_downgrade(to: Any) -> None:
+        why = downgrade(url, to)
+        if why:
+            raise DownloadError(f"could not download {url}: {why}")
+
     own = client is None
     client = client or httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=True,
-                                    headers={"User-Agent": "satbench-download"})
+                                    headers={"User-Agent": "satbench-download"},
+                                    event_hooks={"request": [lambda req: no_downgrade(req.url)]})
     stats: dict[str, Any] = {"bytes": 0, "requests": [], "seconds": 0.0}
     t0 = time.perf_counter()
-    failures = 0
+    failures = attempts = 0
+    high = part.stat().st_size if part.exists() else 0  # the .part's high-water mark
     bar = tqdm(total=expected_size, initial=0, unit="B", unit_scale=True, unit_divisor=1024, desc=desc or part.name,
                disable=not progress, leave=False)
     try:
         while True:
+            attempts += 1
             have = part.stat().st_size if part.exists() else 0
             headers = {"Accept-Encoding": "identity"}
             if have:
@@ -220,11 +238,14 @@ def http_download(url: str, part: Path, *, expected_size: Optional[int] = None, 
             try:
                 with client.stream("GET", url, headers=headers) as r:
                     stats["requests"].append({"status": r.status_code, "range": headers.get("Range")})
+                    for step in (*r.history, r):  # a caller's client has no hook: check the chain it followed
+                        no_downgrade(step.url)
                     if r.status_code == 416 and have:
                         total_s = r.headers.get("Content-Range", "").rpartition("/")[2]
                         if total_s.isdigit() and int(total_s) == have:
                             break  # the .part is already complete
                         part.unlink()  # satbench's own .part, longer than the file: start over
+                        high = 0
                         continue
                     if r.status_code in RETRY_STATUS:
                         raise _Retryable(f"HTTP {r.status_code}", _retry_after(r.headers.get("Retry-After")))
@@ -241,6 +262,10 @@ def http_download(url: str, part: Path, *, expected_size: Optional[int] = None, 
                         n = r.headers.get("Content-Length")
                         total = int(n) if n and n.isdigit() else None
                     if total is not None:
+                        short = space_shortfall(part, total - have, reclaimable=0 if mode == "ab" else
+                                                (part.stat().st_size if part.exists() else 0))
+                        if short:
+                            raise DownloadError(f"could not download {url}: {short}")
                         bar.total = total
                     bar.n = have
                     bar.refresh()
@@ -254,11 +279,20 @@ def http_download(url: str, part: Path, *, expected_size: Optional[int] = None, 
                         raise _Retryable(f"connection ended after {size} of {total} bytes")
                 stats["bytes"] += got
                 break
-            except (httpx.TransportError, _Retryable) as exc:
+            except (httpx.TransportError, httpx.TooManyRedirects, _Retryable) as exc:
                 stats["bytes"] += got
-                failures = 1 if got else failures + 1
+                why = permanent_error(exc)
+                if why:
+                    raise DownloadError(f"could not download {url}: {why} (not retried: retrying cannot fix it)") from None
+                size = part.stat().st_size if part.exists() else 0
+                advanced = size > high
+                high = max(high, size)
+                failures = 1 if advanced else failures + 1
                 if failures > retries:
                     raise DownloadError(f"could not download {url} after {retries} retries ({_short(exc)})") from None
+                if attempts >= max_attempts:
+                    raise DownloadError(f"could not download {url} in {attempts} attempts (the bound on one fetch; "
+                                        f"{size} bytes so far; last: {_short(exc)})") from None
                 delay = min(max_backoff, backoff * 2 ** (failures - 1))
                 ra = getattr(exc, "retry_after", None)
                 if ra is not None:

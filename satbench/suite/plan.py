@@ -382,7 +382,8 @@ def make_plan(config: SuiteConfig, *, weights: Optional[WeightsPlan] = None,
         desc = ds.describe()
         key = None
         if wp.identity is not None:
-            key = RunKey(task=task.name, model=card.name, weights=wp.identity, protocol_hash=protocols[task.name].hash,
+            effective, _ = task.effective_protocol(protocols[task.name], ds)  # what the run will record
+            key = RunKey(task=task.name, model=card.name, weights=wp.identity, protocol_hash=effective.hash,
                          dataset=desc.get("name", spec.name), split_hashes=dict(desc.get("split_hashes") or {}),
                          normalization=desc.get("normalization"), bf16=config.bf16, model_options=expected_opts,
                          option_defaults=default_opts, seed=config.seed)

@@ -145,6 +145,9 @@ def run_suite(config: SuiteConfig, *, on_event: Optional[Callable[..., None]] = 
             if config.fail_fast:
                 raise
             from satbench.errors import one_line
+            from satbench.runtime.workers import worker_death
+
+            exc = worker_death(exc) or exc  # a killed DataLoader worker is named, not an internal error
 
             msg = (one_line(exc) if isinstance(exc, SatbenchError)
                    else f"internal error: {type(exc).__name__}: {one_line(exc)}")

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 
+from satbench.config.argtypes import positive_float
 from satbench.errors import DataError
 
 
@@ -30,6 +31,9 @@ def register(dsub: argparse._SubParsersAction) -> None:
                    help="folder where the archives are looked for first and plain downloads go "
                         "(default $SATBENCH_HOME/downloads/<name>)")
     p.add_argument("--retries", type=int, default=5, help="retries per file after transient errors (default 5)")
+    p.add_argument("--timeout", type=positive_float, default=60.0, metavar="SECONDS",
+                   help="give up on a connection that is silent this long (connect or read; then retried, "
+                        "default 60)")
     p.add_argument("--list", action="store_true", help="list the known sources, checksums and licences, then exit")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print the reports as JSON")
@@ -80,7 +84,7 @@ def _download(args: argparse.Namespace) -> int:
     for name in names:
         rep = install_dataset(name, root, yes=args.yes, interactive=sys.stdin.isatty() and not args.json,
                               source=args.source, files_dir=args.files, progress=not args.no_progress,
-                              retries=args.retries, log=log)
+                              retries=args.retries, timeout=args.timeout, log=log)
         reports.append(rep)
         if rep["status"] == "manual":
             not_ready.append(name)
