@@ -29,9 +29,9 @@ def nonnegative_int(value: str) -> int:
     try:
         v = int(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value!r}") from None
+        v = -1
     if v < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value!r}")
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value!r}")
     return v
 
 
@@ -48,9 +48,23 @@ def positive_float(value: str) -> float:
 
 def fraction(value: str) -> float:
     """A number in (0, 1]."""
-    v = positive_float(value)
-    if v > 1:
+    try:
+        v = float(value)
+    except ValueError:
+        v = math.nan
+    if not (math.isfinite(v) and 0 < v <= 1):
         raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1], got {value!r}")
+    return v
+
+
+def level(value: str) -> float:
+    """An interval level: a number in (0, 1)."""
+    try:
+        v = float(value)
+    except ValueError:
+        v = math.nan
+    if not 0 < v < 1:
+        raise argparse.ArgumentTypeError(f"expected a level in (0, 1), got {value!r}")
     return v
 
 

@@ -10,17 +10,8 @@ dataset) the latest is shown, marked ``*``.
 
 from __future__ import annotations
 
-import json
-import re
-from collections import OrderedDict
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
-from satbench.errors import ResultsError
-from satbench.records.checks import date_key, value_problem
-from satbench.runtime.resources import reference_dir
-from satbench.leaderboard import runs as R
 from satbench.leaderboard.layout import DELTA_RULE, Cell, Row, Table, TaskSpec, check_task, task_specs  # noqa: F401
 from satbench.leaderboard.references import load_references
 from satbench.leaderboard.table import knn_scale_table, task_table

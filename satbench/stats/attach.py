@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Sequence
 
-from satbench.config.argtypes import positive_int
+from satbench.config.argtypes import fraction, nonnegative_int, positive_int
 from satbench.errors import SatbenchError
 from satbench.stats.bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED
 
@@ -50,26 +50,6 @@ class StatsOptions:
 # ---------------------------------------------------------------------------------------------------------------------
 # Command line
 # ---------------------------------------------------------------------------------------------------------------------
-def _nonnegative_int(value: str) -> int:
-    try:
-        v = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value!r}")
-    return v
-
-
-def _fraction(value: str) -> float:
-    try:
-        v = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1], got {value!r}") from None
-    if not (math.isfinite(v) and 0 < v <= 1):
-        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1], got {value!r}")
-    return v
-
-
 def add_statistics_arguments(g: argparse._ArgumentGroup) -> None:
     """``--resamples``: every task that keeps per-image predictions."""
     g.add_argument("--resamples", type=positive_int, default=None, metavar="N",
@@ -78,21 +58,21 @@ def add_statistics_arguments(g: argparse._ArgumentGroup) -> None:
 
 def add_seed_arguments(g: argparse._ArgumentGroup) -> None:
     """``--seeds``: the trained probes (one record per seed plus an aggregate record)."""
-    g.add_argument("--seeds", type=_nonnegative_int, nargs="+", default=None, metavar="S",
+    g.add_argument("--seeds", type=nonnegative_int, nargs="+", default=None, metavar="S",
                    help="train once per seed (the model is loaded once; --seed still seeds random weights) and write "
                         "one record per seed plus an aggregate (mean, sample std, min/max, IQM from 4 seeds)")
 
 
 def add_subset_arguments(g: argparse._ArgumentGroup) -> None:
     """``--train-fraction`` / ``--shots`` / ``--draws`` / ``--subset-seed``: kNN and cached-linear."""
-    g.add_argument("--train-fraction", type=_fraction, nargs="+", default=None, metavar="F",
+    g.add_argument("--train-fraction", type=fraction, nargs="+", default=None, metavar="F",
                    help="evaluate on class-stratified, nested subsets of the train split, e.g. 0.01 0.1 (features "
                         "extracted once; one record per fraction and draw; recorded, never compared with a paper)")
     g.add_argument("--shots", type=positive_int, nargs="+", default=None, metavar="N",
                    help="N train images per class (nested: 1 shot inside 5 shots), like --train-fraction")
     g.add_argument("--draws", type=positive_int, default=None, metavar="D",
                    help="independent subset draws per fraction / shot count, averaged with their spread (default 1)")
-    g.add_argument("--subset-seed", type=_nonnegative_int, default=None, metavar="S",
+    g.add_argument("--subset-seed", type=nonnegative_int, default=None, metavar="S",
                    help="seed of the subsets (default 0; the same for every model, so runs stay paired)")
 
 

@@ -22,7 +22,7 @@ def add_cases(out: Path, res: Path, case, ctx: dict[str, Any]) -> None:
         ("scales-nan", ["--scales", "nan"], r"positive number"),
         ("scales-inf", ["--scales", "inf"], r"positive number"),
         ("device-meta", ["--device", "meta"], r"auto, cpu, cuda or cuda:N"),
-        ("num-workers-negative", ["--num-workers", "-2"], r"integer >= 0"),
+        ("num-workers-negative", ["--num-workers", "-2"], r"non-negative integer, got .-2."),
         ("native-size-zero", ["--native-size", "0"], r"positive integer"),
     ]:
         case(f"arg-{cid}", base + extra, "usage", pattern)

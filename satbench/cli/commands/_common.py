@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from satbench.config.argtypes import device, positive_float, positive_int, seed  # noqa: F401 (re-exported)
+from satbench.config.argtypes import device, positive_int, seed
 
 
 def add_model_args(p: argparse.ArgumentParser, *, model_required: bool = True, default_model: str | None = None) -> None:

@@ -13,31 +13,11 @@ import json
 import sys
 from typing import Any
 
-from satbench.cli.commands._common import positive_int
+from satbench.config.argtypes import level, nonnegative_int, positive_int
 
 FORMATS = ("table", "csv", "json")
 CSV_FIELDS = ["dataset", "train_subset", "task", "protocol", "eval", "scale", "k", "metric", "n", "a", "b", "diff", "ci_lo", "ci_hi",
               "a_only", "b_only", "p_mcnemar", "p_holm"]
-
-
-def _level(value: str) -> float:
-    try:
-        v = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a level in (0, 1), got {value!r}") from None
-    if not 0 < v < 1:
-        raise argparse.ArgumentTypeError(f"expected a level in (0, 1), got {value!r}")
-    return v
-
-
-def _seed(value: str) -> int:
-    try:
-        v = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value!r}")
-    return v
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -53,8 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--k", type=positive_int, default=None, help="kNN: the k to compare (default: the protocol's k_report)")
     p.add_argument("--format", choices=FORMATS, default="table", help="table (default), csv or json")
     p.add_argument("--resamples", type=positive_int, default=10_000, help="bootstrap resamples (default 10000)")
-    p.add_argument("--seed", type=_seed, default=0, help="bootstrap seed (default 0)")
-    p.add_argument("--level", type=_level, default=0.95, help="interval level (default 0.95)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--level", type=level, default=0.95, help="interval level (default 0.95)")
     p.set_defaults(func=run)
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from satbench.cli.commands._common import add_device_args, add_model_args, load_from_args, positive_int
+from satbench.config.argtypes import positive_int
+from satbench.cli.commands._common import add_device_args, add_model_args, load_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:

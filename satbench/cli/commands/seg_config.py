@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from satbench.cli.commands._common import add_model_args, model_build_options, positive_float, positive_int
+from satbench.config.argtypes import positive_float, positive_int
+from satbench.cli.commands._common import add_model_args, model_build_options
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from satbench.cli.commands._common import positive_int
+from satbench.config.argtypes import positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:

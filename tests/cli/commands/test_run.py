@@ -51,7 +51,7 @@ def test_run_help_lists_the_tasks_and_unknown_tasks_name_close_matches(capsys):
     (["--scales", "nan"], "expected a positive number"),
     (["--scales", "inf"], "expected a positive number"),
     (["--device", "meta"], "expected auto, cpu, cuda or cuda:N"),
-    (["--num-workers", "-1"], "expected an integer >= 0"),
+    (["--num-workers", "-1"], "expected a non-negative integer"),
 ])
 def test_arguments_are_validated_at_parse_time(argv, pattern, capsys):
     with pytest.raises(SystemExit) as exc:
