@@ -132,6 +132,16 @@ FAMILIES: dict[str, Family] = {}
 MAX_GRID_SIDE = 160
 
 
+#: Attention implementations of satbench's own ViT blocks: the official plain matmul (exact) or torch's fused SDPA.
+ATTN_IMPLS = ("matmul", "sdpa")
+
+
+def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    """One line when a build option is not one of its ``choices`` (the families' shared option check)."""
+    if value not in choices:
+        raise SatbenchError(f"{name} must be one of {choices}, got {value!r}")
+
+
 def check_input_grid(what: str, patch_size: int, height: int, width: int, max_grid: int) -> None:
     """The shared bounds of ``check_input_size``: at least one patch per side, at most ``max_grid`` patches per side
     (the patch embedding floors, so e.g. 630 px at patch 16 is 39 patches)."""

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from satbench.errors import InputSizeError, SatbenchError, WeightsError
 from satbench.models.backbones.base import (
-    MAX_GRID_SIDE, BackboneOutput, Family, OptionSpec, check_input_grid, register_family
+    ATTN_IMPLS, MAX_GRID_SIDE, BackboneOutput, Family, OptionSpec, check_choice, check_input_grid, register_family
 )
 
 ARCHS: dict[str, dict[str, int]] = {
@@ -38,7 +38,6 @@ ARCHS: dict[str, dict[str, int]] = {
 }
 
 POS_INTERP_MODES = ("official", "size")
-ATTN_IMPLS = ("matmul", "sdpa")
 
 
 class SatDINOViT(nn.Module):
@@ -59,10 +58,8 @@ class SatDINOViT(nn.Module):
         gsd_register: bool = True,
     ) -> None:
         super().__init__()
-        if pos_interp not in POS_INTERP_MODES:
-            raise SatbenchError(f"pos_interp must be one of {POS_INTERP_MODES}, got {pos_interp!r}")
-        if attn_impl not in ATTN_IMPLS:
-            raise SatbenchError(f"attn_impl must be one of {ATTN_IMPLS}, got {attn_impl!r}")
+        check_choice("pos_interp", pos_interp, POS_INTERP_MODES)
+        check_choice("attn_impl", attn_impl, ATTN_IMPLS)
         self.patch_size = patch_size
         self.embed_dim = embed_dim
         self.depth = depth

@@ -30,14 +30,13 @@ from torch import Tensor, nn
 
 from satbench.errors import SatbenchError, WeightsError
 from satbench.models.backbones.base import (
-    MAX_GRID_SIDE, BackboneOutput, Family, OptionSpec, check_input_grid, register_family
+    ATTN_IMPLS, MAX_GRID_SIDE, BackboneOutput, Family, OptionSpec, check_choice, check_input_grid, register_family
 )
 from satbench.models.backbones.satdino import ARCHS, _check_layers, strip_prefixes
 from satbench.models.backbones.sincos import mae_2d_sincos
 
 POOLS = ("cls", "mean")
 POS_EMBED_MODES = ("regenerate", "interpolate")
-ATTN_IMPLS = ("matmul", "sdpa")
 
 #: MAE decoder-side keys in SatMAE's ``fmow_pretrain.pth`` (exact names, and ``prefix.`` families).
 SATMAE_DECODER_KEYS: tuple[str, ...] = (
@@ -57,10 +56,8 @@ class MAEEncoderViT(nn.Module):
                  mlp_ratio: float = 4.0, img_size: int = 224, in_chans: int = 3, pool: str = "cls",
                  attn_impl: str = "matmul") -> None:
         super().__init__()
-        if pool not in POOLS:
-            raise SatbenchError(f"pool must be one of {POOLS}, got {pool!r}")
-        if attn_impl not in ATTN_IMPLS:
-            raise SatbenchError(f"attn_impl must be one of {ATTN_IMPLS}, got {attn_impl!r}")
+        check_choice("pool", pool, POOLS)
+        check_choice("attn_impl", attn_impl, ATTN_IMPLS)
         self.patch_size = patch_size
         self.embed_dim = embed_dim
         self.depth = depth
