@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+from support.builders import scene_folder
 
 REPO = Path(__file__).resolve().parents[2]
 CARDS = REPO / "tests" / "fixtures" / "cards"  # export SATBENCH_MODEL_CARDS=<this> before running the manifest
@@ -26,17 +27,7 @@ UCM = REPO / "satbench" / "data" / "bundled" / "ucm-mini"
 
 def _mini_dataset(root: Path, name: str, n_per_class: int = 2) -> Path:
     """A small dataset folder in the official layout from real bundled images (2 classes)."""
-    d = root / name
-    lines = {"train": [], "val": []}
-    for cls in ("airplane", "forest"):
-        (d / "images" / cls).mkdir(parents=True, exist_ok=True)
-        files = sorted((UCM / "images" / cls).glob("*.jpg"))[: 2 * n_per_class]
-        for i, f in enumerate(files):
-            shutil.copy(f, d / "images" / cls / f.name)
-            lines["train" if i < n_per_class else "val"].append(f"./{cls}/{f.name}")
-    for split, ls in lines.items():
-        (d / f"{split}.txt").write_text("\n".join(ls) + "\n")
-    return d
+    return scene_folder(root, name, ("airplane", "forest"), train=n_per_class, val=n_per_class)
 
 
 def _real_image() -> Image.Image:

@@ -7,7 +7,6 @@ import csv
 import json
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,22 +16,14 @@ from pathlib import Path
 import pytest
 import torch
 from support.paths import CARDS, UCM_MINI
+from support.builders import scene_folder
 
 UCM = UCM_MINI
 
 
 def _tiny_dataset(root: Path, per_class: int = 3) -> Path:
     """A real 4-class dataset in the official layout (per_class train + 1 val image per class)."""
-    d = root / "uc_merced"
-    lines = {"train": [], "val": []}
-    for cls in ("airplane", "beach", "forest", "harbor"):
-        (d / "images" / cls).mkdir(parents=True)
-        for i, f in enumerate(sorted((UCM / "images" / cls).glob("*.jpg"))[: per_class + 1]):
-            shutil.copy(f, d / "images" / cls / f.name)
-            lines["train" if i < per_class else "val"].append(f"./{cls}/{f.name}")
-    for split, ls in lines.items():
-        (d / f"{split}.txt").write_text("\n".join(ls) + "\n")
-    return d
+    return scene_folder(root, "uc_merced", ("airplane", "beach", "forest", "harbor"), train=per_class, val=1)
 
 
 def _env() -> dict:

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
 import struct
-import subprocess
 import sys
 import zlib
 from pathlib import Path
@@ -31,8 +29,9 @@ from satbench.errors import DataError, InputSizeError, ProtocolError, SatbenchEr
 from satbench.data.normalization import PRESETS, Normalization, NormalizationError, parse_normalization
 from satbench.models.registry import get_card
 from satbench.runtime.resources import bundled_data_dir
-from satbench.models.weights import LoadedModel, WeightsInfo, load_model
+from satbench.models.weights import LoadedModel, load_model
 from support.paths import REPO
+from support.builders import tiny_satdino
 
 CARDS = REPO / "tests" / "fixtures" / "cards"
 UCM = bundled_data_dir() / "ucm-mini"
@@ -338,11 +337,7 @@ def test_bomb_inside_a_dataset_is_one_line_and_no_record(tmp_path, test_cards, c
 
 
 def _tiny_loaded(pos_interp: str = "official", patch: int = 16) -> LoadedModel:
-    torch.manual_seed(0)
-    card = dataclasses.replace(get_card("satdino-vit_small-16"), name="test-tiny", arch="vit_tiny", embed_dim=192,
-                               feature_dim=192, depth=2, num_heads=3, patch_size=patch, weights={})
-    model = SatDINOViT(patch_size=patch, embed_dim=192, depth=2, num_heads=3, pos_interp=pos_interp).eval()
-    return LoadedModel(model, card, WeightsInfo(source="random", kind="random", seed=0))
+    return tiny_satdino("test-tiny", 0, patch=patch, pos_interp=pos_interp)
 
 
 def test_satdino_size_check_agrees_with_the_official_interpolation():

@@ -21,6 +21,7 @@ from satbench.eval.cache import FORMAT, FeatureCache
 from satbench.cli.app import main
 from satbench.runtime.resources import bundled_data_dir
 from support.paths import REPO
+from support.builders import scene_folder
 
 CARDS = REPO / "tests" / "fixtures" / "cards"
 UCM = bundled_data_dir() / "ucm-mini"
@@ -36,16 +37,7 @@ def _test_cards(monkeypatch):
 
 def _dataset(tmp_path: Path, name: str = "cachetrust") -> Path:
     """3 classes of real bundled images, 4 train + 3 val each, in the official layout."""
-    root = tmp_path / name
-    lines: dict[str, list[str]] = {"train": [], "val": []}
-    for cls in CLASSES:
-        (root / "images" / cls).mkdir(parents=True)
-        for i, f in enumerate(sorted((UCM / "images" / cls).glob("*.jpg"))[:7]):
-            shutil.copy(f, root / "images" / cls / f.name)
-            lines["train" if i < 4 else "val"].append(f"./{cls}/{f.name}")
-    for split, ls in lines.items():
-        (root / f"{split}.txt").write_text("\n".join(ls) + "\n")
-    return root
+    return scene_folder(tmp_path, name, CLASSES, train=4, val=3)
 
 
 def _argv(tmp_path: Path, cache: Path | None, dataset: Path | None = None, *extra: str) -> list[str]:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 
 import numpy as np
 import pytest
 import torch
 
-from satbench.models.backbones.satdino import SatDINOViT
 from satbench.eval.cache import FeatureCache
 from satbench.data.catalog import get_dataset_spec
 from satbench.data.scene import open_scene_dataset
@@ -21,7 +19,8 @@ from satbench.models.backbones import get_family
 from satbench.eval.knn_protocols import build_scale_entries
 from satbench.config.protocols import load_protocol
 from satbench.models.registry import get_card
-from satbench.models.weights import LoadedModel, WeightsInfo
+from satbench.models.weights import LoadedModel
+from support.builders import tiny_satdino
 
 # Spec 3.3 table: dataset -> [(target, final, resize)] for scales 1.0, 0.5, 0.25, 0.125.
 SPEC_TABLE = {
@@ -36,11 +35,7 @@ SPEC_TABLE = {
 
 def tiny_loaded(name: str = "test-satdino-tiny-d2", seed: int = 0) -> LoadedModel:
     """A depth-2 ViT-Tiny/16 SatDINO backbone (random, seeded) with a card of its own: fast on 2 cores."""
-    card = dataclasses.replace(get_card("satdino-vit_small-16"), name=name, arch="vit_tiny", embed_dim=192,
-                               feature_dim=192, depth=2, num_heads=3, weights={})
-    torch.manual_seed(seed)
-    model = SatDINOViT(patch_size=16, embed_dim=192, depth=2, num_heads=3).eval()
-    return LoadedModel(model, card, WeightsInfo(source="random", kind="random", seed=seed))
+    return tiny_satdino(name, seed)
 
 
 class _FakeInfoDataset:

@@ -22,6 +22,7 @@ from satbench.eval.knn_vote import (
     EXP_OVERFLOW, EXP_UNDERFLOW, knn_classify, knn_vote, knn_vote_form, knn_vote_with_form, topk_accuracy
 )
 from satbench.eval.knn_search import TORCH_TRAIN_ALIGN, _faiss_query_blocks, knn_search, l2_normalize
+from support.builders import tiny_satdino
 
 
 def legacy_knn_vote(sims, indices, train_labels, num_classes, k, temperature, chunk=1024):
@@ -319,17 +320,7 @@ def test_nan_similarities_are_refused():
 
 def tiny_loaded():
     """A depth-2 ViT-Tiny/16 SatDINO backbone (random, seeded 0), as in test_knn.py."""
-    import dataclasses
-
-    from satbench.models.backbones.satdino import SatDINOViT
-    from satbench.models.registry import get_card
-    from satbench.models.weights import LoadedModel, WeightsInfo
-
-    card = dataclasses.replace(get_card("satdino-vit_small-16"), name="test-satdino-tiny-d2", arch="vit_tiny",
-                               embed_dim=192, feature_dim=192, depth=2, num_heads=3, weights={})
-    torch.manual_seed(0)
-    model = SatDINOViT(patch_size=16, embed_dim=192, depth=2, num_heads=3).eval()
-    return LoadedModel(model, card, WeightsInfo(source="random", kind="random", seed=0))
+    return tiny_satdino()
 
 
 def test_run_knn_records_vote_form_and_refuses_infinite_temperature(tmp_path):

@@ -3,7 +3,6 @@ forward passes) and a 5-class copy of the bundled ucm-mini laid out as a ``uc_me
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 from pathlib import Path
 from typing import Any
@@ -15,17 +14,9 @@ PROBE = dict(train_crop=32, val_resize=36, val_crop=32, batch_size=8, epochs=1, 
 def tiny_model(calls: dict[str, int] | None = None) -> Any:
     """A ``LoadedModel`` of a 2-block random ViT-Tiny/16 (seed 0); ``calls["images"]`` counts the images its
     ``forward_features`` sees (every extraction and training step goes through it)."""
-    import torch
+    from support.builders import tiny_satdino
 
-    from satbench.models.backbones.satdino import SatDINOViT
-    from satbench.models.registry import get_card
-    from satbench.models.weights import LoadedModel, WeightsInfo
-
-    card = dataclasses.replace(get_card("satdino-vit_small-16"), name="test-satdino-tiny-d2", arch="vit_tiny",
-                               embed_dim=192, feature_dim=192, depth=2, num_heads=3, weights={})
-    torch.manual_seed(0)
-    model = LoadedModel(SatDINOViT(embed_dim=192, depth=2, num_heads=3).eval(), card,
-                        WeightsInfo(source="random", kind="random", seed=0))
+    model = tiny_satdino()
     if calls is not None:
         forward = model.model.forward_features
 
