@@ -3,6 +3,7 @@ an independent mIoU, the loss going down, overlays. Tiny model (vit_tiny/16, ran
 
 from __future__ import annotations
 
+import io
 import json
 import os
 
@@ -180,3 +181,33 @@ def test_mmengine_checkpoint_writes_are_atomic(tmp_path, monkeypatch):
         save_checkpoint({"meta": {"iter": 4}}, str(tmp_path / "work" / "iter_4.pth"))
     assert not (tmp_path / "work" / "iter_4.pth").exists()
     assert sorted(p.name for p in (tmp_path / "work").iterdir()) == ["iter_2.pth"]  # no temp file left either
+
+
+def test_mmengine_last_checkpoint_pointer_write_is_atomic(tmp_path, monkeypatch):
+    """The pointer mmengine writes after each checkpoint goes through satbench's atomic write: a kill or a failure
+    while writing it keeps the previous pointer, never an empty file that --resume would refuse (a CI failure)."""
+    import errno
+    import inspect
+
+    import satbench.io.atomic as sio
+    import satbench.seg  # noqa: F401  (installs the patch)
+    from mmengine.hooks import checkpoint_hook
+
+    source = inspect.getsource(checkpoint_hook.CheckpointHook._save_checkpoint_with_step)
+    assert "open(save_file, 'w')" in source  # the write the patch covers is still how mmengine writes the pointer
+    pointer = tmp_path / "last_checkpoint"
+    with checkpoint_hook.open(str(pointer), "w") as f:
+        f.write(str(tmp_path / "iter_1.pth"))
+    assert pointer.read_text() == str(tmp_path / "iter_1.pth")
+
+    def no_space(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(sio.os, "fsync", no_space)
+    with pytest.raises(Exception, match="(?i)no space left"):
+        with checkpoint_hook.open(str(pointer), "w") as f:
+            f.write(str(tmp_path / "iter_2.pth"))
+    assert pointer.read_text() == str(tmp_path / "iter_1.pth")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last_checkpoint"]
+    with checkpoint_hook.open(str(tmp_path / "other.txt"), "w") as f:  # any other file: the builtin open
+        assert not isinstance(f, io.StringIO)
