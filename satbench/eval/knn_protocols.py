@@ -26,6 +26,7 @@ from satbench.io.files import canonical_hash
 from satbench.data.normalization import Normalization
 from satbench.config.protocols import Protocol
 from satbench.eval.extract import View
+from satbench.eval.size_rules import DEFAULT_SIZE_RULE, CropAfter, fitted_size, model_patch
 
 #: Scale-MAE's own kNN protocol: the one satbench uses for Scale-MAE by default (``satbench extract``'s input_res).
 #: ``scalemae-knn-v1`` (4-decimal EuroSAT statistics only) stays loadable for the records made with it.
@@ -149,22 +150,30 @@ def build_scale_entries(protocol: Protocol, dataset: SceneDataset, family: Any,
     proto_ds = dataset.protocol_name
     native_resize = native_resize_table.get(proto_ds)
     native = dataset.native_size
+    size_rule = str(protocol.get("size_rule", DEFAULT_SIZE_RULE))
+    patch = model_patch(model)
     views: dict[str, View] = {}
     out: list[ScaleEntry] = []
     for s in _scales(protocol):
-        target, size = knn_input_size(native, s, multiple)
+        target, protocol_size = knn_input_size(native, s, multiple)
+        size = fitted_size(protocol_size, patch, size_rule, f"protocol {protocol.name}")
+        base = protocol_size if size_rule == "crop" else size
         res = fam.input_res(policy, size)
         if transform == "resize-center-crop":
-            tf: Any = knn_transform(size, ratio)
-            spec = {"kind": "satdino-knn", **knn_transform_spec(size, ratio)}
-            resize: Optional[int] = knn_resize_size(size, ratio)
+            tf: Any = knn_transform(base, ratio)
+            spec = {"kind": "satdino-knn", **knn_transform_spec(base, ratio)}
+            resize: Optional[int] = knn_resize_size(base, ratio)
         else:
-            tf = NativeAreaTransform(size, native_resize)
+            tf = NativeAreaTransform(base, native_resize)
             spec = {"kind": "scalemae-knn", **tf.spec()}
             resize = None
+        if size != base:
+            tf, spec = CropAfter(tf, size), {**spec, "size_rule": "crop", "patch_crop": size}
         vkey = f"{spec['kind']}-{size}" + (f"-res{res:g}" if res is not None else "") + f"-{canonical_hash(spec)[:6]}"
         view = views.setdefault(vkey, View(vkey, tf, spec, res))
-        out.append(ScaleEntry(s, target, size, resize, f"{native}->{target}({size})", view))
+        changed = size != protocol_size
+        out.append(ScaleEntry(s, target, size, resize, f"{native}->{target}({size})", view,
+                              protocol_size if changed else None, size_rule if changed else None))
     if model is not None:
         check_entry_sizes(out, model, protocol, dataset)
     return out
