@@ -44,10 +44,15 @@ class ScaleEntry:
     resize: Optional[int]  # short-side resize before the centre crop (resize-center-crop only)
     key: str  # "{native}->{target}({size})", as the official results JSON
     view: View
+    protocol_size: Optional[int] = None  # the protocol's size, when size_rule changed it (satbench.eval.size_rules)
+    size_rule: Optional[str] = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"scale": self.scale, "key": self.key, "target": self.target, "size": self.size,
-                "resize": self.resize, "view": self.view.key, "input_res": self.view.input_res}
+        out = {"scale": self.scale, "key": self.key, "target": self.target, "size": self.size,
+               "resize": self.resize, "view": self.view.key, "input_res": self.view.input_res}
+        if self.protocol_size is not None:
+            out.update(protocol_size=self.protocol_size, size_rule=self.size_rule)
+        return out
 
 
 class NativeAreaTransform:
