@@ -251,7 +251,9 @@ def load_state_dict_strict(model: nn.Module, sd: dict[str, Tensor], *, where: st
         )
     problems = state_dict_problems(own, sd)
     if problems:
-        raise WeightsError(f"{where}: does not fit {card.name}: " + "; ".join(problems))
+        from satbench.models.checkpoints import nesting_hint
+
+        raise WeightsError(f"{where}: does not fit {card.name}: " + "; ".join(problems) + nesting_hint(sd, own))
     casts = check_dtypes(sd, own, where=where)
     nonfinite = [k for k, v in sd.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if nonfinite:
