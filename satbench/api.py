@@ -271,6 +271,16 @@ def run(task: str, model: Any = DEFAULT_MODEL, dataset: Any = None, protocol: Op
     return record
 
 
+def wrap(module: Any, *, patch_size: int, normalization: Any, tokens: str = "cls+patches", pool: Optional[str] = None,
+         name: Optional[str] = None, img_size: int = 224) -> Any:
+    """Your own ``nn.Module`` as a model ``run`` takes (:func:`satbench.models.backbones.module.wrap`): the records carry
+    its class path and the sha256 of its state dict as the weights identity."""
+    from satbench.models.backbones.module import wrap as _wrap
+
+    return _wrap(module, patch_size=patch_size, normalization=normalization, tokens=tokens, pool=pool, name=name,
+                 img_size=img_size)
+
+
 def _dataset(task: Any, dataset: Any, ds_kw: dict[str, Any], options: Any) -> Any:
     from satbench.data.catalog import resolve_normalization
     from satbench.data.datasets import open_dataset as _open

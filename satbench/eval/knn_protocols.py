@@ -27,6 +27,7 @@ from satbench.data.normalization import Normalization
 from satbench.config.protocols import Protocol
 from satbench.eval.extract import View
 from satbench.eval.knn_settings import KnnSettings
+from satbench.eval.size_rules import CropAfter, fitted_size, model_patch
 
 #: Scale-MAE's own kNN protocol: the one satbench uses for Scale-MAE by default (``satbench extract``'s input_res).
 #: ``scalemae-knn-v1`` (4-decimal EuroSAT statistics only) stays loadable for the records made with it.
@@ -44,10 +45,15 @@ class ScaleEntry:
     resize: Optional[int]  # short-side resize before the centre crop (resize-center-crop only)
     key: str  # "{native}->{target}({size})", as the official results JSON
     view: View
+    protocol_size: Optional[int] = None  # the protocol's size, when size_rule changed it (satbench.eval.size_rules)
+    size_rule: Optional[str] = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"scale": self.scale, "key": self.key, "target": self.target, "size": self.size,
-                "resize": self.resize, "view": self.view.key, "input_res": self.view.input_res}
+        out = {"scale": self.scale, "key": self.key, "target": self.target, "size": self.size,
+               "resize": self.resize, "view": self.view.key, "input_res": self.view.input_res}
+        if self.protocol_size is not None:
+            out.update(protocol_size=self.protocol_size, size_rule=self.size_rule)
+        return out
 
 
 class NativeAreaTransform:
@@ -133,22 +139,30 @@ def build_scale_entries(protocol: Protocol, dataset: SceneDataset, family: Any, 
     policy, multiple, ratio, transform = st.input_res, st.size_multiple, st.ratio, st.transform
     native_resize = st.native_resize.get(dataset.protocol_name)
     native = dataset.native_size
+    size_rule = st.size_rule
+    patch = model_patch(model)
     views: dict[str, View] = {}
     out: list[ScaleEntry] = []
     for s in st.scales:
-        target, size = knn_input_size(native, s, multiple)
+        target, protocol_size = knn_input_size(native, s, multiple)
+        size = fitted_size(protocol_size, patch, size_rule, f"protocol {protocol.name}")
+        base = protocol_size if size_rule == "crop" else size
         res = fam.input_res(policy, size)
         if transform == "resize-center-crop":
-            tf: Any = knn_transform(size, ratio)
-            spec = {"kind": "satdino-knn", **knn_transform_spec(size, ratio)}
-            resize: Optional[int] = knn_resize_size(size, ratio)
+            tf: Any = knn_transform(base, ratio)
+            spec = {"kind": "satdino-knn", **knn_transform_spec(base, ratio)}
+            resize: Optional[int] = knn_resize_size(base, ratio)
         else:
-            tf = NativeAreaTransform(size, native_resize)
+            tf = NativeAreaTransform(base, native_resize)
             spec = {"kind": "scalemae-knn", **tf.spec()}
             resize = None
+        if size != base:
+            tf, spec = CropAfter(tf, size), {**spec, "size_rule": "crop", "patch_crop": size}
         vkey = f"{spec['kind']}-{size}" + (f"-res{res:g}" if res is not None else "") + f"-{canonical_hash(spec)[:6]}"
         view = views.setdefault(vkey, View(vkey, tf, spec, res))
-        out.append(ScaleEntry(s, target, size, resize, f"{native}->{target}({size})", view))
+        changed = size != protocol_size
+        out.append(ScaleEntry(s, target, size, resize, f"{native}->{target}({size})", view,
+                              protocol_size if changed else None, size_rule if changed else None))
     if model is not None:
         check_entry_sizes(out, model, protocol, dataset)
     return out

@@ -41,6 +41,8 @@ class KnnSettings:
     metric: Literal["cosine"] = "cosine"
     average: Literal["mean-over-scale-entries"] = "mean-over-scale-entries"
     input_res: Literal["none", "224/size", "1.0"] = "none"
+    #: How a size that is not a whole number of the model's patches is fitted (satbench.eval.size_rules).
+    size_rule: Literal["floor", "crop", "strict"] = "floor"
 
     def check(self, where: str) -> None:
         if self.k_report not in self.k:

@@ -144,6 +144,10 @@ class KnnTask(Task):
                        help="override the protocol's scales, e.g. --scales 1.0 0.5 (recorded)")
         g.add_argument("--k", type=positive_int, nargs="+", default=None, metavar="K",
                        help="override the protocol's k list (one search with max k; recorded)")
+        g.add_argument("--size-rule", choices=["floor", "crop", "strict"], default=None,
+                       help="a protocol size that is not a whole number of the model's patches (patch 14 at 64 px): "
+                            "floor = resize to the floor multiple of the patch (default), crop = centre-crop to it, "
+                            "strict = refuse (recorded; satbench.eval.size_rules)")
         g.add_argument("--knn-backend", choices=["auto", "faiss", "torch"], default="auto",
                        help="neighbour search: faiss (CPU default) or exact torch matmul+topk (GPU default)")
         add_statistics_arguments(g)
@@ -155,6 +159,8 @@ class KnnTask(Task):
             out["scales"] = list(args.scales)
         if args.k is not None:
             out["k"] = list(args.k)
+        if getattr(args, "size_rule", None) is not None:
+            out["size_rule"] = args.size_rule
         return out
 
     def complete_overrides(self, protocol: Any, overrides: dict[str, Any]) -> dict[str, Any]:

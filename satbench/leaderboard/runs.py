@@ -344,6 +344,9 @@ def settings(rec: dict[str, Any], recipe_switches: tuple[str, ...] = (), full_it
         out.append(f"{d['n']} draws")
     elif sub is not None and group_member(rec) is not None:
         out.append(f"draw {train_subset(rec).get('draw')}")
+    from satbench.leaderboard.model_marks import model_marks
+
+    out.extend(model_marks(rec))
     return out
 
 

@@ -144,3 +144,56 @@ def state_dict_problems(own: dict[str, Any], sd: dict[str, Any]) -> list[str]:
         problems.append("mis-shaped keys: " + fmt_keys(
             [f"{k} {tuple(getattr(sd[k], 'shape', ()))} vs {tuple(own[k].shape)}" for k in bad_shape]))
     return problems
+
+
+#: Entries under which training scripts commonly nest the state dict (DINO: ``student``/``teacher``; others ``model``...).
+NESTING_KEYS = ("student", "teacher", "model", "state_dict", "model_state_dict", "module", "ema", "model_ema")
+
+
+def _common_dotted_prefix(keys: list[str]) -> str:
+    """The longest ``a.b.`` prefix every key shares (whole dotted parts only)."""
+    if not keys:
+        return ""
+    parts = [k.split(".") for k in keys]
+    out: list[str] = []
+    for group in zip(*(p[:-1] for p in parts)):
+        if len(set(group)) != 1:
+            break
+        out.append(group[0])
+    return ".".join(out) + "." if out else ""
+
+
+def nesting_hint(obj: Any, own: Any = None) -> str:
+    """What a checkpoint that does not fit holds, as a ``; hint: ...`` suffix (empty when nothing is found): a state dict
+    nested under ``student``/``teacher``/``model``/``state_dict``..., and a key prefix every key shares that the model's
+    own keys lack (``module.backbone.``), with the card key that takes it."""
+    import torch
+
+    if not isinstance(obj, dict):
+        return ""
+    own_keys = set(own or ())
+    hints: list[str] = []
+    nested = [k for k in obj if isinstance(obj[k], dict) and any(isinstance(v, torch.Tensor) for v in obj[k].values())]
+    nested.sort(key=lambda k: (k not in NESTING_KEYS, NESTING_KEYS.index(k) if k in NESTING_KEYS else 0))
+    sd = obj
+    if nested:
+        k = nested[0]
+        sd = obj[k]
+        n = sum(isinstance(v, torch.Tensor) for v in sd.values())
+        hints.append(f"the checkpoint nests a state dict of {n} tensors under {k!r}"
+                     + (f" (also: {', '.join(map(repr, nested[1:]))})" if len(nested) > 1 else "")
+                     + f"; save that entry on its own (torch.save(ckpt[{k!r}], PATH))")
+    keys = [k for k, v in sd.items() if isinstance(k, str) and isinstance(v, torch.Tensor)]
+    own_prefix = _common_dotted_prefix(sorted(own_keys)) if len(own_keys) > 1 else ""  # e.g. a wrapper's "inner."
+    prefix = _common_dotted_prefix(keys)
+    if prefix.startswith(own_prefix) and prefix != own_prefix:
+        prefix = prefix[len(own_prefix):]
+        keys = [k[len(own_prefix):] for k in keys]
+    else:
+        prefix = ""
+    if prefix and not any(k.startswith(own_prefix + prefix) for k in own_keys):
+        fits = sum(own_prefix + k[len(prefix):] in own_keys for k in keys) if own_keys else None
+        hints.append(f"every key starts with {prefix!r}" + (f" ({fits} of {len(keys)} keys fit once it is stripped)"
+                                                            if fits is not None else "")
+                     + f"; a card takes it with weights.<kind>.key_prefix: {prefix!r}")
+    return ("; hint: " + "; ".join(hints)) if hints else ""

@@ -251,13 +251,29 @@ def load_state_dict_strict(model: nn.Module, sd: dict[str, Tensor], *, where: st
         )
     problems = state_dict_problems(own, sd)
     if problems:
-        raise WeightsError(f"{where}: does not fit {card.name}: " + "; ".join(problems))
+        from satbench.models.checkpoints import nesting_hint
+
+        raise WeightsError(f"{where}: does not fit {card.name}: " + "; ".join(problems) + nesting_hint(sd, own))
     casts = check_dtypes(sd, own, where=where)
     nonfinite = [k for k, v in sd.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if nonfinite:
         raise WeightsError(f"{where}: non-finite values (NaN/inf) in {_fmt_keys(nonfinite)}")
     model.load_state_dict(sd, strict=True)
     return casts
+
+
+def card_for_built(card: ModelCard, model: Any) -> ModelCard:
+    """``card`` with the feature width and pool of the built ``model`` when a build option changed them (``pool
+    cls+avg`` doubles the width)."""
+    import dataclasses
+
+    dim, pool = getattr(model, "feature_dim", None), getattr(model, "feature_pool", getattr(model, "pool", None))
+    changes: dict[str, Any] = {}
+    if isinstance(dim, int) and dim != card.feature_dim:
+        changes["feature_dim"] = dim
+    if isinstance(pool, str) and pool != card.feature:
+        changes["feature"] = pool
+    return dataclasses.replace(card, **changes) if changes else card
 
 
 def load_model(
@@ -293,7 +309,7 @@ def load_model(
         torch.manual_seed(seed)
         model = family.build(card, **options)
         model.eval()
-        return LoadedModel(model, card, WeightsInfo(source="random", kind="random", seed=seed))
+        return LoadedModel(model, card_for_built(card, model), WeightsInfo(source="random", kind="random", seed=seed))
     digest = sha256_file(path)
     expected = card.weights.get(kind, {}).get("sha256")
     if hub is not None:
@@ -317,7 +333,7 @@ def load_model(
     if hub is not None:
         info.hub = hub.record()
     info.unpinned = unpinned
-    return LoadedModel(model, card, info, linear_head=head)
+    return LoadedModel(model, card_for_built(card, model), info, linear_head=head)
 
 
 def _check_linear_head(head: dict[str, Tensor], card: ModelCard, where: str) -> dict[str, int]:

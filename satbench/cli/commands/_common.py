@@ -28,6 +28,9 @@ def add_model_args(p: argparse.ArgumentParser, *, model_required: bool = True, d
                    help="SatDINO attention: the official plain matmul (default, exact) or torch's fused "
                         "scaled_dot_product_attention (flash kernels on GPUs: much faster in bf16; not bit-identical; "
                         "recorded)")
+    p.add_argument("--pool", choices=["cls", "avg", "cls+avg"], default=None,
+                   help="the feature: cls = final-normed CLS token, avg = mean of the patch tokens (CLS and registers "
+                        "left out), cls+avg = both concatenated (DINOv2's linear eval); default: the card's (recorded)")
 
 
 def add_device_args(p: argparse.ArgumentParser) -> None:
@@ -44,6 +47,8 @@ def model_build_options(args: argparse.Namespace) -> dict[str, Any]:
         opts["pos_interp"] = args.pos_interp
     if getattr(args, "attn_impl", None):
         opts["attn_impl"] = args.attn_impl
+    if getattr(args, "pool", None):
+        opts["pool"] = args.pool
     return opts
 
 

@@ -13,3 +13,4 @@ from satbench.models.backbones import timm_vit  # noqa: F401  (registers "timm")
 
 __all__ = ["FAMILIES", "BackboneOutput", "Family", "OptionSpec", "count_params", "get_family", "linear_conv_gflops",
            "register_family"]
+from satbench.models.backbones import module  # noqa: F401,E402  (registers "module": satbench.wrap, --model module:<name>)
