@@ -273,9 +273,9 @@ def run(task: str, model: Any = DEFAULT_MODEL, dataset: Any = None, protocol: Op
 
 def wrap(module: Any, *, patch_size: int, normalization: Any, tokens: str = "cls+patches", pool: Optional[str] = None,
          name: Optional[str] = None, img_size: int = 224) -> Any:
-    """Your own ``nn.Module`` as a model ``run`` takes (:func:`satbench.models.backbones.module.wrap`): the records carry
+    """Your own ``nn.Module`` as a model ``run`` takes (:func:`satbench.models.wrap.wrap`): the records carry
     its class path and the sha256 of its state dict as the weights identity."""
-    from satbench.models.backbones.module import wrap as _wrap
+    from satbench.models.wrap import wrap as _wrap
 
     return _wrap(module, patch_size=patch_size, normalization=normalization, tokens=tokens, pool=pool, name=name,
                  img_size=img_size)

@@ -1,8 +1,9 @@
 """Your own ``nn.Module`` as a satbench backbone: :func:`wrap` (Python) and :func:`register_module` (plug-ins, CLI).
 
-``satbench.wrap(module, patch_size=16, normalization="imagenet", tokens="cls+patches")`` returns a
-:class:`~satbench.models.weights.LoadedModel` that ``satbench.run``, ``compare`` and the leaderboard take. What the
-module returns is declared, never guessed (``tokens``):
+``satbench.wrap(module, patch_size=16, normalization="imagenet", tokens="cls+patches")`` (:mod:`satbench.models.wrap`)
+puts a module in :class:`WrappedBackbone` and returns a :class:`~satbench.models.weights.LoadedModel` that
+``satbench.run``, ``compare`` and the leaderboard take. What the module returns is declared, never guessed
+(``tokens``):
 
 * a token layout (``"cls+patches"``, ``"cls+4reg+patches"``, ``"patches"``): ``module(x)`` returns the final-normed
   tokens ``[B, prefix + N, D]`` in that order; the feature is the recorded ``pool`` (``cls`` | ``avg`` | ``cls+avg``,
@@ -65,7 +66,7 @@ def state_dict_sha256(module: nn.Module) -> str:
     return h.hexdigest()
 
 
-def _normalization(spec: Any, name: str) -> str:
+def normalization_name(spec: Any, name: str) -> str:
     """A preset name for ``spec``: a preset name, a :class:`Normalization`, or ``(mean, std)``."""
     if isinstance(spec, str):
         return get_normalization(spec).name
@@ -163,7 +164,7 @@ def _embed_dim(wrapped: WrappedBackbone) -> int:
     return int(out.shape[-1])
 
 
-def _wrapped(module: nn.Module, patch_size: int, tokens: str, pool: Optional[str], where: str) -> WrappedBackbone:
+def wrapped_backbone(module: nn.Module, patch_size: int, tokens: str, pool: Optional[str], where: str) -> WrappedBackbone:
     if not isinstance(module, nn.Module):
         raise SatbenchError(f"{where}: expected a torch.nn.Module, got {type(module).__name__}")
     if not isinstance(patch_size, int) or isinstance(patch_size, bool) or patch_size <= 0:
@@ -180,29 +181,11 @@ def _wrapped(module: nn.Module, patch_size: int, tokens: str, pool: Optional[str
     return w
 
 
-def _card(name: str, w: WrappedBackbone, norm: str, img_size: int) -> ModelCard:
+def module_card(name: str, w: WrappedBackbone, norm: str, img_size: int) -> ModelCard:
     return ModelCard(name=name, family="module", patch_size=w.patch_size, embed_dim=w.embed_dim, depth=0,
                      feature_dim=w.feature_dim, normalization=norm, arch=class_path(w.inner), img_size=img_size,
                      description=f"wrapped module {class_path(w.inner)}; tokens {w.options['tokens']}",
                      feature=w.feature_pool)
-
-
-def wrap(module: nn.Module, *, patch_size: int, normalization: Any, tokens: str = "cls+patches",
-         pool: Optional[str] = None, name: Optional[str] = None, img_size: int = 224) -> Any:
-    """``module`` as a :class:`~satbench.models.weights.LoadedModel` for ``satbench.run`` (see the module doc).
-
-    ``normalization``: what the module expects after images are scaled to [0, 1]: a preset (``"imagenet"``), a
-    :class:`Normalization` or ``(mean, std)``. ``name``: the record's model name (default ``module:<ClassName>``).
-    """
-    from satbench.models.weights import LoadedModel, WeightsInfo
-
-    where = f"satbench.wrap({type(module).__name__})"
-    w = _wrapped(module, patch_size, tokens, pool, where)
-    name = name or f"{PREFIX}{type(module).__name__}"
-    card = _card(name, w, _normalization(normalization, name), img_size)
-    info = WeightsInfo(source="module", sha256=state_dict_sha256(module), kind="pretrain",
-                       extras={"module_class": class_path(module)})
-    return LoadedModel(w.eval(), card, info)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -236,14 +219,14 @@ def _entry(card_name: str) -> dict[str, Any]:
 
 def _dynamic_card(card_name: str) -> ModelCard:
     e = _entry(card_name)
-    w = _wrapped(e["factory"](), e["patch_size"], e["tokens"], e["pool"], f"model {card_name}")
-    return _card(card_name, w, _normalization(e["normalization"], card_name), e["img_size"])
+    w = wrapped_backbone(e["factory"](), e["patch_size"], e["tokens"], e["pool"], f"model {card_name}")
+    return module_card(card_name, w, normalization_name(e["normalization"], card_name), e["img_size"])
 
 
 def _build(card: ModelCard, **options: Any) -> nn.Module:
     e = _entry(card.name)
     pool = options.get("pool") or e["pool"]
-    return _wrapped(e["factory"](), e["patch_size"], e["tokens"], pool, f"model {card.name}")
+    return wrapped_backbone(e["factory"](), e["patch_size"], e["tokens"], pool, f"model {card.name}")
 
 
 def _state_dict(obj: Any, card: ModelCard) -> tuple[dict[str, Tensor], dict[str, Any]]:
@@ -262,4 +245,4 @@ register_family(Family(
     name_prefix=PREFIX, dynamic_card=_dynamic_card,
 ))
 
-__all__ = ["wrap", "register_module", "state_dict_sha256", "class_path", "parse_tokens", "WrappedBackbone"]
+__all__ = ["register_module", "wrapped_backbone", "module_card", "state_dict_sha256", "class_path", "parse_tokens", "WrappedBackbone"]
