@@ -24,7 +24,8 @@ from satbench.models.cards import ModelCard
 from satbench.models.checkpoints import fmt_keys as _fmt_keys
 from satbench.models.checkpoints import read_checkpoint as _read_checkpoint
 from satbench.models.checkpoints import state_dict_problems
-from satbench.runtime.resources import satbench_home
+from satbench.models.weight_paths import cached_weight_path, weights_cache_dir  # noqa: F401 (re-exported)
+from satbench.models.weight_paths import weight_entry as _weight_entry
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".pth.tar", ".ckpt", ".bin", ".safetensors")
 
@@ -73,24 +74,6 @@ class LoadedModel:
 # ---------------------------------------------------------------------------------------------------
 # Finding a weight file
 # ---------------------------------------------------------------------------------------------------
-def weights_cache_dir() -> Path:
-    """Where weights fetched by model name live: ``$SATBENCH_HOME/weights``."""
-    return satbench_home() / "weights"
-
-
-def cached_weight_path(card: ModelCard, kind: str = "pretrain") -> Path:
-    """The path where the card's ``kind`` weight file is expected in the local cache."""
-    entry = _weight_entry(card, kind)
-    return weights_cache_dir() / card.name / entry["filename"]
-
-
-def _weight_entry(card: ModelCard, kind: str) -> dict[str, Any]:
-    if kind not in card.weights:
-        known = ", ".join(card.weights) or "none"
-        raise WeightsError(f"model {card.name} declares no {kind!r} weights (declared: {known}); pass --weights PATH or --weights random")
-    return card.weights[kind]
-
-
 def is_offline() -> bool:
     """True when downloads are disabled (``SATBENCH_OFFLINE`` or ``HF_HUB_OFFLINE`` set)."""
     return any(os.environ.get(v, "").lower() in ("1", "true", "yes") for v in ("SATBENCH_OFFLINE", "HF_HUB_OFFLINE"))
