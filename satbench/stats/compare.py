@@ -145,9 +145,10 @@ def check_comparable(a: dict[str, Any], b: dict[str, Any]) -> None:
         if x != y:
             extra = ""
             if what == "protocol hash":
-                extra = (f" (protocols {(a.get('protocol') or {}).get('name')} "
-                         f"{(a.get('protocol') or {}).get('overrides') or ''} vs {(b.get('protocol') or {}).get('name')} "
-                         f"{(b.get('protocol') or {}).get('overrides') or ''})")
+                from satbench.records.diff import protocol_difference
+
+                names = f"{(a.get('protocol') or {}).get('name')} vs {(b.get('protocol') or {}).get('name')}"
+                extra = f": {protocol_difference(a, b) or 'protocols ' + names}"
             raise ComparisonError(f"{where}: {what} differs ({_short(x)} vs {_short(y)}){extra}")
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 # The sections ``diff`` compares, in the order a reader should look at them (what changes numbers first).
-DIFF_SECTIONS = ("task", "model", "protocol", "dataset", "weights", "extractor", "provenance")
+from satbench.records.diff import DIFF_SECTIONS, diff_records, flatten  # noqa: F401 (re-exported)
 DIFF_ALL_SECTIONS = DIFF_SECTIONS + ("summary", "metrics", "timings", "extra", "predictions")
 _MAX_CELL = 72
 
@@ -139,19 +139,6 @@ def _ls(args: argparse.Namespace) -> int:
     return 0
 
 
-def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested mappings as dotted keys; lists stay values."""
-    out: dict[str, Any] = {}
-    if isinstance(node, dict):
-        if not node and prefix:
-            out[prefix] = {}
-        for k, v in node.items():
-            out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
-    else:
-        out[prefix] = node
-    return out
-
-
 def short(v: Any, limit: int = _MAX_CELL) -> str:
     """A value as one short line (long lists and strings shortened, with their length)."""
     from satbench.leaderboard.escape import plain
@@ -227,27 +214,6 @@ def _verdict(rec: dict[str, Any], build_tables, load_references) -> Optional[str
 # ----------------------------------------------------------------------------------------------------------------------
 # diff
 # ----------------------------------------------------------------------------------------------------------------------
-def diff_records(a: dict[str, Any], b: dict[str, Any],
-                 sections: Iterable[str] = DIFF_SECTIONS) -> list[tuple[str, Any, Any]]:
-    """``(dotted key, value in a, value in b)`` for every key whose value differs, in ``sections`` order.
-    Absent keys compare as ``None``; the record ids, file paths and descriptions are ignored."""
-    out = []
-    ignore = ("protocol.content.description",)
-    for s in sections:
-        fa = flatten(a.get(s), s) if isinstance(a.get(s), dict) else {s: a.get(s)}
-        fb = flatten(b.get(s), s) if isinstance(b.get(s), dict) else {s: b.get(s)}
-        for k in list(dict.fromkeys(list(fa) + list(fb))):
-            if k in ignore:
-                continue
-            va, vb = fa.get(k), fb.get(k)
-            if {type(va), type(vb)} == {dict, type(None)} and not (va or vb) and \
-                    any(x.startswith(k + ".") for x in (fb if va == {} else fa)):
-                continue  # an empty section on one side: its keys on the other side are listed one by one
-            if json.dumps(va, sort_keys=True, default=str) != json.dumps(vb, sort_keys=True, default=str):
-                out.append((k, va, vb))
-    return out
-
-
 def _shown(va: Any, vb: Any) -> tuple[str, str]:
     """Both sides of a difference; two long lists of one length show only the differing positions."""
     if isinstance(va, list) and isinstance(vb, list) and len(va) == len(vb) and len(va) > 8:
