@@ -72,7 +72,8 @@ def read_record_file(path: Path) -> dict[str, Any]:
 
 
 def find_record(spec: str, folder: Path) -> dict[str, Any]:
-    """A record by file path, id, unique id prefix (>= 4 characters) or file name in ``folder``."""
+    """A record by file path, id, file name, or a unique prefix (>= 4 characters) of its id or of its file name (the
+    date and time ``results ls`` shows, e.g. ``20261120T1015``) in ``folder``."""
     from satbench.errors import ResultsError
     from satbench.records.results import read_records
 
@@ -81,9 +82,10 @@ def find_record(spec: str, folder: Path) -> dict[str, Any]:
         return read_record_file(path)
     records = read_records(folder)
     exact = [r for r in records if spec in (str(r.get("id")), Path(r["_path"]).name, Path(r["_path"]).stem)]
-    hits = exact or ([r for r in records if len(spec) >= 4 and str(r.get("id", "")).startswith(spec)])
+    hits = exact or ([r for r in records if len(spec) >= 4 and (str(r.get("id", "")).startswith(spec) or
+                                                               Path(r["_path"]).name.startswith(spec))])
     if not hits:
-        raise ResultsError(f"no record {spec!r}: not a file, and no record in {folder} has that id or file name "
+        raise ResultsError(f"no record {spec!r}: not a file, and no record in {folder} has that id, file name or prefix "
                            f"(`satbench results ls` lists them)")
     if len(hits) > 1:
         names = ", ".join(Path(r["_path"]).name for r in hits[:4])
