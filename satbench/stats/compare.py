@@ -325,6 +325,10 @@ def compare(a: str, b: str, *, results_dir: Optional[str | os.PathLike] = None, 
     specs = []
     for ra, rb in pairs:
         check_comparable(ra.record, rb.record)
+        from satbench.stats.budget import check_resamples
+
+        n_val = (ra.record.get("metrics") or {}).get("n_val")
+        check_resamples(resamples, n_val=n_val if isinstance(n_val, int) and not isinstance(n_val, bool) else None)
         spec = BootstrapSpec(_split_hashes(ra.record)["val"], seed=seed, resamples=resamples, level=level)
         specs.append(spec.split_sha256)
         rows += compare_pair(ra, rb, spec, k)
