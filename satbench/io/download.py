@@ -304,6 +304,9 @@ def hub_fetch(ref: HubRef, *, progress: bool = True) -> tuple[Path, str]:
     finally:
         if not progress:
             enable_progress_bars()
+    from satbench.io.hub_cache import check_inside_cache
+
+    check_inside_cache(path, hf_cache_dir() or huggingface_hub.constants.HF_HUB_CACHE)
     return path, commit_of(path) or ref.revision
 
 
