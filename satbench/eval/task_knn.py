@@ -29,6 +29,18 @@ def clip_k(settings: KnnSettings, n_train: int) -> tuple[list[int], int] | None:
     return ks, min(settings.k_report, n_train)
 
 
+def subset_clip_notes(settings: KnnSettings, subsets: list[Any]) -> list[str]:
+    """One note per train subset whose size clips the k list, computed on the subset (what its table shows)."""
+    notes = []
+    for sub in subsets or []:
+        c = clip_k(settings, len(sub.indices))
+        if c is not None:
+            draw = f", draw {sub.draw}" if getattr(sub, "draw", 0) else ""
+            notes.append(f"train subset {sub.kind} {sub.value}{draw} has {len(sub.indices)} images: k "
+                         f"{list(settings.k)} clipped to {c[0]}, reported k {c[1]}")
+    return notes
+
+
 @register_task
 class KnnTask(Task):
     name = "knn"
@@ -85,7 +97,9 @@ class KnnTask(Task):
         notes: dict[str, Any] = {}
         subsets = train_subsets(dataset, options.extra)  # drawn (and checked) before any image is decoded
         n_train = len(dataset.samples("train"))
-        clipped = clip_k(settings, n_train)
+        clipped = clip_k(settings, n_train) if not subsets else None  # subsets: each is clipped to its own size
+        for note in subset_clip_notes(settings, subsets):
+            log.info("%s %s (recorded)", dataset.name, note)
         if clipped is not None:
             ks, k_report = clipped
             log.info("%s has %d training images: k %s clipped to %s (recorded)", dataset.name, n_train,
