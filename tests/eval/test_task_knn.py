@@ -183,7 +183,8 @@ def test_k_clipping_note_is_computed_on_the_subset_the_table_shows(tiny, tmp_pat
 
     code = main(["run", "--task", "knn", "--weights", "random", "--scales", "0.125", "--train-fraction", "0.1",
                  "--results-dir", str(tmp_path / "res"), "--no-progress", "--num-workers", "0"])
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
+    assert "input: [0, 1] pixels, normalised with uc_merced (mean 0.482 0.488 0.449" in out
     assert code == 0, err
     (rec,) = [r for r in records(tmp_path / "res") if r["dataset"].get("train_subset")]
     used = rec["metrics"]["k_clipped"]["used"]

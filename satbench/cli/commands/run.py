@@ -166,5 +166,8 @@ def run_from_args(task: Any, args: argparse.Namespace) -> int:
             text = get_task(rec.task).describe_result(rec)  # `--task linear` may hand over to cached-linear
             if text:
                 print(text)
+            from satbench.records.inputs import input_line
+
+            print(input_line(rec))
             print(f"record: {rec.path}\n")
     return 0
