@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from satbench.config.argtypes import positive_int
-from satbench.eval.cached_linear import CachedLinearSettings
+from satbench.eval.cached_linear_settings import CachedLinearSettings
 from satbench.stats.attach import add_seed_arguments, add_statistics_arguments, add_subset_arguments, ci_text
 from satbench.stats.attach import run_options as statistics_run_options
 from satbench.eval.task import Headline, RunOptions, Task, register_task

@@ -124,6 +124,18 @@ def run_knn(loaded: Any, dataset: Any, protocol: Any, *, settings: Optional[KnnS
     return records if train_subsets else records[0]
 
 
+def subset_clip_notes(settings: KnnSettings, subsets: list[Any]) -> list[str]:
+    """One note per train subset whose size clips the k list, computed on the subset (what its table shows)."""
+    notes = []
+    for sub in subsets or []:
+        c = clip_k(settings, len(sub.indices))
+        if c is not None:
+            draw = f", draw {sub.draw}" if getattr(sub, "draw", 0) else ""
+            notes.append(f"train subset {sub.kind} {sub.value}{draw} has {len(sub.indices)} images: k "
+                         f"{list(settings.k)} clipped to {c[0]}, reported k {c[1]}")
+    return notes
+
+
 @register_task
 class KnnTask(Task):
     name = "knn"
@@ -194,7 +206,11 @@ class KnnTask(Task):
             log.info("%s is not in the catalog: native size %d px read from its images (recorded)", dataset.name,
                      dataset.native_size)
         subsets = train_subsets(dataset, options.extra)  # drawn (and checked) before any image is decoded
-        protocol, notes = self.effective_protocol(protocol, dataset)
+        notes: dict[str, Any] = {}
+        if not subsets:  # with subsets, each is clipped to its own size (the engine), never to the whole split
+            protocol, notes = self.effective_protocol(protocol, dataset)
+        for note in subset_clip_notes(settings, subsets):
+            log.info("%s %s (recorded)", dataset.name, note)
         if "k_clipped" in notes:
             c = notes["k_clipped"]
             log.info("%s has %d training images: k %s clipped to %s (recorded)", dataset.name, c["n_train"],

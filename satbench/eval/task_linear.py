@@ -230,7 +230,7 @@ class LinearTask(_TrainedProbeTask):
 
     def settings_for(self, protocol: Any) -> Optional[type]:
         if protocol.params.get("method") == "cached-heads":
-            from satbench.eval.cached_linear import CachedLinearSettings
+            from satbench.eval.cached_linear_settings import CachedLinearSettings
 
             return CachedLinearSettings
         return self.settings

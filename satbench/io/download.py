@@ -32,6 +32,7 @@ from satbench.errors import DataError
 from satbench.io.hub_url import HubRef, parse_hub_url  # noqa: F401 (re-exported)
 from satbench.io.atomic import atomic_write_json
 from satbench.io.bounded import open_regular, read_json_bounded
+from satbench.io.network import is_offline, unreachable  # noqa: F401 (is_offline re-exported)
 from satbench.runtime.resources import satbench_home
 
 
@@ -84,11 +85,6 @@ class FetchResult:
     bytes_transferred: int = 0
     requests: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
-
-
-def is_offline() -> bool:
-    """True when satbench may not use the network (``SATBENCH_OFFLINE`` or ``HF_HUB_OFFLINE`` set)."""
-    return any(os.environ.get(v, "").lower() in ("1", "true", "yes", "on") for v in ("SATBENCH_OFFLINE", "HF_HUB_OFFLINE"))
 
 
 def downloads_dir() -> Path:
@@ -338,15 +334,16 @@ def hub_fetch(ref: HubRef, *, progress: bool = True) -> tuple[Path, str]:
     from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
 
     offline = is_offline()
+    blocked = None if offline else unreachable(hf_endpoint() or huggingface_hub.constants.ENDPOINT)
     if not progress:
         disable_progress_bars()
     try:
         path = Path(hf_hub_download(repo_id=ref.repo_id, filename=ref.filename, repo_type=ref.repo_type,
                                     revision=ref.revision, cache_dir=hf_cache_dir(), endpoint=hf_endpoint(),
-                                    local_files_only=offline))
+                                    local_files_only=offline or blocked is not None))
     except huggingface_hub.errors.LocalEntryNotFoundError:
         cache = hf_cache_dir() or huggingface_hub.constants.HF_HUB_CACHE
-        why = "downloads are off" if offline else "the hub could not be reached (huggingface_hub retried)"
+        why = "downloads are off" if offline else blocked or "the hub could not be reached"
         raise DownloadError(f"{_hub_label(ref)} is not in the Hugging Face cache ({cache}) and {why}") from None
     except (huggingface_hub.errors.RepositoryNotFoundError, huggingface_hub.errors.RevisionNotFoundError,
             huggingface_hub.errors.EntryNotFoundError) as exc:
@@ -356,6 +353,9 @@ def hub_fetch(ref: HubRef, *, progress: bool = True) -> tuple[Path, str]:
     finally:
         if not progress:
             enable_progress_bars()
+    from satbench.io.hub_cache import check_inside_cache
+
+    check_inside_cache(path, hf_cache_dir() or huggingface_hub.constants.HF_HUB_CACHE)
     return path, commit_of(path) or ref.revision
 
 
@@ -403,6 +403,8 @@ def fetch(rf: RemoteFile, folder: str | os.PathLike, *, progress: bool = True, r
         return FetchResult(path, d, "hub", rf.url, revision=commit, checksum=where, seconds=time.perf_counter() - t0)
     if is_offline():
         raise DownloadError(f"{rf.filename} is not present and downloads are off (SATBENCH_OFFLINE/HF_HUB_OFFLINE); {hint}")
+    if client is None and (blocked := unreachable(rf.url)):
+        raise DownloadError(f"{rf.filename} is not present and {blocked}; {hint}")
     folder.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     try:

@@ -13,6 +13,7 @@ from functools import lru_cache
 from typing import Any, Optional
 
 from satbench.errors import ResultsError
+from satbench.records.provenance import source_label
 
 BUNDLED_SUBSETS = ("ucm-mini",)  # fallback for records written before dataset.is_subset existed
 OFFICIAL_SPLIT_OK = ("exact", "modulo-extension")
@@ -396,4 +397,4 @@ def provenance_line(rec: dict[str, Any]) -> dict[str, str]:
     return {"file": where(rec), "id": text(rec, "id"), "date": text(rec, "provenance", "date"),
             "protocol": protocol_name(rec), "protocol_hash": text(rec, "protocol", "hash"),
             "weights": text(rec, "weights", "sha256") or weights_label(rec),
-            "commit": text(rec, "provenance", "git_commit") or "unknown"}
+            "commit": source_label(text(rec, "provenance", "git_commit"), text(rec, "provenance", "satbench_version"))}

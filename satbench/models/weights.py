@@ -24,7 +24,9 @@ from satbench.models.cards import ModelCard
 from satbench.models.checkpoints import fmt_keys as _fmt_keys
 from satbench.models.checkpoints import read_checkpoint as _read_checkpoint
 from satbench.models.checkpoints import state_dict_problems
-from satbench.runtime.resources import satbench_home
+from satbench.io.network import download_blocker, hub_endpoint, is_offline  # noqa: F401 (is_offline re-exported)
+from satbench.models.weight_paths import cached_weight_path, weights_cache_dir  # noqa: F401 (re-exported)
+from satbench.models.weight_paths import weight_entry as _weight_entry
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".pth.tar", ".ckpt", ".bin", ".safetensors")
 
@@ -73,36 +75,20 @@ class LoadedModel:
 # ---------------------------------------------------------------------------------------------------
 # Finding a weight file
 # ---------------------------------------------------------------------------------------------------
-def weights_cache_dir() -> Path:
-    """Where weights fetched by model name live: ``$SATBENCH_HOME/weights``."""
-    return satbench_home() / "weights"
-
-
-def cached_weight_path(card: ModelCard, kind: str = "pretrain") -> Path:
-    """The path where the card's ``kind`` weight file is expected in the local cache."""
-    entry = _weight_entry(card, kind)
-    return weights_cache_dir() / card.name / entry["filename"]
-
-
-def _weight_entry(card: ModelCard, kind: str) -> dict[str, Any]:
-    if kind not in card.weights:
-        known = ", ".join(card.weights) or "none"
-        raise WeightsError(f"model {card.name} declares no {kind!r} weights (declared: {known}); pass --weights PATH or --weights random")
-    return card.weights[kind]
-
-
-def is_offline() -> bool:
-    """True when downloads are disabled (``SATBENCH_OFFLINE`` or ``HF_HUB_OFFLINE`` set)."""
-    return any(os.environ.get(v, "").lower() in ("1", "true", "yes") for v in ("SATBENCH_OFFLINE", "HF_HUB_OFFLINE"))
-
-
 def download_weights(card: ModelCard, kind: str = "pretrain") -> Path:
-    """Download the card's weight file through ``huggingface_hub`` (or a plain URL) into the cache."""
+    """Download the card's weight file through ``huggingface_hub`` (or a plain URL) into the cache.
+
+    Downloads switched off (``SATBENCH_OFFLINE`` / ``HF_HUB_OFFLINE``) or a host that does not answer one short
+    connection (:func:`satbench.io.network.download_blocker`) are one line at once, the way out first."""
     entry = _weight_entry(card, kind)
     target = cached_weight_path(card, kind)
-    hint = f"download it by hand and place it at {target}, or pass --weights PATH"
-    if is_offline():
-        raise WeightsError(f"weights for {card.name} ({kind}) are not in the cache and downloads are off; {hint}")
+    hint = f"place the weight file at {target}, or pass --weights PATH (or --weights random)"
+    if not (entry.get("hf_repo") or entry.get("url")):
+        raise WeightsError(f"weights for {card.name} ({kind}) are not in the cache: {hint}; "
+                           f"the card names no hf_repo or url to download from")
+    blocked = download_blocker(entry["url"] if not entry.get("hf_repo") else hub_endpoint())
+    if blocked:
+        raise WeightsError(f"weights for {card.name} ({kind}) are not in the cache: {hint}; {blocked}")
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         if entry.get("hf_repo"):
@@ -119,13 +105,12 @@ def download_weights(card: ModelCard, kind: str = "pretrain") -> Path:
 
             with urllib.request.urlopen(entry["url"], timeout=60) as resp:  # noqa: S310 (card-declared URL)
                 atomic_write(target, lambda fh: _copy_stream(resp, fh))
-        else:
-            raise WeightsError(f"model {card.name} ({kind}) has no hf_repo or url to download from; {hint}")
     except WeightsError:
         raise
     except Exception as exc:  # network failures of every kind end here
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise WeightsError(f"could not download weights for {card.name} ({kind}): {first[:200]}; {hint}") from None
+        raise WeightsError(f"weights for {card.name} ({kind}) are not in the cache: {hint}; the download failed "
+                           f"({first[:200]})") from None
     return target
 
 

@@ -15,10 +15,11 @@ from satbench._version import __version__
 
 @lru_cache(maxsize=1)
 def git_commit() -> str | None:
-    """The commit of the satbench source tree, if it is a git checkout (else None)."""
+    """The commit of the satbench source tree when it is a git checkout, else the commit the installed wheel was
+    built from (``satbench/_build_info.py``, written by setup.py), else None (a release built without git)."""
     root = Path(__file__).resolve().parents[2]  # satbench/records/provenance.py -> the checkout
     if not (root / ".git").exists():
-        return None
+        return built_commit()
     try:
         out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
         commit = out.stdout.strip() or None
@@ -27,6 +28,22 @@ def git_commit() -> str | None:
         return f"{commit}-dirty" if commit and dirty else commit
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+def built_commit() -> str | None:
+    """The commit stamped into the package at build time, or None (no stamp: a source tree, or built without git)."""
+    try:
+        from satbench._build_info import GIT_COMMIT  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    return GIT_COMMIT if isinstance(GIT_COMMIT, str) and GIT_COMMIT else None
+
+
+def source_label(commit: str | None, version: str | None) -> str:
+    """How a record names its source: the commit, else ``release X.Y.Z``, else ``unknown``."""
+    if commit:
+        return commit
+    return f"release {version}" if version else "unknown"
 
 
 def device_name(device: Any = None) -> str:

@@ -21,6 +21,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 from satbench.config.argtypes import fraction, nonnegative_int, positive_int
 from satbench.errors import SatbenchError
+from satbench.stats.budget import check_repeats, check_resamples, check_shots
 from satbench.stats.bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED
 
 log = logging.getLogger("satbench")
@@ -107,6 +108,7 @@ def check_options(task: Any, extra: dict[str, Any], seeds: Optional[Sequence[int
         r = extra["resamples"]
         if isinstance(r, bool) or not isinstance(r, int) or r < 1:
             raise SatbenchError(f"resamples must be a positive integer, got {r!r}")
+        check_resamples(r)
     subset = {k: extra[k] for k in SUBSET_OPTIONS if extra.get(k) is not None}
     if subset:
         if not getattr(task, "supports_subsets", False):
@@ -126,13 +128,17 @@ def check_options(task: Any, extra: dict[str, Any], seeds: Optional[Sequence[int
             extra["train_fraction"] = [float(x) for x in items]
         if extra.get("shots") is not None:
             extra["shots"] = _int_list("shots", extra["shots"], 1)
+        if extra.get("shots") is not None:
+            check_shots(extra["shots"])
         if extra.get("draws") is not None:
             extra["draws"] = _int_list("draws", [extra["draws"]], 1)[0]
+            check_repeats(extra["draws"], "--draws")
         if extra.get("subset_seed") is not None:
             extra["subset_seed"] = _int_list("subset_seed", [extra["subset_seed"]], 0)[0]
     if seeds is None:
         return None
     seeds = _int_list("seeds", seeds, 0)
+    check_repeats(len(seeds), "--seeds")
     if not getattr(task, "supports_seeds", False):
         raise SatbenchError(f"--seeds applies to the trained probes (linear, cached-linear, finetune, segmentation); "
                             f"task {task.name} has no training seed")

@@ -145,9 +145,10 @@ def check_comparable(a: dict[str, Any], b: dict[str, Any]) -> None:
         if x != y:
             extra = ""
             if what == "protocol hash":
-                extra = (f" (protocols {(a.get('protocol') or {}).get('name')} "
-                         f"{(a.get('protocol') or {}).get('overrides') or ''} vs {(b.get('protocol') or {}).get('name')} "
-                         f"{(b.get('protocol') or {}).get('overrides') or ''})")
+                from satbench.records.diff import protocol_difference
+
+                names = f"{(a.get('protocol') or {}).get('name')} vs {(b.get('protocol') or {}).get('name')}"
+                extra = f": {protocol_difference(a, b) or 'protocols ' + names}"
             raise ComparisonError(f"{where}: {what} differs ({_short(x)} vs {_short(y)}){extra}")
 
 
@@ -324,6 +325,10 @@ def compare(a: str, b: str, *, results_dir: Optional[str | os.PathLike] = None, 
     specs = []
     for ra, rb in pairs:
         check_comparable(ra.record, rb.record)
+        from satbench.stats.budget import check_resamples
+
+        n_val = (ra.record.get("metrics") or {}).get("n_val")
+        check_resamples(resamples, n_val=n_val if isinstance(n_val, int) and not isinstance(n_val, bool) else None)
         spec = BootstrapSpec(_split_hashes(ra.record)["val"], seed=seed, resamples=resamples, level=level)
         specs.append(spec.split_sha256)
         rows += compare_pair(ra, rb, spec, k)

@@ -267,8 +267,11 @@ def weights_plan(config: SuiteConfig, kind: str = "pretrain") -> WeightsPlan:
     target = cached_weight_path(card, kind)
     if target.is_file():
         return WeightsPlan(spec, WeightsId(sha256=sha256_file(target)))
-    if is_offline() or not (entry.get("hf_repo") or entry.get("url")):
-        why = "downloads are off" if is_offline() else "the card names no source to download from"
+    from satbench.io.network import download_blocker, hub_endpoint
+
+    source = hub_endpoint() if entry.get("hf_repo") else entry.get("url")
+    why = download_blocker(source) if source else "the card names no source to download from"
+    if why:
         return WeightsPlan(spec, missing=f"weights for {card.name} ({kind}) are not in the cache and {why}; place the "
                                          f"file at {target} (or pass --weights PATH)")
     pinned = entry.get("sha256")

@@ -12,6 +12,14 @@ import pytest
 from support.paths import REPO
 
 
+def _checkout_commit() -> str:
+    """What the wheel must carry: HEAD of this checkout, ``-dirty`` when tracked files differ (setup.py's rule)."""
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True).stdout.strip()
+    return f"{head}-dirty" if dirty else head
+
+
 @pytest.mark.skipif(not (REPO / "pyproject.toml").exists(), reason="needs the source tree")
 def test_wheel_carries_all_data_and_resolves_it(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
@@ -24,7 +32,8 @@ def test_wheel_carries_all_data_and_resolves_it(tmp_path):
     assert not missing, f"packages missing from the wheel (add them to pyproject.toml): {missing}"
     modules = {str(p.relative_to(REPO)) for p in (REPO / "satbench").rglob("*.py") if "bundled" not in p.parts}
     assert not sorted(modules - names), sorted(modules - names)
-    assert {"satbench/data/catalog/eurosat.yaml", "satbench/_tasks/segmentation/upernet-v1.yaml"} <= names
+    assert {"satbench/data/catalog/eurosat.yaml", "satbench/_tasks/segmentation/upernet-v1.yaml",
+            "satbench/models/card_stats.json", "satbench/_build_info.py"} <= names
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     code = (
@@ -41,6 +50,9 @@ def test_wheel_carries_all_data_and_resolves_it(tmp_path):
         "from satbench.data.catalog import list_datasets; assert len(list_datasets()) >= 11\n"
         "from satbench.eval.task import list_tasks; assert {'knn', 'segmentation'} <= {t.name for t in list_tasks()}\n"
         "assert (r.bundled_data_dir().parent / 'splits' / 'eurosat' / 'train.txt').is_file()\n"
+        "from satbench.records.provenance import git_commit\n"
+        f"assert git_commit() == {_checkout_commit()!r}, git_commit()\n"
+        "from satbench.models.model_table import shipped_cards_only; assert shipped_cards_only()\n"
         "print('ok')\n"
     )
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), sysconfig.get_paths()["purelib"]]))

@@ -174,3 +174,23 @@ def test_dataset_all_needs_a_root(tiny, tmp_path, capsys, monkeypatch):
     (tmp_path / "d").mkdir()
     code = main(["run", "--task", "knn", "--weights", "random", "--dataset", "all", "--data-root", str(tmp_path / "d")])
     one_line_error(capsys, code, "none of eurosat")
+
+
+def test_k_clipping_note_is_computed_on_the_subset_the_table_shows(tiny, tmp_path, capsys):
+    """--train-fraction: the note names the subset's own clipped k list, the one its record and table use (never the
+    whole train split's)."""
+    import re
+
+    code = main(["run", "--task", "knn", "--weights", "random", "--scales", "0.125", "--train-fraction", "0.1",
+                 "--results-dir", str(tmp_path / "res"), "--no-progress", "--num-workers", "0"])
+    out, err = capsys.readouterr()
+    assert "input: [0, 1] pixels, normalised with uc_merced (mean 0.482 0.488 0.449" in out
+    assert code == 0, err
+    (rec,) = [r for r in records(tmp_path / "res") if r["dataset"].get("train_subset")]
+    used = rec["metrics"]["k_clipped"]["used"]
+    n = rec["dataset"]["train_subset"]["n"]
+    assert used[-1] == n and rec["metrics"]["k_clipped"]["n_train"] == n
+    notes = [ln for ln in err.splitlines() if "clipped" in ln]
+    assert len(notes) == 1, notes
+    assert re.search(rf"train subset fraction 0\.1 has {n} images: k \[10, 20, 100, 200\] clipped to "
+                     rf"{re.escape(str(used))}", notes[0]), notes[0]

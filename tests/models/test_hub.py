@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -183,3 +184,22 @@ def test_card_schema_for_weight_entries(tmp_path, monkeypatch, entry, match):
     monkeypatch.setenv("SATBENCH_MODEL_CARDS", str(tmp_path))
     with pytest.raises(SatbenchError, match=match):
         get_card("satdino-badcard")
+
+
+def test_a_snapshot_link_leading_outside_the_hub_cache_is_refused_naming_it(tmp_path, hub_card, ckpt):
+    """A snapshot entry is read only when it resolves inside the hub cache: /etc/passwd is never read as weights."""
+    from satbench.errors import SatbenchError
+
+    links = lay_out_cache(tmp_path / "hf", REPO, COMMIT, {"tiny.pth": ckpt[0]})
+    outside = tmp_path / "elsewhere.pth"
+    outside.write_bytes(ckpt[0])  # even the right bytes: the link itself is the problem
+    links["tiny.pth"].unlink()
+    links["tiny.pth"].symlink_to(outside)
+    card = hub_card()
+    with pytest.raises(SatbenchError, match=rf"hub cache entry {re.escape(str(links['tiny.pth']))} is a symlink to "
+                                            rf"{re.escape(str(outside))}, outside the hub cache"):
+        load_model(card, f"hf:{REPO}@{COMMIT}/tiny.pth")
+    links["tiny.pth"].unlink()
+    links["tiny.pth"].symlink_to("/etc/passwd")
+    with pytest.raises(SatbenchError, match=r"is a symlink to /etc/passwd, outside the hub cache"):
+        load_model(card, f"hf:{REPO}@{COMMIT}/tiny.pth")

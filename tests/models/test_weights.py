@@ -148,7 +148,7 @@ def test_by_name_uses_cache_and_checks_sha256(official):
     _, _, path = official
     card = get_card("satdino-vit_small-16")
     target = cached_weight_path(card)
-    with pytest.raises(WeightsError, match=f"downloads are off.*{target}"):
+    with pytest.raises(WeightsError, match=f"not in the cache: place the weight file at {target}.*downloads are off"):
         load_model(card)
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(path, target)
@@ -176,7 +176,11 @@ def test_hub_download_goes_through_huggingface_hub(official, monkeypatch):
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
     monkeypatch.delenv("SATBENCH_OFFLINE")
     monkeypatch.delenv("HF_HUB_OFFLINE")
-    lm = load_model(get_card("satdino-vit_small-16"))
+    from support.loopback_http import LoopbackServer
+
+    with LoopbackServer() as srv:  # the one connection try of satbench.io.network must succeed (never the network)
+        monkeypatch.setenv("HF_ENDPOINT", srv.url("/").rstrip("/"))
+        lm = load_model(get_card("satdino-vit_small-16"))
     assert calls == [("strakajk/satdino-vit_small-16", "satdino-vit_small-16.pth")]
     assert lm.weights.source == "hub"
 

@@ -217,3 +217,19 @@ def test_end_to_end_two_real_knn_runs(tmp_path, monkeypatch, capsys):
     assert recs[0]["summary"]["ci"]["top1_avg"][0] <= recs[0]["summary"]["top1_avg"] <= recs[0]["summary"]["ci"]["top1_avg"][1]
     assert main(["compare", str(paths[0]), str(paths[1])]) == 0
     assert "satdino-test-tiny [random-seed0]" in capsys.readouterr().out
+
+
+def test_protocol_refusal_names_the_setting_that_differs_not_the_identical_overrides(tmp_path, capsys):
+    """Same overrides ({}), different protocol content: the refusal names `size_multiple 16 vs 14`, as results diff."""
+    paths = []
+    for model, multiple, h in (("model-a", 16, "a"), ("model-b", 14, "b")):
+        rec = {"schema": "satbench.record/1", "id": model[-1] * 12, "task": "knn", "model": model,
+               "weights": {"source": "random", "seed": 0},
+               "protocol": {"name": "satdino-knn-v1", "hash": h * 64, "overrides": {},
+                            "content": {"name": "satdino-knn-v1", "params": {"size_multiple": multiple, "k": [20]}}},
+               "dataset": {"name": "toy", "num_classes": 4, "split_hashes": {"train": TRAIN, "val": VAL}},
+               "metrics": {"n_val": N}, "summary": {}, "provenance": {"date": "2026-01-02T00:00:00+00:00"}}
+        paths.append(write_record_with_predictions(rec, {"y_true": Y, pred_name("top1"): preds_with(RIGHT_A)}, 4,
+                                                   tmp_path))
+    code = main(["compare", str(paths[0]), str(paths[1])])
+    one_line_error(capsys, code, r"protocol hash differs \(.*\): size_multiple 16 vs 14$")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 # The sections ``diff`` compares, in the order a reader should look at them (what changes numbers first).
-DIFF_SECTIONS = ("task", "model", "protocol", "dataset", "weights", "extractor", "provenance")
+from satbench.records.diff import DIFF_SECTIONS, diff_records, flatten  # noqa: F401 (re-exported)
 DIFF_ALL_SECTIONS = DIFF_SECTIONS + ("summary", "metrics", "timings", "extra", "predictions")
 _MAX_CELL = 72
 
@@ -72,7 +72,8 @@ def read_record_file(path: Path) -> dict[str, Any]:
 
 
 def find_record(spec: str, folder: Path) -> dict[str, Any]:
-    """A record by file path, id, unique id prefix (>= 4 characters) or file name in ``folder``."""
+    """A record by file path, id, file name, or a unique prefix (>= 4 characters) of its id or of its file name (the
+    date and time ``results ls`` shows, e.g. ``20261120T1015``) in ``folder``."""
     from satbench.errors import ResultsError
     from satbench.records.results import read_records
 
@@ -81,9 +82,10 @@ def find_record(spec: str, folder: Path) -> dict[str, Any]:
         return read_record_file(path)
     records = read_records(folder)
     exact = [r for r in records if spec in (str(r.get("id")), Path(r["_path"]).name, Path(r["_path"]).stem)]
-    hits = exact or ([r for r in records if len(spec) >= 4 and str(r.get("id", "")).startswith(spec)])
+    hits = exact or ([r for r in records if len(spec) >= 4 and (str(r.get("id", "")).startswith(spec) or
+                                                               Path(r["_path"]).name.startswith(spec))])
     if not hits:
-        raise ResultsError(f"no record {spec!r}: not a file, and no record in {folder} has that id or file name "
+        raise ResultsError(f"no record {spec!r}: not a file, and no record in {folder} has that id, file name or prefix "
                            f"(`satbench results ls` lists them)")
     if len(hits) > 1:
         names = ", ".join(Path(r["_path"]).name for r in hits[:4])
@@ -137,19 +139,6 @@ def _ls(args: argparse.Namespace) -> int:
                    headers=["date", "id", "task", "model", "weights", "dataset", "protocol", "settings", "headline",
                             "file"]))
     return 0
-
-
-def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested mappings as dotted keys; lists stay values."""
-    out: dict[str, Any] = {}
-    if isinstance(node, dict):
-        if not node and prefix:
-            out[prefix] = {}
-        for k, v in node.items():
-            out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
-    else:
-        out[prefix] = node
-    return out
 
 
 def short(v: Any, limit: int = _MAX_CELL) -> str:
@@ -227,27 +216,6 @@ def _verdict(rec: dict[str, Any], build_tables, load_references) -> Optional[str
 # ----------------------------------------------------------------------------------------------------------------------
 # diff
 # ----------------------------------------------------------------------------------------------------------------------
-def diff_records(a: dict[str, Any], b: dict[str, Any],
-                 sections: Iterable[str] = DIFF_SECTIONS) -> list[tuple[str, Any, Any]]:
-    """``(dotted key, value in a, value in b)`` for every key whose value differs, in ``sections`` order.
-    Absent keys compare as ``None``; the record ids, file paths and descriptions are ignored."""
-    out = []
-    ignore = ("protocol.content.description",)
-    for s in sections:
-        fa = flatten(a.get(s), s) if isinstance(a.get(s), dict) else {s: a.get(s)}
-        fb = flatten(b.get(s), s) if isinstance(b.get(s), dict) else {s: b.get(s)}
-        for k in list(dict.fromkeys(list(fa) + list(fb))):
-            if k in ignore:
-                continue
-            va, vb = fa.get(k), fb.get(k)
-            if {type(va), type(vb)} == {dict, type(None)} and not (va or vb) and \
-                    any(x.startswith(k + ".") for x in (fb if va == {} else fa)):
-                continue  # an empty section on one side: its keys on the other side are listed one by one
-            if json.dumps(va, sort_keys=True, default=str) != json.dumps(vb, sort_keys=True, default=str):
-                out.append((k, va, vb))
-    return out
-
-
 def _shown(va: Any, vb: Any) -> tuple[str, str]:
     """Both sides of a difference; two long lists of one length show only the differing positions."""
     if isinstance(va, list) and isinstance(vb, list) and len(va) == len(vb) and len(va) > 8:

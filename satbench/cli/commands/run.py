@@ -68,10 +68,15 @@ def task_parser(task: Any) -> argparse.ArgumentParser:
 
 
 def _usage(tasks: list[Any]) -> str:
-    lines = ["usage: satbench run --task TASK [options]", "", DESCRIPTION, "", "tasks:"]
+    """``satbench run --help`` without a task: the options every task shares, then the tasks."""
+    lines = ["tasks (each adds its own options):"]
     lines += [f"  {t.name:<14} {t.help}" for t in tasks]
-    lines += ["", "`satbench run --task TASK --help` lists a task's options."]
-    return "\n".join(lines)
+    lines += ["", "`satbench run --task TASK --help` lists a task's own options as well."]
+    p = argparse.ArgumentParser(prog="satbench run", usage="satbench run --task TASK [options]",
+                                parents=[common_parser()], description=DESCRIPTION, epilog="\n".join(lines),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--task", required=True, metavar="TASK", help="one of " + ", ".join(t.name for t in tasks))
+    return p.format_help().rstrip()
 
 
 def _find_task(argv: Sequence[str]) -> Optional[str]:
@@ -161,5 +166,8 @@ def run_from_args(task: Any, args: argparse.Namespace) -> int:
             text = get_task(rec.task).describe_result(rec)  # `--task linear` may hand over to cached-linear
             if text:
                 print(text)
+            from satbench.records.inputs import input_line
+
+            print(input_line(rec))
             print(f"record: {rec.path}\n")
     return 0

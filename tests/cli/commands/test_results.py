@@ -179,3 +179,19 @@ def test_a_named_record_file_is_read_bounded(tmp_path, capsys, command, kind):
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and str(bad) in lines[0] and re.search(pattern, lines[0]), lines
     assert time.perf_counter() - t0 < 10
+
+
+def test_a_record_is_found_by_any_unique_prefix_of_its_file_name(monkeypatch, capsys):
+    """The timestamp `results ls` shows is enough (`plot` and `show` share find_record); an ambiguous prefix names
+    the records it matches."""
+    from satbench.cli.commands.results import find_record
+    from support.paths import LEADERBOARD_FIXTURES
+
+    folder = LEADERBOARD_FIXTURES / "records"
+    rec = find_record("20261120T1015", folder)
+    assert rec["_path"].endswith("20261120T101500_knn_satdino-vit_small-16_uc_merced_fix005.json")
+    with pytest.raises(Exception, match=r"'20261120T10' matches 6 records"):
+        find_record("20261120T10", folder)
+    monkeypatch.setenv("SATBENCH_RESULTS", str(folder))
+    assert main(["results", "show", "20261121T0805"]) == 0
+    assert "fix009" in capsys.readouterr().out
