@@ -27,7 +27,7 @@ MOVED = {
     "device": "runtime.device",
     "distributed": "runtime.distributed",
     "download": "io.download",
-    "eval.seg_settings": "seg.settings",
+    "eval.seg_settings": "config.seg_settings",
     "eval.statistics": "stats.attach",
     "export": "models.export",
     "extract_api": "eval.extract_folder",

@@ -1,7 +1,7 @@
 """Task ``segmentation``: UperNet through mmsegmentation on Potsdam, Vaihingen and LoveDA (``upernet-v1``).
 
 The recipe is the protocol (``tasks/segmentation/upernet-v1.yaml``, typed by
-:class:`~satbench.seg.settings.SegmentationSettings`); the run's crop (224 or 512) picks the shipped mmseg
+:class:`~satbench.config.seg_settings.SegmentationSettings`); the run's crop (224 or 512) picks the shipped mmseg
 config. Training goes through mmengine's Runner (:mod:`satbench.seg.runner`, which needs mmsegmentation: imported only
 when a segmentation run starts). Under torchrun, rank 0 writes the one record.
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 from satbench.config.argtypes import positive_float, positive_int
 from satbench.errors import SatbenchError
-from satbench.seg.settings import SegmentationSettings
+from satbench.config.seg_settings import SegmentationSettings
 from satbench.stats.attach import add_seed_arguments, add_statistics_arguments, ci_text
 from satbench.stats.attach import run_options as statistics_run_options
 from satbench.eval.task import Headline, RunOptions, Task, register_task

@@ -24,7 +24,7 @@ from satbench.data.segmentation import seg_datasets  # noqa: E402
 from satbench.errors import ProtocolError, SatbenchError  # noqa: E402
 from satbench.io.atomic import atomic_write_bytes  # noqa: E402
 from satbench.runtime.resources import tasks_dir  # noqa: E402
-from satbench.seg.settings import SegmentationSettings  # noqa: E402
+from satbench.config.seg_settings import SegmentationSettings  # noqa: E402
 from satbench.seg.backbone import default_out_indices, resolve_card  # noqa: E402
 
 CROPS = (224, 512)

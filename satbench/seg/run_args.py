@@ -291,7 +291,7 @@ def cpu_distributed_edits(cfg: Config) -> int:
 
 def recipe_of(args: SegRunArgs) -> Any:
     """The run's segmentation protocol (name + overrides) as typed settings (strict; nothing executed)."""
-    from satbench.seg.settings import SegmentationSettings
+    from satbench.config.seg_settings import SegmentationSettings
     from satbench.config.protocols import load_protocol
 
     if not isinstance(args.protocol, str) or args.protocol.endswith((".yaml", ".yml")) or "/" in args.protocol:

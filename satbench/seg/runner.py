@@ -211,7 +211,7 @@ def run_segmentation(
     The run's settings are written as data to ``work_dir/satbench_seg_run.json`` (:mod:`satbench.seg.run_args`),
     from which ``seg-predict`` rebuilds the config without executing the ``.py`` dump.
     """
-    from satbench.seg.settings import SegmentationSettings
+    from satbench.config.seg_settings import SegmentationSettings
     from satbench.config.protocols import load_protocol
 
     protocol = protocol or load_protocol(DEFAULT_PROTOCOL, task="segmentation")

@@ -105,7 +105,7 @@ def test_extract_error_paths(capsys, tmp_path, ckpts, args, pattern):
 
 def test_weights_by_name_offline_names_the_file(capsys, tmp_path):
     code, _, err = run_cli(capsys, "extract", "--images", f"{UCM}/val.txt", "--output", str(tmp_path / "o.npy"))
-    assert_one_line_error(code, err, r"place it at .*satdino-vit_small-16/satdino-vit_small-16\.pth")
+    assert_one_line_error(code, err, r"place the weight file at .*satdino-vit_small-16/satdino-vit_small-16\.pth")
 
 
 def test_console_script_error_has_no_traceback(tmp_path):

@@ -38,7 +38,7 @@ def _run(args: argparse.Namespace) -> int:
         if not Path(args.weights).is_file():
             raise SatbenchError(f"--weights {args.weights}: no such file")
         args.weights = str(Path(args.weights).resolve())
-    from satbench.seg.settings import SegmentationSettings
+    from satbench.config.seg_settings import SegmentationSettings
     from satbench.config.protocols import load_protocol
 
     recipe = load_protocol(args.protocol or "upernet-v1", task="segmentation").settings(SegmentationSettings)

@@ -1,4 +1,6 @@
-"""The typed settings of a segmentation protocol (``tasks/segmentation/*.yaml``): the UperNet recipe as data."""
+"""The typed settings of a segmentation protocol (``tasks/segmentation/*.yaml``): the UperNet recipe as data.
+
+A leaf module (no mmseg, no torch), so listings and `satbench run --help` read it without importing :mod:`satbench.seg`."""
 
 from __future__ import annotations
 
