@@ -127,6 +127,8 @@ class SceneDataset:
     split_source: str = "folder"
     in_catalog: bool = True
     facts_source: dict[str, str] = field(default_factory=dict)
+    #: each split's checked sample list, computed once per opened dataset (a run asks for it from several steps)
+    _checked: dict[str, list[Sample]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def images_dir(self) -> Path:
@@ -173,7 +175,13 @@ class SceneDataset:
         return self.splits[split].sha256
 
     def samples(self, split: str) -> list[Sample]:
-        """The (path, label) list of ``split`` in split-file order, every entry checked."""
+        """The (path, label) list of ``split`` in split-file order, every entry checked (once per opened dataset: the
+        check stats every file, so later calls return a copy of the first result)."""
+        if split not in self._checked:
+            self._checked[split] = self._check_samples(split)
+        return list(self._checked[split])
+
+    def _check_samples(self, split: str) -> list[Sample]:
         if split not in self.splits:
             raise DataError(f"dataset {self.root} has no {split}.txt")
         sf = self.splits[split]

@@ -32,3 +32,23 @@ def test_a_split_file_that_is_not_a_regular_file_is_named_as_such(tmp_path, kind
         val.mkdir()
     with pytest.raises(DataError, match=pattern):
         open_scene_dataset(str(root), native_size=256, split_source="folder")
+
+
+def test_split_entries_are_checked_once_per_opened_dataset(monkeypatch):
+    """A run asks for the samples from the dataset check, the task and the engine: every entry's file is checked
+    once per opened dataset (it was five reads of the splits per kNN run), and callers get copies."""
+    import pathlib
+
+    ds = open_scene_dataset(str(UCM_MINI))
+    seen: list[str] = []
+    real_is_file = pathlib.Path.is_file
+    monkeypatch.setattr(pathlib.Path, "is_file", lambda self: seen.append(str(self)) or real_is_file(self))
+    first = ds.samples("train")
+    n = len(seen)
+    assert n >= len(first) == 336
+    again = ds.samples("train")
+    ds.check()
+    assert again == first and again is not first
+    assert len(seen) == n + len(ds.samples("val")), "train entries were checked a second time"
+    again.clear()
+    assert len(ds.samples("train")) == 336
