@@ -9,7 +9,7 @@ from typing import Any, Optional
 import numpy as np
 
 from satbench.data.catalog import find_dataset_spec
-from satbench.data.catalog import resolve_normalization as catalog_normalization
+from satbench.data.normalization_choice import choose_normalization
 from satbench.data.images import IMAGE_EXTENSIONS
 from satbench.data.scene import Sample, _entry_rel, _read_split
 from satbench.models.backbones.base import check_input_size
@@ -52,17 +52,12 @@ def list_images(path: Path) -> tuple[list[Sample], Optional[str], Path]:
 
 def resolve_normalization(spec: Optional[str], loaded: LoadedModel, dataset_folder: Path) -> Normalization:
     """``None`` -> the model's declared normalisation; ``dataset`` -> the catalog dataset's table by folder name;
-    else a preset, a catalog dataset name, or ``mean=..;std=..``."""
-    if spec is None:
-        return loaded.card.norm
-    if spec == "dataset":
-        name = dataset_folder.resolve().name
-        ds = find_dataset_spec(name)
-        if ds is None or ds.norm is None:
-            raise DataError(f"--normalization dataset: folder name {name!r} ({dataset_folder}) is not a catalog dataset "
-                            f"with a normalisation table; pass a preset name or mean=a,b,c;std=d,e,f")
-        return ds.norm
-    return catalog_normalization(spec)
+    else a preset, a catalog dataset name, or ``mean=..;std=..`` (:mod:`satbench.data.normalization_choice`)."""
+    name = dataset_folder.resolve().name
+    ds = find_dataset_spec(name) if spec == "dataset" else None
+    return choose_normalization(spec, where="--normalization", dataset_norm=ds.norm if ds is not None else None,
+                                dataset_name=f"folder {name!r} ({dataset_folder}, not a catalog dataset with a table)",
+                                model_norm=loaded.card.norm)
 
 
 def resolve_input_res(spec: Optional[str], loaded: LoadedModel, size: int) -> tuple[Optional[float], Optional[str]]:

@@ -24,6 +24,7 @@ from satbench.data.transforms import knn_input_size, knn_resize_size, knn_transf
 from satbench.errors import InputSizeError, ProtocolError
 from satbench.io.hashing import canonical_hash
 from satbench.data.normalization import Normalization
+from satbench.data.normalization_choice import choose_normalization
 from satbench.config.protocols import Protocol
 from satbench.eval.extract import View
 from satbench.eval.knn_settings import KnnSettings
@@ -84,19 +85,13 @@ def knn_settings(protocol: Protocol, settings: Optional[KnnSettings] = None) -> 
 
 def protocol_normalization(protocol: Protocol, dataset: SceneDataset, override: Optional[Normalization] = None,
                            *, settings: Optional[KnnSettings] = None) -> Normalization:
-    """The normalisation a kNN protocol prescribes for ``dataset`` (``override`` wins: ``--normalization``)."""
-    if override is not None:
-        return override
+    """The normalisation a kNN protocol prescribes for ``dataset`` (``override`` wins: ``--normalization``); the
+    decision is :func:`satbench.data.normalization_choice.choose_normalization`."""
     st = knn_settings(protocol, settings)
-    if st.normalization == "dataset":
-        return dataset.normalization
-    key = dataset.protocol_name
-    if key not in st.normalization_table:
-        raise ProtocolError(f"protocol {protocol.name} has no normalization statistics for {key!r} (it knows "
-                            f"{', '.join(sorted(st.normalization_table)) or 'none'}); pass --normalization "
-                            f"(a preset or mean=..;std=..)")
-    e = st.normalization_table[key]
-    return Normalization(f"{protocol.name}:{key}", list(e.mean), list(e.std))  # validated on creation
+    table = {k: (e.mean, e.std) for k, e in st.normalization_table.items()}
+    return choose_normalization(st.normalization, where=f"protocol {protocol.name}", dataset_norm=dataset.normalization,
+                                dataset_name=dataset.protocol_name if st.normalization == "table" else dataset.name,
+                                table=table, override=override)
 
 
 def _family_and_model(backbone: Any, model: Optional[nn.Module]) -> tuple[str, Optional[nn.Module]]:

@@ -24,17 +24,11 @@ from satbench.eval.task import Headline, RunOptions, Task, get_task, register_ta
 
 def protocol_normalization(name: str, dataset: Any) -> Any:
     """The normalisation a linear / cached-linear protocol names: ``model`` (None: the card's), ``dataset`` (the
-    dataset's table), or a preset / catalog dataset name."""
-    from satbench.data.catalog import resolve_normalization
+    dataset's table), or a preset / catalog dataset name (:mod:`satbench.data.normalization_choice`)."""
+    from satbench.data.normalization_choice import choose_normalization
 
-    if name == "model":
-        return None
-    if name == "dataset":
-        if getattr(dataset, "normalization", None) is None:
-            raise SatbenchError(f"protocol normalization 'dataset' needs a dataset with a normalisation table; "
-                                f"{dataset.name} has none (pass --normalization)")
-        return dataset.normalization
-    return resolve_normalization(name)
+    return choose_normalization(name, where="protocol normalization", dataset_norm=getattr(dataset, "normalization", None),
+                                dataset_name=getattr(dataset, "name", ""))
 
 
 def default_output_dir(task: str, model: str, dataset: Any, protocol: str) -> Path:
