@@ -19,7 +19,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import stat
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +28,7 @@ import numpy as np
 
 from satbench.errors import ResultsError
 from satbench.io.atomic import atomic_write_bytes, atomic_write_json
-from satbench.io.bounded import read_json_bounded
+from satbench.io.bounded import UntrustedFileError, read_bytes_bounded, read_json_bounded
 from satbench.io.hashing import sha256_bytes
 from satbench.records.names import MAX_RECORD_BYTES, MAX_RECORD_DEPTH, SCHEMA, candidate_stems, record_destination
 
@@ -235,29 +234,17 @@ def _member_shape(name: str, n: int, c: int) -> tuple[int, ...]:
 
 
 def _read_regular(path: Path, limit: int) -> bytes:
-    """The bytes of a regular file (not a link, FIFO or device; never blocks), at most ``limit`` bytes."""
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    """The bytes of a regular file (not a link, FIFO or device; never blocks), at most ``limit`` bytes (the one
+    bounded reader, :func:`satbench.io.bounded.read_bytes_bounded`, with the sidecar's wording)."""
     try:
-        fd = os.open(path, flags)
+        return read_bytes_bounded(path, limit, follow_symlinks=False)
     except FileNotFoundError:
         raise ResultsError(f"predictions sidecar {path} is missing") from None
+    except UntrustedFileError as exc:
+        raise ResultsError(f"predictions sidecar {path} {exc} (the limit follows from the record's image and class "
+                           f"counts)" if "larger than" in str(exc) else f"predictions sidecar {path} {exc}") from None
     except OSError as exc:
-        raise ResultsError(f"predictions sidecar {path} cannot be opened ({exc.strerror or exc}; links are not "
-                           f"followed)") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise ResultsError(f"predictions sidecar {path} is not a regular file")
-        if st.st_size > limit:
-            raise ResultsError(f"predictions sidecar {path} is {st.st_size} bytes, more than {limit} for the record's "
-                               f"image and class counts")
-        with os.fdopen(fd, "rb", closefd=False) as fh:
-            data = fh.read(limit + 1)
-    finally:
-        os.close(fd)
-    if len(data) > limit:
-        raise ResultsError(f"predictions sidecar {path} grew past {limit} bytes while being read")
-    return data
+        raise ResultsError(f"predictions sidecar {path} cannot be opened ({exc.strerror or exc})") from None
 
 
 def read_sidecar(path: str | os.PathLike, entry: Mapping[str, Any], n: int, num_classes: int) -> Predictions:
