@@ -56,7 +56,7 @@ def resolve_normalization(spec: Optional[str], loaded: LoadedModel, dataset_fold
     name = dataset_folder.resolve().name
     ds = find_dataset_spec(name) if spec == "dataset" else None
     return choose_normalization(spec, where="--normalization", dataset_norm=ds.norm if ds is not None else None,
-                                dataset_name=f"folder {name!r} ({dataset_folder}, not a catalog dataset with a table)",
+                                dataset_name=f"folder {name!r} (not a catalog dataset)",
                                 model_norm=loaded.card.norm)
 
 

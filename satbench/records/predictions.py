@@ -240,9 +240,8 @@ def _read_regular(path: Path, limit: int) -> bytes:
         return read_bytes_bounded(path, limit, follow_symlinks=False)
     except FileNotFoundError:
         raise ResultsError(f"predictions sidecar {path} is missing") from None
-    except UntrustedFileError as exc:
-        raise ResultsError(f"predictions sidecar {path} {exc} (the limit follows from the record's image and class "
-                           f"counts)" if "larger than" in str(exc) else f"predictions sidecar {path} {exc}") from None
+    except UntrustedFileError as exc:  # the limit follows from the record's image and class counts
+        raise ResultsError(f"predictions sidecar {path} {exc}") from None
     except OSError as exc:
         raise ResultsError(f"predictions sidecar {path} cannot be opened ({exc.strerror or exc})") from None
 

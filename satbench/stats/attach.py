@@ -128,7 +128,6 @@ def check_options(task: Any, extra: dict[str, Any], seeds: Optional[Sequence[int
             extra["train_fraction"] = [float(x) for x in items]
         if extra.get("shots") is not None:
             extra["shots"] = _int_list("shots", extra["shots"], 1)
-        if extra.get("shots") is not None:
             check_shots(extra["shots"])
         if extra.get("draws") is not None:
             extra["draws"] = _int_list("draws", [extra["draws"]], 1)[0]

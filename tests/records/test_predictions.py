@@ -151,7 +151,7 @@ def test_oversized_sidecar_is_refused_from_its_size(written, tmp_path):
     path, rec = written
     noise = np.random.default_rng(0).integers(0, 2 ** 62, size=200_000)  # incompressible, far beyond 6 images
     _install(path, rec, tmp_path, _zip({"y_true.npy": _npy(noise), "pred__top1.npy": b"", "pred__knn_s0.125_k20.npy": b""}))
-    with pytest.raises(ResultsError, match=r"larger than the .* allowed \(the limit follows from the record"):
+    with pytest.raises(ResultsError, match=r"predictions sidecar .* is [0-9.]+ \S+, larger than the .* allowed"):
         P.predictions_for_record(path)
 
 
