@@ -148,7 +148,8 @@ class Table:
 # Runs
 # ----------------------------------------------------------------------------------------------------------------------
 def run_key(rec: dict[str, Any]) -> tuple:
-    """What makes two runs "the same run": model, weights, protocol (name and hash), dataset, crop, the train subset
+    """What makes two runs "the same run": model, weights (:func:`runs.weights_identity`: the tensors, whatever file
+    format held them), protocol (name and hash), dataset, crop, the train subset
     (fraction / shots) and whether it is a seeds / draws aggregate of how many runs."""
     agg = R.spread(rec)
     return (R.text(rec, "model"), R.weights_tag(rec), R.text(rec, "protocol", "name"), R.text(rec, "protocol", "hash"),
@@ -161,7 +162,7 @@ def latest_runs(records: list[dict[str, Any]]) -> list[tuple[dict[str, Any], int
     oldest group first. The member runs of a seeds / draws aggregate are left out when the aggregate is there
     (:func:`runs.without_aggregated_members`): the aggregate stands for them."""
     groups: "OrderedDict[tuple, list[dict[str, Any]]]" = OrderedDict()
-    for r in sorted(R.without_aggregated_members(records), key=date_key):
+    for r in sorted(R.with_tensor_identities(R.without_aggregated_members(records)), key=date_key):
         groups.setdefault(run_key(r), []).append(r)
     return [(g[-1], len(g)) for g in groups.values()]
 
