@@ -62,8 +62,9 @@ def test_page_holds_every_table_styles_plots_and_record_links(tmp_path, capsys):
     assert out == page
     doc = parse(page)
     sections = [a["id"] for t, a in doc.tags if t == "section" and "id" in a]
-    assert sections == ["t-knn", "t-knn_per_scale", "t-finetune", "t-linear", "t-segmentation", "plots", "records"]
-    assert sum(t == "table" for t, _ in doc.tags) == 5 and "<style>" in page
+    assert sections == ["t-knn", "t-knn_per_scale", "t-finetune", "t-linear", "t-linear-scene", "t-cached-linear",
+                        "t-cached-linear-fmow", "t-segmentation", "plots", "records"]
+    assert sum(t == "table" for t, _ in doc.tags) == 8 and "<style>" in page
     # self-contained: nothing is fetched (no src/href to another document), the plot is a data URI
     for t, a in doc.tags:
         for attr in ("src", "href"):
@@ -73,7 +74,7 @@ def test_page_holds_every_table_styles_plots_and_record_links(tmp_path, capsys):
     # every run cell links to its record's provenance on the page (protocol hash, weights sha256, commit)
     links = [a["href"] for t, a in doc.tags if t == "a" and a.get("href", "").startswith("#rec-")]
     targets = {a["id"] for t, a in doc.tags if t == "div" and a.get("class") == "record"}
-    assert links and {h[1:] for h in links} == targets and len(targets) == 11  # 12 records, one superseded
+    assert links and {h[1:] for h in links} == targets and len(targets) == 13  # 14 records, one superseded
     text = "".join(doc.text)
     assert "f6029dd49d984c278b6f18733528631ca5edfb69f5347a79303c3791a7958539" in text and "ab" * 32 in text
     assert "1111111" in text
