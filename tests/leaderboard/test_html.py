@@ -119,3 +119,31 @@ def test_page_in_a_real_browser(tmp_path):
     assert not any(t == "img" and a.get("src") == "x" for t, a in tags)
     console = [ln for ln in dom.stderr.splitlines() if re.search(r"CONSOLE|Uncaught", ln)]
     assert not console, console
+
+
+def _section_headers(page: str, key: str) -> list[tuple[str, str]]:
+    """(class, text) of the header cells of table ``t-<key>`` in the page."""
+    body = page.split(f'id="t-{key}"', 1)[1].split("</thead>", 1)[0]
+    return re.findall(r'<th class="([^"]*)"[^>]*>([^<]*)</th>', body)
+
+
+def test_the_runs_own_datasets_come_first_in_the_html_table():
+    """A run on the user's own folder and one on RESISC45: on a 1400 px page the six paper columns used to push the
+    user's column out of view; now the runs' datasets lead, then the papers' other datasets in catalog order."""
+    recs = [knn_record(ds="resisc45", avg=70.0),
+            knn_record(ds="mydata", avg=60.0, dataset={"name": "mydata", "protocol_dataset": None, "kind": "scene",
+                                                        "is_subset": False, "in_catalog": False})]
+    page = render_document(build_tables(recs, "knn"), "html")
+    heads = _section_headers(page, "knn")
+    values = [(c, h) for c, h in heads if "num" in c]
+    assert [h for _, h in values] == ["RESISC45", "mydata", "EuroSAT", "UC Merced", "WHU-RS19", "RS-C11", "SIRI-WHU"]
+    assert [c for c, _ in values[:2]] == ["num own", "num own"] and all(c == "num" for c, _ in values[2:])
+    assert [h for c, h in heads if c == "lab"] == ["model", "source", "protocol", "settings", "vs paper"]
+    # every row's cells follow the same order: the run's number sits under its own header
+    body = page.split('id="t-knn"', 1)[1].split("</table>", 1)[0]
+    (run_row,) = [r for r in body.split("<tr ")[1:] if r.startswith('class="run"')]  # one entry, two datasets
+    cells = re.findall(r'<td class="num[^"]*" data-sort="([^"]*)"', run_row)
+    assert cells[:2] == ["70.0", "60.0"] and cells[2:] == [""] * 5
+    # the markdown keeps the papers' column order
+    md = render_document(build_tables(recs, "knn"), "md").splitlines()[2]
+    assert md.index("EuroSAT") < md.index("RESISC45") < md.index("mydata")
