@@ -33,7 +33,9 @@ class WeightsId:
         return cls(sha256=info.sha256, tensors_sha256=getattr(info, "tensors_sha256", None))
 
     def label(self) -> str:
-        return f"random weights (seed {self.seed})" if self.random else f"weights {(self.tensors_sha256 or self.sha256 or '')[:12]}"
+        if self.random:
+            return f"random weights (seed {self.seed})"
+        return f"weights {(self.tensors_sha256 or self.sha256 or '')[:12]}"
 
     def mismatch(self, w: dict[str, Any]) -> Optional[str]:
         """Why a record's ``weights`` mapping is not these weights, or None. Tensors sha256 on both sides: compared;
