@@ -28,6 +28,12 @@ def _kind_of(spec: str, seg_format: Optional[str]) -> str:
     return "scene"
 
 
+def dataset_kind_of(spec: str, seg_format: Optional[str] = None) -> str:
+    """The kind :func:`open_dataset` gives ``spec`` (a catalog name or a folder): ``scene``, ``fmow`` or
+    ``segmentation`` (a folder with ``img_dir/``)."""
+    return _kind_of(spec, seg_format)
+
+
 def open_dataset(spec: Optional[str] = None, *, kinds: Sequence[str] = ("scene", "fmow", "segmentation"),
                  data_root: Optional[str | Path] = None, normalization: Optional[Normalization] = None,
                  native_size: Optional[int] = None, split_source: str = "auto",

@@ -285,7 +285,7 @@ class FmowCsvDataset:
         return self._samples[split]
 
     def describe(self) -> dict[str, Any]:
-        return {"name": "fmow", "protocol_dataset": "fmow", "num_classes": self.num_classes, "classes": list(self.classes),
+        return {"name": "fmow", "kind": "fmow", "protocol_dataset": "fmow", "num_classes": self.num_classes, "classes": list(self.classes),
                 "data_root": str(self.root), "split_files": {k: str(v) for k, v in self.csvs.items()},
                 "split_hashes": dict(self._hashes), "is_subset": False, "in_catalog": True,
                 **{f"n_{k}": len(self.samples(k)) for k in self.csvs}}

@@ -248,6 +248,7 @@ class SceneDataset:
         """The dataset as recorded in results."""
         return {
             "name": self.name,
+            "kind": "scene",
             "protocol_dataset": self.protocol_name if self.in_catalog else None,
             "root": str(self.root),
             "native_size": self.native_size,

@@ -71,7 +71,7 @@ class SegDataset:
         seg = self.spec.segmentation
         assert seg is not None
         expected = dict(self.spec.counts)
-        return {"name": self.spec.name, "root": str(self.root), "counts": dict(self.counts),
+        return {"name": self.spec.name, "kind": "segmentation", "root": str(self.root), "counts": dict(self.counts),
                 "mmseg_type": seg.mmseg_dataset, "num_classes": self.spec.num_classes, "channels": seg.channels,
                 "is_subset": bool(expected) and self.counts != expected, "expected_counts": expected,
                 "train_equals_val": self.train_equals_val}

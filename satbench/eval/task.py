@@ -148,6 +148,11 @@ class Task:
         call this, so a planned protocol hash is the one the record will carry. Default: ``protocol`` unchanged."""
         return protocol, {}
 
+    def leaderboard_table(self, record: Any) -> Optional[str]:
+        """The leaderboard table (protocol family) a record of this task belongs to: its headline's table by
+        default. ``record`` is untrusted (read from a file): a task that looks inside must check types."""
+        return self.headline.table if self.headline is not None else None
+
     def run_options(self, args: argparse.Namespace) -> dict[str, Any]:
         """Task-specific run options from the command line (go to :attr:`RunOptions.extra`)."""
         return {}

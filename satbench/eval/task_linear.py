@@ -216,6 +216,16 @@ class LinearTask(_TrainedProbeTask):
     def accepts(self, protocol: Any) -> bool:
         return protocol.task == "linear"
 
+    def leaderboard_table(self, record: Any) -> Optional[str]:
+        """A ``linear`` record of the cached-heads method (``--task linear --protocol cached-linear-v1`` in an older
+        record) belongs with the cached linear probe's runs, never in the paper's linear-probe table."""
+        proto = record.get("protocol") if isinstance(record, dict) else None
+        content = proto.get("content") if isinstance(proto, dict) else None
+        params = content.get("params") if isinstance(content, dict) else None
+        if isinstance(params, dict) and params.get("method") == "cached-heads":
+            return get_task("cached-linear").leaderboard_table(record)
+        return super().leaderboard_table(record)
+
     def complete_overrides(self, protocol: Any, overrides: dict[str, Any]) -> dict[str, Any]:
         if protocol.params.get("method") == "cached-heads" and ({"lr", "batch_size"} & set(overrides)):
             raise SatbenchError(f"protocol {protocol.name} sweeps learning rates itself; --lr/--train-batch-size do not "

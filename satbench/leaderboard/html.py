@@ -14,21 +14,38 @@ from satbench.leaderboard.cells import cell_text, notes_of
 from satbench.leaderboard.layout import Table
 
 
+def own_columns(table: Table) -> set[str]:
+    """The value columns holding a run's number (the runs' own datasets)."""
+    return {k for r in table.rows if r.kind == "run" for k, c in r.cells.items() if c is not None and c.value is not None}
+
+
+def run_columns_first(table: Table) -> list[tuple[str, str]]:
+    """The value columns with the runs' own datasets first (:func:`own_columns`, in table order), then the columns
+    only papers fill: on a narrow page a user's own dataset is never the column scrolled out of view."""
+    own = own_columns(table)
+    return [c for c in table.value_columns if c[0] in own] + [c for c in table.value_columns if c[0] not in own]
+
+
 def html_section(table: Table, interval: str = "pm", anchors: Optional[dict[str, str]] = None) -> str:
     """A ``<section>`` with the table (sortable headers, numeric sort keys) and its notes; run cells link to
-    ``anchors[record file]`` when given (the record details on the page)."""
+    ``anchors[record file]`` when given (the record details on the page). The runs' own dataset columns come first
+    (:func:`run_columns_first`, marked ``own``)."""
     esc = E.html
+    values = run_columns_first(table)
+    own = own_columns(table)
     out = [f'<section class="lb-table" id="t-{esc(table.key)}">', f"<h2>{esc(table.title)}</h2>",
            '<div class="scroll"><table class="lb sortable">', "<thead><tr>"]
-    for i, h in enumerate(table.headers):
-        cls = "num" if i >= len(table.label_columns) else "lab"
+    for _, h in table.label_columns:
+        out.append(f'<th class="lab" scope="col" tabindex="0">{esc(h)}</th>')
+    for k, h in values:
+        cls = "num own" if k in own else "num"
         out.append(f'<th class="{cls}" scope="col" tabindex="0">{esc(h)}</th>')
     out.append("</tr></thead><tbody>")
     for r in table.rows:
         out.append(f'<tr class="{esc(r.kind)}">')
         for k, _ in table.label_columns:
             out.append(f'<td class="lab-{esc(k)}">{esc(r.labels.get(k, ""))}</td>')
-        for k, _ in table.value_columns:
+        for k, _ in values:
             c = r.cells.get(k)
             text = cell_text(c, "html", interval)
             if c is None or c.value is None:
@@ -77,6 +94,7 @@ table.lb th { background: var(--head); text-align: left; font-weight: 600; curso
               white-space: nowrap; position: sticky; top: 0; }
 table.lb th.num, table.lb td.num { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }
 table.lb th.num { white-space: normal; min-width: 6em; }
+table.lb th.own { background: #e3ecf7; }
 td.lab-model, td.lab-protocol, td.lab-hash, td.lab-k { white-space: nowrap; }
 td.lab-source { min-width: 11em; }
 td.lab-settings, td.lab-vs { min-width: 12em; max-width: 22em; }
@@ -139,7 +157,8 @@ document.body.setAttribute('data-ready', '1');
 """
 
 _RECORD_FIELDS = (("file", "record file"), ("id", "id"), ("date", "date"), ("protocol", "protocol"),
-                  ("protocol_hash", "protocol hash"), ("weights", "weights sha256"), ("commit", "commit"))
+                  ("protocol_hash", "protocol hash"), ("weights", "weights sha256 (file)"), ("tensors", "weights tensors sha256"),
+                  ("commit", "commit"))
 
 
 def page(tables: list[Table], *, interval: str = "pm", plots: Optional[list[tuple[str, bytes]]] = None,

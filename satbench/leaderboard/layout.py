@@ -31,6 +31,9 @@ class TaskSpec:
     crop); ``per_scale``: records carry ``summary.top1_per_scale`` (adds the per-scale table and plot);
     ``recipe_switches``: params that, when set, depart from the recipe; ``full_iters``: the recipe's iterations (fewer =
     a short run; ``protocol.params.recipe_iters`` wins).
+
+    A spec is one protocol family (``linear``: the paper's probe; ``cached-linear``: the cached grid of heads); its runs
+    are split by dataset kind (:func:`dataset_kind`) into one :class:`Table` each (:func:`table_key`).
     """
 
     title: str
@@ -43,6 +46,9 @@ class TaskSpec:
     recipe_switches: tuple[str, ...] = ()
     full_iters: Optional[int] = None
     tasks: tuple[str, ...] = ()
+    #: the dataset kinds the family's tasks take (``scene``, ``fmow``, ...), in task order; runs of each kind get a
+    #: table of their own
+    kinds: tuple[str, ...] = ()
 
 
 def summary_of(key: str) -> Callable[[dict[str, Any]], Optional[float]]:
@@ -50,11 +56,11 @@ def summary_of(key: str) -> Callable[[dict[str, Any]], Optional[float]]:
 
 
 def task_specs() -> "OrderedDict[str, TaskSpec]":
-    """The leaderboard's tables, in task-registry order (knn, finetune, linear, segmentation, then plug-ins), one per
-    headline table; tasks sharing a table (``linear`` and ``cached-linear``) are shown together."""
+    """The leaderboard's protocol families, in task-registry order (knn, finetune, linear, cached-linear,
+    segmentation, then plug-ins), one per headline table; tasks naming the same headline table share it."""
     from satbench.eval.task import list_tasks
 
-    order = {"knn": 0, "finetune": 1, "linear": 2, "segmentation": 3}
+    order = {"knn": 0, "finetune": 1, "linear": 2, "cached-linear": 3, "segmentation": 4}
     groups: "OrderedDict[str, list[Any]]" = OrderedDict()
     for t in sorted((t for t in list_tasks() if t.headline is not None),
                     key=lambda t: (order.get(t.headline.table, 99), t.headline.table, t.name != t.headline.table)):
@@ -65,13 +71,78 @@ def task_specs() -> "OrderedDict[str, TaskSpec]":
         out[table] = TaskSpec(h.title, h.metric, summary_of(h.metric), h.reference_key or table,
                               h.paper_protocol or (re.escape(h.reference_protocol) if h.reference_protocol else r"$^"),
                               by_crop=h.by_crop, per_scale=h.per_scale, recipe_switches=tuple(h.recipe_switches),
-                              full_iters=h.full_iters, tasks=tuple(t.name for t in tasks))
+                              full_iters=h.full_iters, tasks=tuple(t.name for t in tasks),
+                              kinds=tuple(dict.fromkeys(k for t in tasks for k in t.dataset_kinds)))
     return out
 
 
 def table_for_record(rec: dict[str, Any]) -> Optional[str]:
-    """The key of the table a record belongs to (by its task), or None."""
-    return next((k for k, s in task_specs().items() if str(rec.get("task")) in s.tasks), None)
+    """The protocol family (key of :func:`task_specs`) a record belongs to, or None: its task's
+    :meth:`~satbench.eval.task.Task.leaderboard_table` (``linear`` records of the cached-heads method go with
+    ``cached-linear``)."""
+    from satbench.eval.task import list_tasks
+
+    task = next((t for t in list_tasks() if t.name == rec.get("task")), None)
+    family = task.leaderboard_table(rec) if task is not None else None
+    return family if family in task_specs() else None
+
+
+#: How a dataset kind reads in a table title.
+KIND_TITLES = {"scene": "scene datasets", "fmow": "fMoW", "segmentation": "segmentation datasets"}
+
+
+def dataset_kind(rec: dict[str, Any], spec: Optional[TaskSpec] = None) -> str:
+    """The kind of the dataset a run used: ``dataset.kind`` when recorded, else the catalog's kind of its (protocol)
+    dataset, else (a folder outside the catalog) the first kind of its family (``scene``). A recorded kind that no
+    table knows is an error naming the file and key."""
+    from satbench.data.catalog import find_dataset_spec
+
+    spec = spec or spec_for_record(rec)
+    family_kinds = spec.kinds if spec is not None else ()
+    kind = R.text(rec, "dataset", "kind")
+    if kind:
+        known = set(KIND_TITLES) | {k for s in task_specs().values() for k in s.kinds}
+        if kind not in known:
+            raise ResultsError(f"{R.where(rec)}: dataset.kind is {kind!r}, expected one of {', '.join(sorted(known))}")
+        return kind
+    for name in (R.protocol_dataset(rec), R.text(rec, "dataset", "name")):
+        cat = find_dataset_spec(name) if name else None
+        if cat is not None:
+            return cat.kind
+    return family_kinds[0] if family_kinds else "scene"
+
+
+def reference_kinds(spec: TaskSpec, refs: list[dict[str, Any]]) -> tuple[str, ...]:
+    """The dataset kinds of the papers' numbers in ``spec``'s reference tables (by the catalog), in family order."""
+    from satbench.data.catalog import find_dataset_spec
+
+    found: list[str] = []
+    for ref in refs:
+        t = ref.get(spec.reference)
+        values = t.get("values") if isinstance(t, dict) else None
+        for ds in (values if isinstance(values, dict) else {}):
+            cat = find_dataset_spec(str(ds))
+            kind = cat.kind if cat is not None else (spec.kinds[0] if spec.kinds else "scene")
+            if kind not in found:
+                found.append(kind)
+    order = {k: i for i, k in enumerate(spec.kinds)}
+    return tuple(sorted(found, key=lambda k: order.get(k, len(order))))
+
+
+def home_kind(spec: TaskSpec, refs: list[dict[str, Any]]) -> str:
+    """The kind whose table carries the family's own key: the papers' kind, else the family's first kind."""
+    paper = reference_kinds(spec, refs)
+    return paper[0] if paper else (spec.kinds[0] if spec.kinds else "scene")
+
+
+def table_key(family: str, kind: str, home: str) -> str:
+    """``linear`` for the family's home kind, ``linear-scene`` for another."""
+    return family if kind == home else f"{family}-{kind}"
+
+
+def table_title(spec: TaskSpec, kind: str) -> str:
+    """The family's title, with the dataset kind when the family takes more than one (``... on fMoW``)."""
+    return spec.title if len(spec.kinds) <= 1 else f"{spec.title} on {KIND_TITLES.get(kind, kind)}"
 
 
 def spec_for_record(rec: dict[str, Any]) -> Optional[TaskSpec]:
@@ -148,7 +219,8 @@ class Table:
 # Runs
 # ----------------------------------------------------------------------------------------------------------------------
 def run_key(rec: dict[str, Any]) -> tuple:
-    """What makes two runs "the same run": model, weights, protocol (name and hash), dataset, crop, the train subset
+    """What makes two runs "the same run": model, weights (:func:`runs.weights_identity`: the tensors, whatever file
+    format held them), protocol (name and hash), dataset, crop, the train subset
     (fraction / shots) and whether it is a seeds / draws aggregate of how many runs."""
     agg = R.spread(rec)
     return (R.text(rec, "model"), R.weights_tag(rec), R.text(rec, "protocol", "name"), R.text(rec, "protocol", "hash"),
@@ -161,7 +233,7 @@ def latest_runs(records: list[dict[str, Any]]) -> list[tuple[dict[str, Any], int
     oldest group first. The member runs of a seeds / draws aggregate are left out when the aggregate is there
     (:func:`runs.without_aggregated_members`): the aggregate stands for them."""
     groups: "OrderedDict[tuple, list[dict[str, Any]]]" = OrderedDict()
-    for r in sorted(R.without_aggregated_members(records), key=date_key):
+    for r in sorted(R.with_tensor_identities(R.without_aggregated_members(records)), key=date_key):
         groups.setdefault(run_key(r), []).append(r)
     return [(g[-1], len(g)) for g in groups.values()]
 

@@ -28,8 +28,9 @@ def _plt():
 
 
 def _png(fig: Any) -> bytes:
+    """The figure as PNG; ``bbox_inches="tight"`` keeps every artist (legend, titles) inside the image."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=130)
+    fig.savefig(buf, format="png", dpi=130, bbox_inches="tight", pad_inches=0.15)
     _plt().close(fig)
     return buf.getvalue()
 
@@ -50,7 +51,7 @@ def knn_scales_png(records: list[dict[str, Any]], refs: Optional[list[dict[str, 
 def knn_scales_figure(records: list[dict[str, Any]], refs: Optional[list[dict[str, Any]]] = None,
                       task: Optional[str] = None) -> Any:
     """Figure: top-1 vs scale per dataset panel for the latest kNN runs (None without kNN runs). All panels share one
-    y-range; the legend sits below the panels (outside the data); each run's mean is drawn right of the scales with
+    y-range; the legend sits below the panels (outside the data, inside the figure: :func:`fit_legend`); each run's mean is drawn right of the scales with
     its interval bar (summary.ci) and the papers' reported means as hollow black markers."""
     task = task or per_scale_tasks()[0]
     spec = task_specs()[task]
@@ -128,12 +129,56 @@ def knn_scales_figure(records: list[dict[str, Any]], refs: Optional[list[dict[st
         lo, hi = min(all_y), max(all_y)
         pad = max(2.0, 0.06 * (hi - lo))
         axes[0, 0].set_ylim(max(0.0, lo - pad), min(103.0, hi + pad))
-    fig.suptitle("kNN top-1 vs scale (latest run of each model / weights / protocol; paper: reported mean only)",
-                 fontsize=11)
+    title = fig.suptitle("kNN top-1 vs scale (latest run of each model / weights / protocol; paper: reported mean only)",
+                         fontsize=11)
     handles.update(paper_handles)  # runs first, then the papers' points
-    fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncol=1 if len(handles) > 6 else 2,
-               fontsize=8, frameon=False)
+    fit_legend(fig, list(handles.values()), [wrap_label(lab) for lab in handles], title)
     return fig
+
+
+#: Legend labels longer than this many characters are wrapped at their `` · `` separators.
+LABEL_WIDTH = 56
+
+
+def wrap_label(label: str, width: int = LABEL_WIDTH) -> str:
+    """``label`` on several lines of at most ``width`` characters where it can, broken after its `` · `` parts."""
+    lines: list[str] = []
+    for part in label.split(" · "):
+        if lines and len(lines[-1]) + 3 + len(part) <= width:
+            lines[-1] += " · " + part
+        else:
+            lines.append(part)
+    return "\n".join(lines)
+
+
+def _inside(artist: Any, fig: Any) -> bool:
+    box, frame = artist.get_window_extent(fig.canvas.get_renderer()), fig.bbox
+    return box.x0 >= frame.x0 - 0.5 and box.x1 <= frame.x1 + 0.5 and box.y0 >= frame.y0 - 0.5 and box.y1 <= frame.y1 + 0.5
+
+
+def fit_legend(fig: Any, handles: list[Any], labels: list[str], title: Any = None) -> Any:
+    """A figure legend below the panels that lies wholly inside the figure: two columns when they fit, else one, else
+    the figure is widened to the legend; a suptitle wider than the figure is wrapped. Returns the legend."""
+    import textwrap
+
+    legend = None
+    for ncol in ([2, 1] if len(labels) <= 6 else [1]):
+        if legend is not None:
+            legend.remove()
+        legend = fig.legend(handles, labels, loc="outside lower center", ncol=ncol, fontsize=8, frameon=False)
+        fig.canvas.draw()
+        if _inside(legend, fig):
+            break
+    else:
+        need = legend.get_window_extent(fig.canvas.get_renderer()).width / fig.dpi + 0.4
+        fig.set_figwidth(max(fig.get_figwidth(), need))
+        fig.canvas.draw()
+    if title is not None and not _inside(title, fig):
+        width = title.get_window_extent(fig.canvas.get_renderer()).width
+        chars = max(20, int(len(title.get_text()) * fig.bbox.width / width * 0.9))
+        title.set_text(textwrap.fill(title.get_text(), chars))
+        fig.canvas.draw()
+    return legend
 
 
 def _positive(s: Any) -> bool:

@@ -207,13 +207,38 @@ def protocol_params(rec: dict[str, Any]) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------------------------------------
 # Labels
 # ----------------------------------------------------------------------------------------------------------------------
+def weights_identity(rec: dict[str, Any]) -> str:
+    """The weights' identity: ``weights.tensors_sha256`` (the same tensors in any file format), else the file's
+    ``weights.sha256`` (records written before tensors_sha256 existed), else ``""``."""
+    return text(rec, "weights", "tensors_sha256") or text(rec, "weights", "sha256")
+
+
 def weights_tag(rec: dict[str, Any]) -> str:
-    """``random-seed<N>`` or the sha256 prefix of the weights (the run-grouping key)."""
+    """``random-seed<N>`` or the prefix of :func:`weights_identity` (the run-grouping key)."""
     w = section(rec, "weights")
     if w.get("source") == "random":
         return f"random-seed{w.get('seed')}"
-    sha = text(rec, "weights", "sha256")
+    sha = weights_identity(rec)
     return sha[:12] if sha else "unhashed:" + (text(rec, "weights", "path") or "?")  # never a truncated path
+
+
+def with_tensor_identities(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``records`` where a record without ``weights.tensors_sha256`` (written before it existed) whose file sha256 another
+    record pairs with a tensors sha256 gets that one (in a copy; the record itself is not changed): an old and a new
+    record of the same file stay one leaderboard row. A file sha256 paired with two tensor hashes is left alone."""
+    pairs: dict[str, set[str]] = {}
+    for r in records:
+        t, f = text(r, "weights", "tensors_sha256"), text(r, "weights", "sha256")
+        if t and f:
+            pairs.setdefault(f, set()).add(t)
+    out = []
+    for r in records:
+        f = text(r, "weights", "sha256")
+        known = pairs.get(f) if f and not text(r, "weights", "tensors_sha256") else None
+        if known and len(known) == 1 and section(r, "weights").get("source") != "random":
+            r = {**r, "weights": {**section(r, "weights"), "tensors_sha256": next(iter(known))}}
+        out.append(r)
+    return out
 
 
 def weights_label(rec: dict[str, Any]) -> str:
@@ -393,8 +418,10 @@ def exclusions(rec: dict[str, Any], paper_protocol: str, *, recipe_switches: tup
 
 
 def provenance_line(rec: dict[str, Any]) -> dict[str, str]:
-    """The facts a cell links to: record file, id, date, protocol hash, weights sha256, commit."""
+    """The facts a cell links to: record file, id, date, protocol hash, weights sha256 (the file's) and the tensors'
+    sha256, commit."""
     return {"file": where(rec), "id": text(rec, "id"), "date": text(rec, "provenance", "date"),
             "protocol": protocol_name(rec), "protocol_hash": text(rec, "protocol", "hash"),
             "weights": text(rec, "weights", "sha256") or weights_label(rec),
+            "tensors": text(rec, "weights", "tensors_sha256"),
             "commit": source_label(text(rec, "provenance", "git_commit"), text(rec, "provenance", "satbench_version"))}

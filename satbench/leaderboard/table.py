@@ -5,32 +5,51 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Optional
 
 from satbench.errors import ResultsError
 from satbench.records.checks import value_problem
 from satbench.leaderboard import runs as R
-from satbench.leaderboard.layout import (DELTA_RULE, Cell, Row, Table, TaskSpec, column_of, ds_label, ds_sort_key,
-                                         entry_label, latest_runs, run_labels, task_specs)
+from satbench.leaderboard.layout import (DELTA_RULE, Cell, Row, Table, TaskSpec, column_of, dataset_kind, ds_label,
+                                         ds_sort_key, entry_label, home_kind, latest_runs, reference_kinds, run_labels,
+                                         table_for_record, table_key, table_title, task_specs)
 from satbench.leaderboard.references import ref_key, ref_label, ref_source, ref_values
 
 
 
-def task_table(records: list[dict[str, Any]], task: str, refs: list[dict[str, Any]]) -> Table:
-    """The main table of ``task``: paper rows (every model of every reference with this task), then run rows."""
+def family_records(records: list[dict[str, Any]], task: str) -> list[dict[str, Any]]:
+    """The records of protocol family ``task`` (:func:`table_for_record`), each checked: a headline that is not a
+    number, or a record failing the readers' sanity check (records given directly, API), is an error naming the
+    file, before any output."""
     spec = task_specs()[task]
-    recs = [r for r in records if r.get("task") in spec.tasks]
+    recs = [r for r in records if table_for_record(r) == task]
     for r in recs:
-        spec.value(r)  # a headline that is not a number is an error naming the file, before any output
-        problem = value_problem(r)  # records given directly (API) pass the readers' sanity check too
+        spec.value(r)
+        problem = value_problem(r)
         if problem:
             raise ResultsError(f"{R.where(r)}: {problem}")
+    return recs
+
+
+def task_table(records: list[dict[str, Any]], task: str, refs: list[dict[str, Any]],
+               kind: Optional[str] = None) -> Table:
+    """The table of protocol family ``task`` on datasets of ``kind`` (default: the family's home kind,
+    :func:`home_kind`): the papers' rows on datasets of that kind, then the family's runs on datasets of that kind.
+    A run never sits in another family's table, nor beside papers' numbers of another dataset kind."""
+    spec = task_specs()[task]
+    home = home_kind(spec, refs)
+    kind = kind or home
+    recs = [r for r in family_records(records, task) if dataset_kind(r, spec) == kind]
     runs = latest_runs(recs)
     ref_tables = [(ref, ref[spec.reference]) for ref in refs if isinstance(ref.get(spec.reference), dict)]
+    if kind not in reference_kinds(spec, refs):
+        ref_tables = []
     columns: dict[str, str] = {}
     for ref, t in ref_tables:
-        for col in ref_values(spec, t):
+        for col in list(ref_values(spec, t)):
             ds, _, crop = col.partition("@")
+            if _ref_kind(spec, ds) != kind:
+                continue
             columns[col] = f"{ds_label(ds)} {crop}".strip()
     for rec, _ in runs:
         key, _, header = column_of(spec, rec)
@@ -40,7 +59,7 @@ def task_table(records: list[dict[str, Any]], task: str, refs: list[dict[str, An
     rows: list[Row] = []
     notes: list[str] = []
     for ref, t in ref_tables:
-        vals = ref_values(spec, t)
+        vals = {c: v for c, v in ref_values(spec, t).items() if c in columns}
         proto = t.get("protocol") or ""
         for key in ref["models"]:
             cells = {c: Cell(v[key], dataset=c) for c, v in vals.items() if isinstance(v.get(key), (int, float))}
@@ -78,11 +97,24 @@ def task_table(records: list[dict[str, Any]], task: str, refs: list[dict[str, An
             row.labels["vs"] = "no paper number"
         rows.append(row)
     if any(r.kind == "run" for r in rows):
-        notes.insert(0, DELTA_RULE)
+        notes.insert(0, DELTA_RULE if any(r.kind == "paper" for r in rows) else NO_PAPER_NOTE)
     interval_notes(rows, notes)
     label_columns = [("model", "model"), ("source", "source"), ("protocol", "protocol"), ("settings", "settings"),
                      ("vs", "vs paper")]
-    return Table(task, spec.title, label_columns, value_columns, rows, notes)
+    return Table(table_key(task, kind, home), table_title(spec, kind), label_columns, value_columns, rows, notes)
+
+
+def _ref_kind(spec: TaskSpec, ds: str) -> str:
+    """The kind of a dataset of a reference table (the catalog's; unknown: the family's first)."""
+    from satbench.data.catalog import find_dataset_spec
+
+    cat = find_dataset_spec(ds)
+    return cat.kind if cat is not None else (spec.kinds[0] if spec.kinds else "scene")
+
+
+#: The note of a table without papers' numbers (a family or dataset kind no paper reports).
+NO_PAPER_NOTE = ("no paper reports this protocol family on these datasets: runs are shown without a delta (the papers' "
+                 "numbers sit in the table of their own protocol and datasets)")
 
 
 def interval_notes(rows: list[Row], notes: list[str]) -> None:
@@ -119,7 +151,7 @@ def compare_cell(spec: TaskSpec, rec: dict[str, Any], ref_col: str, ref_tables: 
 def knn_scale_table(records: list[dict[str, Any]], task: str) -> Table:
     """Per-scale top-1 of the latest runs (the papers give no per-scale numbers), with each run's reported k."""
     spec = task_specs()[task]
-    runs = latest_runs([r for r in records if r.get("task") in spec.tasks])
+    runs = latest_runs(family_records(records, task))
     scales: set[str] = set()
     for r, _ in runs:
         per = R.section(r, "summary").get("top1_per_scale") or {}

@@ -1,5 +1,9 @@
 """Leaderboard tables: result records + the papers' reference numbers -> format-agnostic :class:`Table` objects.
 
+One table per protocol family (``linear``: the paper's probe; ``cached-linear``: the cached grid of heads; ``knn``,
+...) and dataset kind (scene datasets, fMoW, segmentation): a run sits only in the table of its family and kind, with
+the papers' numbers of that family on datasets of that kind (``linear`` on fMoW; ``linear-scene`` has no paper rows).
+
 Layout: one row per *entry*, one column per dataset (segmentation: per dataset and crop). An entry is either a paper
 result (labelled model + "paper" + source) or a satbench run (model + weights + protocol + settings); the two never
 share a row, so a paper number can never be read as a run's. A run shows ``value (delta)`` only when it is like for like
@@ -13,8 +17,9 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from satbench.leaderboard.layout import DELTA_RULE, Cell, Row, Table, TaskSpec, check_task, task_specs  # noqa: F401
+from satbench.leaderboard.layout import dataset_kind, home_kind, reference_kinds
 from satbench.leaderboard.references import load_references
-from satbench.leaderboard.table import knn_scale_table, task_table
+from satbench.leaderboard.table import family_records, knn_scale_table, task_table
 
 
 
@@ -28,7 +33,15 @@ def build_tables(records: list[dict[str, Any]], task: Optional[str] = None,
     for name, spec in task_specs().items():
         if task not in (None, name):
             continue
-        out.append(task_table(records, name, refs))
-        if spec.per_scale and any(r.get("task") in spec.tasks for r in records):
-            out.append(knn_scale_table(records, name))
+        recs = family_records(records, name)
+        home = home_kind(spec, refs)
+        kinds = list(reference_kinds(spec, refs))
+        kinds += [k for k in dict.fromkeys(dataset_kind(r, spec) for r in recs) if k not in kinds]
+        if not kinds and task == name:
+            kinds = [home]  # a family named explicitly shows its (empty) table
+        order = {k: i for i, k in enumerate(dict.fromkeys([home, *spec.kinds]))}
+        for kind in sorted(kinds, key=lambda k: order.get(k, len(order))):
+            out.append(task_table(recs, name, refs, kind))
+        if spec.per_scale and recs:
+            out.append(knn_scale_table(recs, name))
     return out

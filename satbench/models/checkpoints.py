@@ -16,7 +16,7 @@ import pickle
 import re
 import zipfile
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 from satbench.errors import WeightsError
 from satbench.io.bounded import UntrustedFileError, open_regular
@@ -118,6 +118,30 @@ def read_checkpoint(path: str | os.PathLike, *, trust_checkpoint: bool = False,
             ModuleNotFoundError, TypeError, KeyError, IndexError, MemoryError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise WeightsError(f"{path}: not a readable {what} ({first[:160]})") from None
+
+
+def tensors_sha256(tensors: Mapping[str, Any]) -> str:
+    """The weights' identity independent of the file they came in: sha256 over every tensor of ``tensors`` (a state
+    dict), in sorted key order, each as ``key|dtype|shape|`` followed by its raw bytes (C order). The same weights
+    saved as ``.safetensors`` and as ``.pth`` hash alike; the file's own sha256 does not. Hashes the tensors in place
+    (no copy for contiguous CPU tensors). A value that is not a tensor is a :class:`WeightsError` naming its key."""
+    import hashlib
+
+    import torch
+
+    h = hashlib.sha256()
+    for key in sorted(tensors):
+        t = tensors[key]
+        if not isinstance(t, torch.Tensor):
+            raise WeightsError(f"state dict entry {key!r} is a {type(t).__name__}, not a tensor")
+        t = t.detach()
+        if t.device.type != "cpu":
+            t = t.cpu()
+        t = t.contiguous()
+        h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
+        if t.numel():
+            h.update(memoryview(t.reshape(-1).view(torch.uint8).numpy()))
+    return h.hexdigest()
 
 
 def fmt_keys(keys: list[str], n: int = 8) -> str:

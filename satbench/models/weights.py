@@ -23,7 +23,7 @@ from satbench.io.hashing import sha256_file
 from satbench.models.cards import ModelCard
 from satbench.models.checkpoints import fmt_keys as _fmt_keys
 from satbench.models.checkpoints import read_checkpoint as _read_checkpoint
-from satbench.models.checkpoints import state_dict_problems
+from satbench.models.checkpoints import state_dict_problems, tensors_sha256
 from satbench.io.network import download_blocker, hub_endpoint, is_offline  # noqa: F401 (is_offline re-exported)
 from satbench.models.weight_paths import cached_weight_path, weights_cache_dir  # noqa: F401 (re-exported)
 from satbench.models.weight_paths import weight_entry as _weight_entry
@@ -37,6 +37,7 @@ class WeightsInfo:
 
     source: str  # "random", "file", "cache", "hub"
     path: Optional[str] = None
+    #: the weight file's sha256 (what the card pins)
     sha256: Optional[str] = None
     kind: str = "pretrain"
     seed: Optional[int] = None
@@ -46,9 +47,14 @@ class WeightsInfo:
     dtype_casts: dict[str, int] = field(default_factory=dict)
     hub: dict[str, Any] = field(default_factory=dict)  # hf: weights: hf_repo, hf_file, revision (commit), pinned
     unpinned: bool = False  # loaded despite a sha256 that differs from the card's (--allow-unpinned)
+    #: the weights' identity whatever file format they came in: :func:`~satbench.models.checkpoints.tensors_sha256`
+    #: of the loaded state dict (and linear head); the leaderboard and the suite group runs by it
+    tensors_sha256: Optional[str] = None
 
     def as_dict(self) -> dict[str, Any]:
         d = {"source": self.source, "path": self.path, "sha256": self.sha256, "kind": self.kind, "seed": self.seed}
+        if self.tensors_sha256:
+            d["tensors_sha256"] = self.tensors_sha256
         if self.dtype_casts:
             d["dtype_casts"] = dict(self.dtype_casts)
         d.update(self.hub)  # absent unless the weights came from --weights hf:...
@@ -314,11 +320,22 @@ def load_model(
         for name, n in _check_linear_head(head, card, str(path)).items():
             casts[name] = casts.get(name, 0) + n
     info = WeightsInfo(source=source, path=str(path), sha256=digest, kind=kind, extras={
-        k: v for k, v in extras.items() if k != "linear_head"}, dtype_casts=casts)
+        k: v for k, v in extras.items() if k != "linear_head"}, dtype_casts=casts,
+        tensors_sha256=loaded_tensors_sha256(model, head))
     if hub is not None:
         info.hub = hub.record()
     info.unpinned = unpinned
     return LoadedModel(model, card_for_built(card, model), info, linear_head=head)
+
+
+def loaded_tensors_sha256(model: nn.Module, head: Optional[dict[str, Tensor]] = None) -> str:
+    """:func:`~satbench.models.checkpoints.tensors_sha256` of what a loaded model computes with: its state dict (as
+    loaded, in the model's dtype) and, for a fine-tuned checkpoint, its linear head (keys ``linear_head.*``). Hashed
+    once at load from the tensors already in memory."""
+    sd: dict[str, Tensor] = dict(model.state_dict())
+    for k, v in (head or {}).items():
+        sd[f"linear_head.{k}"] = v
+    return tensors_sha256(sd)
 
 
 def _check_linear_head(head: dict[str, Tensor], card: ModelCard, where: str) -> dict[str, int]:

@@ -28,6 +28,7 @@ def wrap(module: nn.Module, *, patch_size: int, normalization: Any, tokens: str 
     w = wrapped_backbone(module, patch_size, tokens, pool, where)
     name = name or f"{PREFIX}{type(module).__name__}"
     card = module_card(name, w, normalization_name(normalization, name), img_size)
-    info = WeightsInfo(source="module", sha256=state_dict_sha256(module), kind="pretrain",
-                       extras={"module_class": class_path(module)})
+    digest = state_dict_sha256(module)
+    info = WeightsInfo(source="module", sha256=digest, kind="pretrain", extras={"module_class": class_path(module)},
+                       tensors_sha256=digest)
     return LoadedModel(w.eval(), card, info)

@@ -8,8 +8,8 @@ checks its shape and types, then :func:`value_problem` checks what the numbers *
 * an interval ``summary.ci.<metric>`` is ``[lo, hi]`` with ``lo <= hi`` inside the metric's range and, for the numbers
   the tables print, ``lo <= value <= hi`` (within :data:`TOL`);
 * ``summary.k`` / ``metrics.k_report`` / protocol ``k_report``, ``iters`` and ``recipe_iters`` are positive integers,
-  ``summary.seeds.n`` a positive integer matching its values, ``provenance.date`` ISO 8601, ``weights.sha256`` 64 hex
-  digits, ``weights.seed`` an integer.
+  ``summary.seeds.n`` a positive integer matching its values, ``provenance.date`` ISO 8601, ``weights.sha256`` and
+  ``weights.tensors_sha256`` 64 hex digits, ``weights.seed`` an integer.
 
 Each problem is one short text naming the field (``summary.top1_avg must be a percentage in [0, 100], got 150``); the
 readers skip such a record with one warning line (:func:`satbench.records.results.read_records`).
@@ -188,9 +188,10 @@ def _date_problem(provenance: dict[str, Any]) -> Optional[str]:
 
 
 def _weights_problem(weights: dict[str, Any]) -> Optional[str]:
-    sha = weights.get("sha256")
-    if sha is not None and not (isinstance(sha, str) and _SHA256.fullmatch(sha)):
-        return f"weights.sha256 must be 64 hexadecimal digits or null, got {_show(sha)}"
+    for key in ("sha256", "tensors_sha256"):
+        sha = weights.get(key)
+        if sha is not None and not (isinstance(sha, str) and _SHA256.fullmatch(sha)):
+            return f"weights.{key} must be 64 hexadecimal digits or null, got {_show(sha)}"
     seed = weights.get("seed")
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
         return f"weights.seed must be an integer or null, got {_show(seed)}"

@@ -169,7 +169,7 @@ def record_problem(rec: Any) -> Optional[str]:
     checks: list[tuple[str, Any, tuple[type, ...]]] = [
         ("provenance.date", rec["provenance"].get("date", ""), (str,)),
     ]
-    for key in ("source", "sha256", "path", "tag"):
+    for key in ("source", "sha256", "tensors_sha256", "path", "tag"):
         checks.append((f"weights.{key}", rec["weights"].get(key), (str, type(None))))
     for key in ("name", "hash", "base_hash", "task"):
         checks.append((f"protocol.{key}", rec["protocol"].get(key, ""), (str,)))

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["DEFAULT_TASKS", "Plan", "PlanItem", "RunKey", "SuiteConfig", "SuiteError", "SuiteResult", "WeightsId",
-           "WeightsPlan", "comparable", "forward_counts", "leaderboard_text", "make_plan", "record_mismatch",
+__all__ = ["DEFAULT_TASKS", "FolderSpec", "Plan", "PlanItem", "RunKey", "SuiteConfig", "SuiteError", "SuiteResult",
+           "WeightsId", "WeightsPlan", "comparable", "forward_counts", "leaderboard_text", "make_plan", "record_mismatch",
            "run_suite", "select_datasets", "select_tasks", "weights_plan"]
 
 _PARTS = ("satbench.suite.keys", "satbench.suite.plan", "satbench.suite.run")

@@ -13,24 +13,40 @@ from typing import Any, Optional
 
 @dataclass(frozen=True)
 class WeightsId:
-    """The identity of a model's weights as records carry it: the file's sha256, or random init with its seed."""
+    """The identity of a model's weights as records carry it: the tensors' sha256 (``weights.tensors_sha256``, the
+    same for the same weights in any file format) beside the file's sha256, or random init with its seed."""
 
     sha256: Optional[str] = None
     seed: Optional[int] = None
+    #: known once the weights are loaded (:attr:`~satbench.models.weights.WeightsInfo.tensors_sha256`)
+    tensors_sha256: Optional[str] = None
 
     @property
     def random(self) -> bool:
-        return self.sha256 is None
+        return self.sha256 is None and self.tensors_sha256 is None
 
     @classmethod
     def of(cls, info: Any) -> "WeightsId":
         """From a :class:`~satbench.models.weights.WeightsInfo` (``loaded.weights``)."""
         if info.source == "random":
             return cls(seed=info.seed)
-        return cls(sha256=info.sha256)
+        return cls(sha256=info.sha256, tensors_sha256=getattr(info, "tensors_sha256", None))
 
     def label(self) -> str:
-        return f"random weights (seed {self.seed})" if self.random else f"weights {self.sha256[:12]}"
+        if self.random:
+            return f"random weights (seed {self.seed})"
+        return f"weights {(self.tensors_sha256 or self.sha256 or '')[:12]}"
+
+    def mismatch(self, w: dict[str, Any]) -> Optional[str]:
+        """Why a record's ``weights`` mapping is not these weights, or None. Tensors sha256 on both sides: compared;
+        otherwise (an older record, or weights not loaded yet) the file sha256."""
+        got = w.get("tensors_sha256") or w.get("sha256") or w.get("source")
+        if w.get("source") == "random":
+            return f"weights {got!r}, not {self.label()}"
+        theirs = w.get("tensors_sha256")
+        if self.tensors_sha256 and isinstance(theirs, str) and theirs:
+            return None if theirs == self.tensors_sha256 else f"weights {got!r}, not {self.label()}"
+        return None if w.get("sha256") == self.sha256 else f"weights {got!r}, not {self.label()}"
 
 
 @dataclass(frozen=True)
@@ -69,7 +85,8 @@ def _get(rec: Any, *keys: str) -> Any:
 def record_mismatch(rec: Any, key: RunKey) -> Optional[str]:
     """Why record ``rec`` is not a comparable run of ``key`` (the first difference), or None when it is.
 
-    Compared: task, model, weights (sha256; random init: the seed), the protocol hash (the effective content after
+    Compared: task, model, weights (the tensors' sha256 where the record and the key both know it, else the file's
+    sha256; random init: the seed), the protocol hash (the effective content after
     overrides), the dataset name and its split hashes (train and val), the dataset normalisation, bf16, every build
     option of the model's family (an option a record does not report ran with its default) and, for tasks that record
     one (``extra.seed``: the linear probes' hold-out and initialisation), the seed. Records are untrusted: a field of
@@ -85,8 +102,8 @@ def record_mismatch(rec: Any, key: RunKey) -> Optional[str]:
     if key.weights.random:
         if w.get("source") != "random" or w.get("seed") != key.weights.seed or isinstance(w.get("seed"), bool):
             return f"weights {w.get('sha256') or w.get('source')!r} (seed {w.get('seed')!r}), not {key.weights.label()}"
-    elif w.get("source") == "random" or w.get("sha256") != key.weights.sha256:
-        return f"weights {w.get('sha256') or w.get('source')!r}, not {key.weights.label()}"
+    elif key.weights.mismatch(w):
+        return key.weights.mismatch(w)
     if _get(rec, "protocol", "hash") != key.protocol_hash:
         return f"protocol hash {str(_get(rec, 'protocol', 'hash'))[:12]}, not {key.protocol_hash[:12]}"
     if _get(rec, "dataset", "name") != key.dataset:

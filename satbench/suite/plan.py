@@ -6,8 +6,11 @@ The suite is a plan and a loop. :func:`make_plan` decides, for each (task, datas
 * ``skip``: a record in the results folder already holds a comparable run (:func:`record_mismatch` says what
   "comparable" means: same task, model, weights, protocol hash after overrides, dataset split hashes and
   normalisation, bf16, model build options and seed);
-* ``missing``: the dataset is not under the data root, or the weights are not available offline (with the command
-  or the path that fixes it).
+* ``missing``: the dataset is not under the data root (or a folder does not open), or the weights are not available
+  offline (with the command or the path that fixes it).
+
+Datasets are catalog names or the user's own scene folders (:class:`FolderSpec`: a path, or a folder under the data
+root that is not in the catalog), which the runs open exactly as ``satbench run --dataset DIR`` does.
 
 :func:`run_suite` loads the model once, runs every ``run`` item through :func:`satbench.api.run` (one record each,
 written as soon as it is made) with one shared feature cache, and returns what it did, including the forward passes
@@ -19,6 +22,7 @@ call again. Nothing here prints: notes go to the ``satbench`` logger and progres
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -98,6 +102,8 @@ class PlanItem:
     images: int = 0
     key: Optional[RunKey] = None
     kind: str = "scene"
+    #: what the run opens: the catalog name, or a folder's resolved path (:class:`FolderSpec`)
+    source: Optional[str] = None
 
     def describe(self) -> str:
         """``run``, ``skip (record PATH)`` or ``missing: WHY``."""
@@ -163,15 +169,61 @@ def paper_kinds(task: Any) -> tuple[str, ...]:
     return tuple(k for k in kinds if k in found) or kinds
 
 
-def select_datasets(names: Optional[Sequence[str]]) -> list[Any]:
-    """Catalog specs: the named ones (any kind a task of the suite takes; bundled subsets too) or every scene and
-    fMoW dataset of the catalog except bundled subsets, in leaderboard order."""
-    from satbench.data.catalog import get_dataset_spec, list_datasets
+@dataclass(frozen=True)
+class FolderSpec:
+    """A dataset folder of the user's own named in ``--datasets`` (a folder path, or a folder under the data root
+    that is not in the catalog): opened, recorded and resumed exactly as ``satbench run --dataset DIR`` does."""
+
+    #: as named on the command line (the plan shows it)
+    name: str
+    #: the folder, resolved: what :func:`satbench.api.run` gets as its dataset
+    path: Path
+    kind: str = "scene"
+    bundled: bool = False
+
+
+def _looks_like_path(name: str) -> bool:
+    return os.sep in name or (os.altsep is not None and os.altsep in name) or name.startswith((".", "~"))
+
+
+def resolve_folder(name: str, root: Optional[Path]) -> Optional[FolderSpec]:
+    """``name`` as a folder of the user's own: an existing folder path, or ``<data root>/<name>``; None when it is
+    neither. A path that does not exist is one error naming it."""
+    from satbench.data.datasets import dataset_kind_of
+
+    p = Path(name).expanduser()
+    if not p.is_dir() and root is not None and not _looks_like_path(name) and (root / name).is_dir():
+        p = root / name
+    if not p.is_dir():
+        if _looks_like_path(name):
+            raise SuiteError(f"--datasets {name}: dataset folder {p} does not exist")
+        return None
+    kind = dataset_kind_of(str(p))
+    if kind not in CLASSIFICATION_KINDS:
+        raise SuiteError(f"--datasets {name}: {p} is a {kind} dataset folder; the suite runs the classification "
+                         f"tables (scene and fMoW datasets)")
+    return FolderSpec(name, p.resolve(), kind)
+
+
+def select_datasets(names: Optional[Sequence[str]], root: Optional[Path] = None) -> list[Any]:
+    """Catalog specs and folders: the named ones (a catalog name of any kind a task of the suite takes, bundled
+    subsets too; else a folder path or a folder under ``root``, :func:`resolve_folder`) or every scene and fMoW
+    dataset of the catalog except bundled subsets, in leaderboard order. A name that is neither is one error."""
+    from satbench.data.catalog import find_dataset_spec, get_dataset_spec, list_datasets
 
     if names:
-        out = []
+        out: list[Any] = []
         for n in names:
-            spec = get_dataset_spec(n)
+            spec: Any = find_dataset_spec(n) if not _looks_like_path(n) else None
+            if spec is None:
+                spec = resolve_folder(n, root)
+            if spec is None:
+                try:
+                    get_dataset_spec(n)  # the catalog's own error: close matches and the known names
+                except UnknownNameError as exc:
+                    where = f"no folder {root / n}" if root is not None else "no data root (--data-root)"
+                    raise UnknownNameError(f"{exc}; nor is it a dataset folder ({where}; a folder path works "
+                                           f"too: --datasets ./{n})") from None
             if spec.kind not in CLASSIFICATION_KINDS:
                 raise SuiteError(f"dataset {spec.name} is a {spec.kind} dataset; the suite runs the classification "
                                  f"tables (scene and fMoW datasets)")
@@ -216,6 +268,13 @@ def open_planned_dataset(spec: Any, config: SuiteConfig) -> tuple[Optional[Any],
     from satbench.data.datasets import open_dataset
 
     root = data_root(config)
+    if isinstance(spec, FolderSpec):
+        try:  # as `satbench run --dataset DIR` opens it (its own splits, size and statistics found by the task)
+            ds = open_dataset(str(spec.path), kinds=(spec.kind,))
+            ds.check()
+        except SatbenchError as exc:
+            return None, f"{spec.name} does not open: {exc}"
+        return ds, ""
     if spec.kind == "fmow":
         if not (config.train_csv and config.val_csv) or root is None:
             return None, _missing_dataset_hint(spec, root)
@@ -363,7 +422,7 @@ def make_plan(config: SuiteConfig, *, weights: Optional[WeightsPlan] = None,
 
     card = get_card(config.model)
     tasks = select_tasks(config.tasks)
-    specs = select_datasets(config.datasets)
+    specs = select_datasets(config.datasets, data_root(config))
     protocols = resolve_protocols(tasks, config)
     expected_opts, default_opts = model_option_expectation(card, config.model_options)
     wp = weights if weights is not None else weights_plan(config)
@@ -372,15 +431,17 @@ def make_plan(config: SuiteConfig, *, weights: Optional[WeightsPlan] = None,
     opened: dict[str, tuple[Optional[Any], str]] = {}
     items: list[PlanItem] = []
     for task, spec in pairs(tasks, specs, named=bool(config.datasets)):
-        if spec.name not in opened:
-            opened[spec.name] = open_planned_dataset(spec, config)
-        ds, why = opened[spec.name]
+        source = str(spec.path) if isinstance(spec, FolderSpec) else spec.name
+        if source not in opened:
+            opened[source] = open_planned_dataset(spec, config)
+        ds, why = opened[source]
         if ds is None:
-            items.append(PlanItem(task.name, spec.name, MISSING, why, kind=spec.kind))
+            items.append(PlanItem(task.name, spec.name, MISSING, why, kind=spec.kind, source=source))
             continue
         n_images = len(ds.samples("train")) + len(ds.samples("val"))
         if wp.missing:
-            items.append(PlanItem(task.name, spec.name, MISSING, wp.missing, images=n_images, kind=spec.kind))
+            items.append(PlanItem(task.name, spec.name, MISSING, wp.missing, images=n_images, kind=spec.kind,
+                                  source=source))
             continue
         desc = ds.describe()
         key = None
@@ -388,17 +449,16 @@ def make_plan(config: SuiteConfig, *, weights: Optional[WeightsPlan] = None,
             effective, _ = task.effective_protocol(protocols[task.name], ds)  # what the run will record
             key = RunKey(task=task.name, model=card.name, weights=wp.identity, protocol_hash=effective.hash,
                          dataset=desc.get("name", spec.name), split_hashes=dict(desc.get("split_hashes") or {}),
-                         normalization=desc.get("normalization"), bf16=config.bf16, model_options=expected_opts,
-                         option_defaults=default_opts, seed=config.seed)
+                         normalization=desc.get("normalization"), bf16=config.bf16, model_options=expected_opts, option_defaults=default_opts, seed=config.seed)
         found = None
         if key is not None and not config.force:
             found = next((r for r in reversed(recs) if comparable(r, key)), None)
         if found is not None:
             items.append(PlanItem(task.name, spec.name, SKIP, record=str(found.get("_path", "?")), images=n_images,
-                                  key=key, kind=spec.kind))
+                                  key=key, kind=spec.kind, source=source))
         else:
             items.append(PlanItem(task.name, spec.name, RUN, wp.note if key is None else "", images=n_images, key=key,
-                                  kind=spec.kind))
+                                  kind=spec.kind, source=source))
     return Plan(card.name, wp, items, results_dir, data_root(config))
 
 

@@ -137,7 +137,7 @@ def run_suite(config: SuiteConfig, *, on_event: Optional[Callable[..., None]] = 
         if item.kind == "fmow":
             kw.update(train_csv=config.train_csv, val_csv=config.val_csv)
         try:
-            record = api.run(item.task, model=api.Model(model), dataset=item.dataset,
+            record = api.run(item.task, model=api.Model(model), dataset=item.source or item.dataset,
                              protocol=config.protocols.get(item.task), results_dir=plan.results_dir,
                              overrides=dict(config.overrides.get(item.task) or {}),
                              **{k: v for k, v in kw.items() if v is not None})

@@ -62,8 +62,9 @@ def test_page_holds_every_table_styles_plots_and_record_links(tmp_path, capsys):
     assert out == page
     doc = parse(page)
     sections = [a["id"] for t, a in doc.tags if t == "section" and "id" in a]
-    assert sections == ["t-knn", "t-knn_per_scale", "t-finetune", "t-linear", "t-segmentation", "plots", "records"]
-    assert sum(t == "table" for t, _ in doc.tags) == 5 and "<style>" in page
+    assert sections == ["t-knn", "t-knn_per_scale", "t-finetune", "t-linear", "t-linear-scene", "t-cached-linear",
+                        "t-cached-linear-fmow", "t-segmentation", "plots", "records"]
+    assert sum(t == "table" for t, _ in doc.tags) == 8 and "<style>" in page
     # self-contained: nothing is fetched (no src/href to another document), the plot is a data URI
     for t, a in doc.tags:
         for attr in ("src", "href"):
@@ -73,7 +74,7 @@ def test_page_holds_every_table_styles_plots_and_record_links(tmp_path, capsys):
     # every run cell links to its record's provenance on the page (protocol hash, weights sha256, commit)
     links = [a["href"] for t, a in doc.tags if t == "a" and a.get("href", "").startswith("#rec-")]
     targets = {a["id"] for t, a in doc.tags if t == "div" and a.get("class") == "record"}
-    assert links and {h[1:] for h in links} == targets and len(targets) == 11  # 12 records, one superseded
+    assert links and {h[1:] for h in links} == targets and len(targets) == 13  # 14 records, one superseded
     text = "".join(doc.text)
     assert "f6029dd49d984c278b6f18733528631ca5edfb69f5347a79303c3791a7958539" in text and "ab" * 32 in text
     assert "1111111" in text
@@ -118,3 +119,31 @@ def test_page_in_a_real_browser(tmp_path):
     assert not any(t == "img" and a.get("src") == "x" for t, a in tags)
     console = [ln for ln in dom.stderr.splitlines() if re.search(r"CONSOLE|Uncaught", ln)]
     assert not console, console
+
+
+def _section_headers(page: str, key: str) -> list[tuple[str, str]]:
+    """(class, text) of the header cells of table ``t-<key>`` in the page."""
+    body = page.split(f'id="t-{key}"', 1)[1].split("</thead>", 1)[0]
+    return re.findall(r'<th class="([^"]*)"[^>]*>([^<]*)</th>', body)
+
+
+def test_the_runs_own_datasets_come_first_in_the_html_table():
+    """A run on the user's own folder and one on RESISC45: on a 1400 px page the six paper columns used to push the
+    user's column out of view; now the runs' datasets lead, then the papers' other datasets in catalog order."""
+    recs = [knn_record(ds="resisc45", avg=70.0),
+            knn_record(ds="mydata", avg=60.0, dataset={"name": "mydata", "protocol_dataset": None, "kind": "scene",
+                                                        "is_subset": False, "in_catalog": False})]
+    page = render_document(build_tables(recs, "knn"), "html")
+    heads = _section_headers(page, "knn")
+    values = [(c, h) for c, h in heads if "num" in c]
+    assert [h for _, h in values] == ["RESISC45", "mydata", "EuroSAT", "UC Merced", "WHU-RS19", "RS-C11", "SIRI-WHU"]
+    assert [c for c, _ in values[:2]] == ["num own", "num own"] and all(c == "num" for c, _ in values[2:])
+    assert [h for c, h in heads if c == "lab"] == ["model", "source", "protocol", "settings", "vs paper"]
+    # every row's cells follow the same order: the run's number sits under its own header
+    body = page.split('id="t-knn"', 1)[1].split("</table>", 1)[0]
+    (run_row,) = [r for r in body.split("<tr ")[1:] if r.startswith('class="run"')]  # one entry, two datasets
+    cells = re.findall(r'<td class="num[^"]*" data-sort="([^"]*)"', run_row)
+    assert cells[:2] == ["70.0", "60.0"] and cells[2:] == [""] * 5
+    # the markdown keeps the papers' column order
+    md = render_document(build_tables(recs, "knn"), "md").splitlines()[2]
+    assert md.index("EuroSAT") < md.index("RESISC45") < md.index("mydata")

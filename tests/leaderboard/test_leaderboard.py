@@ -65,16 +65,68 @@ def test_paper_numbers_never_sit_in_a_run_row_or_under_a_run_label():
     assert "85.96" not in line and "31.20" in line and "no delta: random weights" in line
 
 
-def test_linear_paper_number_is_not_shown_under_a_cached_linear_random_run():
+def test_a_cached_linear_run_is_never_in_the_papers_linear_table():
+    """A cached-linear run (here an older record: task linear, method cached-heads) on fMoW sits in the cached linear
+    probe's fMoW table, without paper rows; the paper's linear-probe table keeps only its own protocol family."""
     rec = make_record(task="linear", model="satdino-vit_small-16", weights=RANDOM,
                       protocol=load_protocol("cached-linear-v1").as_record(), dataset={"name": "fmow"}, metrics={},
                       summary={"top1": 12.34, "top5": 30.0})
-    table = build_tables([rec], "linear")[0]
+    assert build_tables([rec], "linear")[0].key == "linear"
+    assert not rows_of(build_tables([rec], "linear")[0], "run")
+    assert any(r.labels["model"] == "SatDINO ViT-S/16" and r.cells["fmow"].value == 72.75
+               for r in rows_of(build_tables([rec], "linear")[0], "paper"))
+    (table,) = build_tables([rec], "cached-linear")
+    assert table.key == "cached-linear-fmow" and table.title == "Cached linear probe top-1 (%) on fMoW"
+    assert not rows_of(table, "paper")
     run = rows_of(table, "run")[0]
     assert run.labels["protocol"] == "cached-linear-v1" and run.cells["fmow"].value == 12.34
-    assert run.cells["fmow"].delta is None
-    assert {e.code for e in run.exclusions} == {"random-weights", "protocol"}
-    assert any(r.labels["model"] == "SatDINO ViT-S/16" and r.cells["fmow"].value == 72.75 for r in rows_of(table, "paper"))
+    assert run.cells["fmow"].delta is None and run.labels["vs"] == "no paper number"
+
+
+def _tables_by_key():
+    return {t.key: t for t in build_tables(read_records(RECORDS))}
+
+
+def test_each_table_holds_one_protocol_family_on_its_own_datasets():
+    """The fixture records: a cached-linear run on the user's own scene folder (fix013), the paper's linear protocol
+    on EuroSAT (fix014) and a cached-linear run on fMoW (fix009) each land in the table of their family and dataset
+    kind, never beside the paper's fMoW linear-probe numbers."""
+    tables = _tables_by_key()
+    runs = {k: sorted(c.record["id"] for r in rows_of(t, "run") for c in r.cells.values()) for k, t in tables.items()}
+    assert runs["linear"] == ["fix008"] and tables["linear"].title == "Linear probe top-1 (%) on fMoW"
+    assert runs["linear-scene"] == ["fix014"] and tables["linear-scene"].title == "Linear probe top-1 (%) on scene datasets"
+    assert runs["cached-linear"] == ["fix013"]
+    assert tables["cached-linear"].title == "Cached linear probe top-1 (%) on scene datasets"
+    assert runs["cached-linear-fmow"] == ["fix009"]
+    # the paper's fMoW numbers sit only in the paper's linear-probe fMoW table; no table mixes protocol families
+    paper_fmow = [k for k, t in tables.items() for r in rows_of(t, "paper") if "fmow" in r.cells]
+    assert set(paper_fmow) == {"linear"}
+    for key in ("linear-scene", "cached-linear", "cached-linear-fmow"):
+        assert not rows_of(tables[key], "paper") and "delta (in brackets)" not in " ".join(tables[key].notes)
+    protocols = {k: {r.labels["protocol"] for r in rows_of(t, "run")} for k, t in tables.items() if "per_scale" not in k}
+    assert protocols["linear"] == protocols["linear-scene"] == {"satdino-linear-v1"}
+    assert protocols["cached-linear"] == protocols["cached-linear-fmow"] == {"cached-linear-v1"}
+    assert [h for _, h in tables["cached-linear"].value_columns] == ["mydata"]
+    assert [h for _, h in tables["linear-scene"].value_columns] == ["EuroSAT"]
+
+
+def test_dataset_kind_is_read_from_the_record_else_the_catalog():
+    from satbench.errors import ResultsError
+    from satbench.leaderboard.layout import dataset_kind
+
+    rec = json.loads(next(RECORDS.glob("*fix013.json")).read_text())
+    assert dataset_kind(rec) == "scene"
+    del rec["dataset"]["kind"]  # an older record: a folder outside the catalog is a scene folder
+    assert dataset_kind(rec) == "scene"
+    fmow = json.loads(next(RECORDS.glob("*fix008.json")).read_text())
+    assert "kind" not in fmow["dataset"] and dataset_kind(fmow) == "fmow"  # by the catalog
+    rec["dataset"]["kind"] = "tabular"
+    rec["_path"] = "/r/x.json"
+    with pytest.raises(ResultsError, match=r"^/r/x.json: dataset.kind is 'tabular', expected one of "):
+        build_tables([rec], "cached-linear")
+    rec["dataset"]["kind"] = ["scene"]
+    with pytest.raises(ResultsError, match=r"^/r/x.json: dataset.kind is list, expected a string"):
+        build_tables([rec], "cached-linear")
 
 
 def test_title_claims_no_k_and_each_run_shows_its_own():
@@ -108,14 +160,14 @@ def test_stdout_is_exactly_the_document(capsys, fmt):
     if True:
         assert main(["leaderboard", "--results-dir", str(RECORDS), "--format", fmt]) == 0
         out, err = capsys.readouterr()
-        assert "12 records in" in err and "records in" not in out
+        assert "14 records in" in err and "records in" not in out
         if fmt == "csv":
             rows = list(csv.reader(io.StringIO(out)))
             assert rows[0][:3] == ["table", "title", "kind"] and all(len(r) == len(rows[0]) for r in rows)
         elif fmt == "md":
             assert out.startswith("### kNN")
         elif fmt == "latex":
-            assert out.startswith("% satbench leaderboard") and out.count(r"\begin{table}") == 5
+            assert out.startswith("% satbench leaderboard") and out.count(r"\begin{table}") == 8
         else:
             assert out.startswith("<!DOCTYPE html>") and out.rstrip().endswith("</html>")
 
@@ -235,8 +287,8 @@ def test_empty_results_still_show_paper_tables(tmp_path, capsys):
 def test_out_writes_one_file_per_table_and_the_plot(tmp_path, capsys):
     assert main(["leaderboard", "--results-dir", str(RECORDS), "--format", "latex", "--out", str(tmp_path / "lb")]) == 0
     files = sorted(p.name for p in (tmp_path / "lb").iterdir())
-    assert files == ["00_knn.tex", "01_knn_per_scale.tex", "02_finetune.tex", "03_linear.tex", "04_segmentation.tex",
-                     "knn_scales.png"]
+    assert files == ["00_knn.tex", "01_knn_per_scale.tex", "02_finetune.tex", "03_linear.tex", "04_linear-scene.tex",
+                     "05_cached-linear.tex", "06_cached-linear-fmow.tex", "07_segmentation.tex", "knn_scales.png"]
     assert (tmp_path / "lb" / "knn_scales.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "wrote" in capsys.readouterr().err
 
@@ -333,10 +385,11 @@ def test_golden_documents(fmt, ext):
 
 def test_fixture_records_cover_every_case():
     recs = read_records(RECORDS)
-    assert len(recs) == 12
+    assert len(recs) == 14
     tables = {t.key: t for t in build_tables(recs)}
     codes = {e.code for t in tables.values() for r in t.rows for e in r.exclusions}
-    assert codes == {"random-weights", "protocol", "overrides", "subset", "split", "short-schedule", "train-equals-val"}
+    # ("protocol" is no longer among them: a run of another protocol family sits in its own table, beside no paper)
+    assert codes == {"random-weights", "overrides", "subset", "split", "short-schedule", "train-equals-val"}
     deltas = [c.delta for t in tables.values() for r in t.rows for c in r.cells.values() if c.delta is not None]
     assert len(deltas) == 5  # knn S/16 EuroSAT, knn S/8 WHU-RS19 (ci + seeds), linear, finetune, segmentation
     json.loads((RECORDS / sorted(p.name for p in RECORDS.iterdir())[6]).read_text())["summary"]["seeds"]

@@ -55,7 +55,7 @@ SHOWN = {"fix002": "85.50", "fix007": "97.90", "fix008": "73.00", "fix012": "68.
 
 
 def _rest_renders(out: str, err: str, changed: str) -> None:
-    assert "11 records in" in err
+    assert "13 records in" in err
     assert all(text in out for fixture, text in SHOWN.items() if fixture != changed)
 
 
@@ -155,7 +155,7 @@ def test_wrongly_typed_field_skips_only_that_record(tmp_path, capsys, fixture, k
 
 def test_every_fixture_record_is_sane():
     skipped = []
-    assert len(read_records(RECORDS, on_skip=lambda p, why: skipped.append((p, why)))) == 12 and not skipped
+    assert len(read_records(RECORDS, on_skip=lambda p, why: skipped.append((p, why)))) == 14 and not skipped
 
 
 def test_records_given_directly_are_checked_too():

@@ -202,8 +202,8 @@ def _verdict(rec: dict[str, Any], build_tables, load_references) -> Optional[str
     key = table_for_record(rec)
     if key is None:
         return None
-    table = build_tables([rec], key, load_references())[0]
-    run = next((r for r in table.rows if r.kind == "run"), None)
+    # the table of the record's protocol family and dataset kind (the family's other tables hold no run of it)
+    run = next((r for t in build_tables([rec], key, load_references()) for r in t.rows if r.kind == "run"), None)
     if run is None:
         return None
     cell = next(iter(run.cells.values()), None)

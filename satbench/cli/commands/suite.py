@@ -15,14 +15,16 @@ from satbench.cli.commands._common import add_device_args, add_model_args, model
 
 DESCRIPTION = (
     "Run every classification task of the leaderboard's tables (default: knn and cached-linear; linear and finetune "
-    "train for hours and run only when named with --tasks) on every catalog dataset present under the data root "
-    "(scene datasets; fMoW with --train-csv/--val-csv), one record each, through one model load and one feature "
-    "cache, then print the leaderboard. A (task, dataset) whose comparable record is already in --results-dir (same "
-    "task, model, weights, protocol hash after overrides, split hashes, normalisation, bf16, model options, seed) is "
-    "skipped unless --force, so an interrupted suite resumes by running the same command again. A failing (task, "
-    "dataset) does not stop the others: each failure is one 'satbench: error:' line, the others' records are kept, "
-    "and the exit status is 1 (--fail-fast: stop at the first failure). Datasets that are not downloaded and weights "
-    "that are not available are listed as missing with the command that fixes them; --dry-run only prints the plan.")
+    "train for hours and run only when named with --tasks) on every catalog dataset present under the data root (scene"
+    " datasets; fMoW with --train-csv/--val-csv), one record each, through one model load and one feature cache, then "
+    "print the leaderboard. --datasets also takes your own scene folders (a path, or a folder under --data-root that "
+    "is not in the catalog), exactly as `satbench run --dataset DIR` does. A (task, dataset) whose comparable record "
+    "is already in --results-dir (same task, model, weights, protocol hash after overrides, split hashes, "
+    "normalisation, bf16, model options, seed) is skipped unless --force, so an interrupted suite resumes by running "
+    "the same command again. A failing (task, dataset) does not stop the others: each failure is one 'satbench: "
+    "error:' line, the others' records are kept, and the exit status is 1 (--fail-fast: stop at the first failure). "
+    "Datasets that are not downloaded and weights that are not available are listed as missing with the command that "
+    "fixes them; --dry-run only prints the plan.")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,9 +38,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     g = p.add_argument_group("what to run")
     g.add_argument("--tasks", nargs="+", default=None, metavar="TASK",
                    help="tasks (default: knn cached-linear; also linear, finetune)")
-    g.add_argument("--datasets", nargs="+", default=None, metavar="NAME",
-                   help="catalog dataset names (default: every scene dataset, and fMoW, except bundled subsets; "
-                        "name ucm-mini to run the bundled UC Merced subset)")
+    g.add_argument("--datasets", nargs="+", default=None, metavar="NAME|DIR",
+                   help="catalog dataset names or your own scene folders (a path, or a folder under --data-root "
+                        "that is not in the catalog; opened and recorded as `satbench run --dataset DIR` does) "
+                        "(default: every scene dataset, and fMoW, except bundled subsets; name ucm-mini to run the "
+                        "bundled UC Merced subset)")
     g.add_argument("--data-root", default=None, help="folder holding <name>/ datasets (default $SATBENCH_DATA)")
     g.add_argument("--train-csv", default=None, help="fMoW train CSV (`satbench data fmow-csv`)")
     g.add_argument("--val-csv", default=None, help="fMoW val CSV")

@@ -18,7 +18,6 @@ in a plug-in named in ``$SATBENCH_PLUGINS``.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from typing import Any, Callable, Optional, Sequence
 
@@ -32,6 +31,7 @@ from satbench.models.backbones.base import (
 )
 from satbench.models.backbones.tokens import POOLS, TokenLayout, check_pool, pool_dim, pool_tokens
 from satbench.models.cards import ModelCard
+from satbench.models.checkpoints import tensors_sha256
 
 PREFIX = "module:"
 POOLED = "pooled"
@@ -57,13 +57,9 @@ def class_path(module: nn.Module) -> str:
 
 
 def state_dict_sha256(module: nn.Module) -> str:
-    """sha256 over the state dict: every key (sorted) with its dtype, shape and bytes."""
-    h = hashlib.sha256()
-    for key, value in sorted(module.state_dict().items()):
-        t = value.detach().cpu().contiguous()
-        h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
+    """sha256 over the module's state dict (:func:`satbench.models.checkpoints.tensors_sha256`: every key, sorted,
+    with its dtype, shape and bytes): the same identity a loaded checkpoint gets as ``weights.tensors_sha256``."""
+    return tensors_sha256(module.state_dict())
 
 
 def normalization_name(spec: Any, name: str) -> str:

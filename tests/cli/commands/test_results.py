@@ -26,13 +26,13 @@ def test_ls_lists_every_record_with_its_headline(capsys):
     code, out, _ = run(capsys, "results", "--results-dir", str(RECORDS), "ls")
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].split()[:6] == ["date", "id", "task", "model", "weights", "dataset"] and len(lines) == 2 + 12
+    assert lines[0].split()[:6] == ["date", "id", "task", "model", "weights", "dataset"] and len(lines) == 2 + 14
     seg = next(ln for ln in lines if "fix011" in ln)
     assert "2 of 80000 iters; train = val" in seg and "mIoU 16.68" in seg
     assert "top1_avg 97.90 [97.42, 98.31]" in next(ln for ln in lines if "fix007" in ln)
     assert "random (seed 0)" in next(ln for ln in lines if "fix003" in ln)
     code, out, _ = run(capsys, "results", "ls", "--results-dir", str(RECORDS), "--task", "linear")
-    assert code == 0 and len(out.splitlines()) == 2 + 2
+    assert code == 0 and len(out.splitlines()) == 2 + 3  # fix008, fix009 (cached heads), fix014
 
 
 def test_show_prints_provenance_and_the_paper_verdict(capsys):
@@ -75,7 +75,7 @@ def test_diff_shows_split_hashes_transforms_and_commit(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv,pattern", [
     (["results", "show", "nosuchrecord"], r"no record 'nosuchrecord'"),
-    (["results", "show", "fix0"], r"'fix0' matches 12 records"),
+    (["results", "show", "fix0"], r"'fix0' matches 14 records"),
 ])
 def test_bad_record_names_are_one_line(capsys, argv, pattern):
     import re
