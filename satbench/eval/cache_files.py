@@ -19,7 +19,7 @@ import numpy as np
 
 from satbench.io.hashing import canonical_hash
 from satbench.eval.cache_entries import CacheScan, ClearResult
-from satbench.io.bounded import file_kind
+from satbench.io.bounded import UntrustedFileError, open_regular_fd
 
 FORMAT = "satbench.feature-cache/1"
 META_MAX_BYTES = 256 * 1024
@@ -41,29 +41,16 @@ class DamagedEntry(Exception):
 # Bounded, non-following reads
 # ---------------------------------------------------------------------------------------------------------------------
 def open_entry_file(path: Path) -> tuple[int, os.stat_result]:
-    """An fd of ``path`` opened without following a symbolic link or blocking on a FIFO; a regular file only."""
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    """An fd of ``path`` opened by io.bounded's one opener without following a symbolic link or blocking on a FIFO;
+    a regular file only. Absent is :class:`CacheMiss`, anything else :class:`DamagedEntry` with the reason."""
     try:
-        st = os.lstat(path)
+        return open_regular_fd(path, follow_symlinks=False)
     except FileNotFoundError:
         raise CacheMiss() from None
+    except UntrustedFileError as exc:
+        raise DamagedEntry(path, str(exc)) from None
     except OSError as exc:
-        raise DamagedEntry(path, f"cannot be inspected ({exc.strerror or exc})") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise DamagedEntry(path, f"is {file_kind(st.st_mode)}, not a file satbench wrote (not followed)")
-    try:
-        fd = os.open(path, flags)
-    except FileNotFoundError:
-        raise CacheMiss() from None
-    except OSError as exc:
-        why = "is a symbolic link (not followed)" if exc.errno == errno.ELOOP else f"cannot be read ({exc.strerror or exc})"
-        raise DamagedEntry(path, why) from None
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):  # swapped between lstat and open
-        os.close(fd)
-        raise DamagedEntry(path, f"is {file_kind(st.st_mode)}, not a file satbench wrote (not followed)")
-    return fd, st
-
+        raise DamagedEntry(path, f"cannot be read ({exc.strerror or exc})") from None
 
 
 def read_exactly(fd: int, size: int, offset: int = 0) -> bytearray:

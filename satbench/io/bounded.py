@@ -41,19 +41,21 @@ def file_kind(mode: int) -> str:
     return "not a regular file"
 
 
-def read_bytes_bounded(path: str | os.PathLike, limit: int, *, follow_symlinks: bool = True) -> bytes:
-    """The bytes of the regular file ``path`` (at most ``limit``), read without ever blocking.
+def open_regular_fd(path: str | os.PathLike, *, follow_symlinks: bool = True) -> tuple[int, os.stat_result]:
+    """A non-blocking fd of the regular file ``path`` and its ``fstat``; the one opener of untrusted files.
 
-    A FIFO, device, socket or folder (and, with ``follow_symlinks=False``, a symbolic link) is refused without reading
-    it; so is a file larger than ``limit``. Raises :class:`UntrustedFileError` (message: the reason, without the path)
-    or OSError (missing, unreadable).
+    A FIFO, device, socket or folder is refused before a byte is read (so nothing can block), and with
+    ``follow_symlinks=False`` so is a symbolic link (``O_NOFOLLOW``, checked again after opening). Raises
+    :class:`UntrustedFileError` (message: the reason, without the path) or OSError (missing, unreadable).
+    The caller closes the fd; positional reads (``os.preadv``) and ``os.read`` both work on it.
     """
     flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
     if not follow_symlinks:
         flags |= getattr(os, "O_NOFOLLOW", 0)
         st = os.lstat(path)
-        if stat.S_ISLNK(st.st_mode):
-            raise UntrustedFileError("is a symbolic link (not followed)")
+        if not stat.S_ISREG(st.st_mode):
+            raise UntrustedFileError("is a symbolic link (not followed)" if stat.S_ISLNK(st.st_mode)
+                                     else f"is {file_kind(st.st_mode)}, not a regular file (not read)")
     try:
         fd = os.open(path, flags)
     except OSError as exc:
@@ -62,8 +64,23 @@ def read_bytes_bounded(path: str | os.PathLike, limit: int, *, follow_symlinks: 
         raise
     try:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
+        if not stat.S_ISREG(st.st_mode):  # also a file swapped between lstat and open
             raise UntrustedFileError(f"is {file_kind(st.st_mode)}, not a regular file (not read)")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, st
+
+
+def read_bytes_bounded(path: str | os.PathLike, limit: int, *, follow_symlinks: bool = True) -> bytes:
+    """The bytes of the regular file ``path`` (at most ``limit``), read without ever blocking.
+
+    A FIFO, device, socket or folder (and, with ``follow_symlinks=False``, a symbolic link) is refused without reading
+    it; so is a file larger than ``limit``. Raises :class:`UntrustedFileError` (message: the reason, without the path)
+    or OSError (missing, unreadable).
+    """
+    fd, st = open_regular_fd(path, follow_symlinks=follow_symlinks)
+    try:
         if st.st_size > limit:
             raise UntrustedFileError(f"is {human_bytes(st.st_size)}, larger than the {human_bytes(limit)} allowed")
         chunks, total = [], 0
@@ -128,11 +145,11 @@ def open_regular(path: str | os.PathLike, mode: str = "rb", **kwargs: Any) -> IO
     reads of files too large for :func:`read_bytes_bounded` (CSV lists, archives, checkpoints, images to hash)."""
     if "r" not in mode or any(c in mode for c in "wax+"):
         raise ValueError(f"open_regular is for reading, got mode {mode!r}")
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise UntrustedFileError(f"{path} is {file_kind(st.st_mode)}, not a regular file (not read)")
+        fd, _ = open_regular_fd(path)
+    except UntrustedFileError as exc:
+        raise UntrustedFileError(f"{path} {exc}") from None
+    try:
         os.set_blocking(fd, True)
         return open(fd, mode, closefd=True, **kwargs)
     except BaseException:

@@ -22,7 +22,6 @@ import json
 import math
 import os
 import re
-import stat
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping, Optional
@@ -37,6 +36,7 @@ from satbench.errors import ProtocolError  # noqa: E402
 from satbench.io.atomic import atomic_write_json  # noqa: E402
 from satbench.seg.config import CROPS, SEG_DATASETS, build_config  # noqa: E402
 from satbench.seg.untrusted import read_small_file  # noqa: E402
+from satbench.io.bounded import read_bytes_or_fail  # noqa: E402
 
 RUN_ARGS_NAME = "satbench_seg_run.json"
 SCHEMA = "satbench.seg_run/1"
@@ -258,13 +258,9 @@ def _validate(a: SegRunArgs, where: str, options_where: str) -> None:
 
 
 def _check_card_file(path: str, where: str) -> None:
-    """A card path must be a regular file of modest size (never a FIFO the card loader would block on)."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        raise ProtocolError(f"{where}: model card file {path} does not exist") from None
-    if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_CARD_BYTES:
-        raise ProtocolError(f"{where}: model card {path} is not a regular file of at most {MAX_CARD_BYTES} bytes")
+    """A card path must be a regular file of modest size (never a FIFO the card loader would block on): read through
+    io.bounded's one reader, so the check is the read, not a stat that a swapped file could pass."""
+    read_bytes_or_fail(path, MAX_CARD_BYTES, lead=f"{where}: model card {path}", error=ProtocolError)
 
 
 def replace_norm_type(node: Any, old: str, new: str) -> int:
