@@ -287,6 +287,7 @@ def load_model(
     family = FAMILIES.get(card.family)
     if family is None:
         raise SatbenchError(f"model card {card.name}: unknown family {card.family!r} (known: {', '.join(FAMILIES)})")
+    weights = default_weights_spec(card, weights, kind)
     hub = None
     if isinstance(weights, str) and weights.startswith("hf:"):  # hub weights with their commit (satbench.models.hub)
         from satbench.models.hub import resolve_hub_weights
@@ -326,6 +327,15 @@ def load_model(
         info.hub = hub.record()
     info.unpinned = unpinned
     return LoadedModel(model, card_for_built(card, model), info, linear_head=head)
+
+
+def default_weights_spec(card: ModelCard, weights: Optional[str], kind: str = "pretrain") -> Optional[str]:
+    """``weights``, or when it is None the family's own default (``Family.default_weights``: a snapshot folder or
+    ``hf:...`` for ``hf-transformers``; None keeps the card's weight entry through the satbench cache)."""
+    family = FAMILIES.get(card.family)
+    if weights is not None or family is None or family.default_weights is None:
+        return weights
+    return family.default_weights(card, kind)
 
 
 def loaded_tensors_sha256(model: nn.Module, head: Optional[dict[str, Tensor]] = None) -> str:
