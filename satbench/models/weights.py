@@ -302,6 +302,7 @@ def load_model(
         model = family.build(card, **options)
         model.eval()
         return LoadedModel(model, card_for_built(card, model), WeightsInfo(source="random", kind="random", seed=seed))
+    model = family.build(card, **options)  # first: a model that cannot be built fails before its weights are read
     digest = sha256_file(path)
     expected = card.weights.get(kind, {}).get("sha256")
     if hub is not None:
@@ -313,7 +314,6 @@ def load_model(
     sd, extras = family.state_dict_from_checkpoint(obj, card)
     if prefix:
         extras["key_prefix"] = prefix
-    model = family.build(card, **options)
     casts = load_state_dict_strict(model, sd, where=str(path), card=card)
     model.eval()
     head = extras.get("linear_head")

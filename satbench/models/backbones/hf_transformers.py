@@ -437,7 +437,7 @@ class HFTransformersBackbone(nn.Module):
         import transformers
 
         s = self.snap
-        return {"hf_class": self.class_name, "hf_model_type": s.config.get("model_type"), "hf_repo": s.repo,
+        return {"family": "hf-transformers", "hf_class": self.class_name, "hf_model_type": s.config.get("model_type"), "hf_repo": s.repo,
                 "hf_revision": s.commit or s.revision, "snapshot": str(s.folder), "pool": self.feature_pool,
                 "tokens": self.layout.describe(),
                 "final_norm": (self.hf_class.final_norm if self.hf_class and self.hf_class.final_norm
@@ -533,7 +533,11 @@ def _layout_from_parameters(model: nn.Module, declared: TokenLayout, where: str)
     return found
 
 
-BUILD_OPTIONS = ("pool", "trust_remote_code", "hf_class", "hf_model_type", "hf_repo", "hf_revision", "snapshot",
+#: Card names built with ``trust_remote_code`` in this process: only their checkpoints are converted by the
+#: repository's own class (:func:`satbench.models.weights.load_model` builds the model before it reads the weights).
+_TRUSTED: set[str] = set()
+
+BUILD_OPTIONS = ("family", "pool", "trust_remote_code", "hf_class", "hf_model_type", "hf_repo", "hf_revision", "snapshot",
                  "tokens", "final_norm", "positions", "transformers")
 
 
@@ -552,6 +556,8 @@ def build(card: Any, **options: Any) -> nn.Module:
     if cls is None and not trust:
         raise SatbenchError(refusal(snap, why))
     cfg_obj = hf_config(snap, trust_remote_code=trust)
+    if cls is None:
+        _TRUSTED.add(card.name)
     where = f"model {card.name}"
     cfg = _sub_config(snap) if cls is not None else snap.config
     declared = layout_for(cls, cfg, where)
@@ -570,6 +576,16 @@ def build(card: Any, **options: Any) -> nn.Module:
     patch = _int(cfg, "patch_size", where)
     return HFTransformersBackbone(model.eval(), snap=snap, cls=cls, layout=layout, pool=pool, patch_size=patch,
                                   trust_remote_code=trust)
+
+
+def _remote_class(tf: Any, cfg_obj: Any) -> Any:
+    """The repository's own model class for ``AutoModel`` (its code is trusted by the caller)."""
+    from transformers.dynamic_module_utils import get_class_from_dynamic_module
+
+    ref = (getattr(cfg_obj, "auto_map", None) or {}).get("AutoModel")
+    if not ref:
+        raise SatbenchError(f"config {type(cfg_obj).__name__} names no AutoModel in its auto_map")
+    return get_class_from_dynamic_module(ref, getattr(cfg_obj, "_name_or_path", None) or "")
 
 
 def _dropped(key: str, cls: HFClass) -> bool:
@@ -593,34 +609,36 @@ def state_dict_from_checkpoint(obj: Any, card: Any) -> tuple[dict[str, Tensor], 
             name = str(v.dtype).removeprefix("torch.")
             dtypes[name] = dtypes.get(name, 0) + 1
     extras: dict[str, Any] = {"hf_file_dtypes": dtypes} if dtypes else {}
-    if cls is None:
-        return {f"model.{k}": v for k, v in obj.items()}, extras
-    cfg_obj = hf_config(snap)
+    if cls is None and card.name not in _TRUSTED:
+        raise SatbenchError(refusal(snap, class_for(snap)[1]))
+    cfg_obj = hf_config(snap, trust_remote_code=cls is None)
     bad = [k for k in obj if not torch.isfinite(obj[k]).all()] if any(v.is_floating_point() for v in obj.values()) else []
     if bad:
         raise WeightsError(f"{card.name}: non-finite values (NaN/inf) in {fmt_keys(sorted(bad))}")
+    model_class = getattr(tf, cls.name) if cls is not None else _remote_class(tf, cfg_obj)
+    drop = cls or HFClass("remote code", "", True)
     with _quiet():
         try:
-            model, info = getattr(tf, cls.name).from_pretrained(None, config=cfg_obj, state_dict=obj,
-                                                                output_loading_info=True, **dict(cls.build_kwargs))
+            model, info = model_class.from_pretrained(None, config=cfg_obj, state_dict=obj, output_loading_info=True,
+                                                      **dict(drop.build_kwargs))
         except (RuntimeError, ValueError, KeyError) as exc:
-            raise WeightsError(f"{card.name}: transformers could not load the checkpoint into {cls.name} "
+            raise WeightsError(f"{card.name}: transformers could not load the checkpoint into {model_class.__name__} "
                                f"({str(exc).strip().splitlines()[0][:300]})") from None
     problems = []
     if info.get("missing_keys"):
         problems.append(f"missing keys: {fmt_keys(sorted(info['missing_keys']))}")
     if info.get("mismatched_keys"):
         problems.append(f"mis-shaped keys: {fmt_keys(sorted(str(k[0] if isinstance(k, tuple) else k) for k in info['mismatched_keys']))}")
-    unexpected = sorted(k for k in info.get("unexpected_keys", ()) if not _dropped(k, cls))
+    unexpected = sorted(k for k in info.get("unexpected_keys", ()) if not _dropped(k, drop))
     if unexpected:
         problems.append(f"unexpected keys: {fmt_keys(unexpected)}")
     if info.get("error_msgs"):
         problems.append(f"errors: {'; '.join(str(e).splitlines()[0] for e in info['error_msgs'])[:300]}")
     if problems:
-        raise WeightsError(f"{card.name}: does not fit transformers {cls.name}: " + "; ".join(problems))
-    dropped = sorted(k for k in info.get("unexpected_keys", ()) if _dropped(k, cls))
+        raise WeightsError(f"{card.name}: does not fit transformers {model_class.__name__}: " + "; ".join(problems))
+    dropped = sorted(k for k in info.get("unexpected_keys", ()) if _dropped(k, drop))
     if dropped:
-        groups = sorted({next(d for d in cls.dropped if k == d or k.startswith(d)) for k in dropped})
+        groups = sorted({next(d for d in drop.dropped if k == d or k.startswith(d)) for k in dropped})
         extras.update(dropped_keys=len(dropped), dropped_groups=groups)
     return {f"model.{k}": v for k, v in model.state_dict().items()}, extras
 
@@ -629,7 +647,7 @@ register_family(Family(
     "hf-transformers", build, state_dict_from_checkpoint,
     options={"pool": OptionSpec(str, HF_POOLS, None, "cls | avg | cls+avg | head (SigLIP); default per class"),
              "trust_remote_code": OptionSpec(bool, (), False, "run a repository's own code (--trust-remote-code)"),
-             "hf_class": OptionSpec(str), "hf_model_type": OptionSpec(str), "hf_repo": OptionSpec(str),
+             "family": OptionSpec(str, ("hf-transformers",)), "hf_class": OptionSpec(str), "hf_model_type": OptionSpec(str), "hf_repo": OptionSpec(str),
              "hf_revision": OptionSpec(str), "snapshot": OptionSpec(str),
              "tokens": OptionSpec(str, (), None, "the token layout (checked, not chosen)"),
              "final_norm": OptionSpec(str), "positions": OptionSpec(str), "transformers": OptionSpec(str)},
