@@ -17,9 +17,10 @@ Only classes shipped with transformers are built (:data:`CLASSES`, chosen by ``m
 * Pool (``pool``, recorded): ``cls`` by default where there is a CLS token (DINOv2 and DINOv3 upstream, CLIP's
   ``pooler_output`` before ``visual_projection``); SigLIP has no CLS token and pools by its attention-pooling head
   (``pool: head``, its ``pooler_output``, the image embedding it was trained with), or ``avg``.
-* Positional embeddings at non-native sizes: Dinov2 / Dinov2-reg interpolate by themselves; ViT, CLIP and SigLIP get
-  ``interpolate_pos_encoding=True`` (transformers' bicubic, size-based, no antialias; identity at the native grid);
-  DINOv3 uses RoPE (any grid). Inputs must be whole patches (``--size-rule floor|crop`` for kNN, as for timm).
+* Positional embeddings at non-native sizes: Dinov2 / Dinov2-reg interpolate by themselves (bicubic, size-based;
+  Dinov2Model without antialias, Dinov2WithRegistersModel with it, as timm does); ViT, CLIP and SigLIP get
+  ``interpolate_pos_encoding=True`` (bicubic, size-based, no antialias; identity at the native grid); DINOv3 uses
+  RoPE (any grid). Each class's own behaviour is recorded (``model_options.positions``). Inputs must be whole patches (``--size-rule floor|crop`` for kNN, as for timm).
 * Normalisation: ``image_mean`` / ``image_std`` of the snapshot's ``preprocessor_config.json`` (after its 1/255
   rescale); no file, or one that does not rescale by 1/255, is one line (satbench does not guess). Its resize and
   crop settings are not used: the protocol decides sizes.
@@ -87,16 +88,18 @@ class HFClass:
 
 _DINO_DROP = ("classifier.",)
 DINOV2 = HFClass("Dinov2Model", "Dinov2Config", True, final_norm=None,
-                 positions="absolute, interpolated by the model at every size (bicubic, size-based)",
+                 positions="absolute, interpolated by the model off its native grid (bicubic, size-based, no antialias)",
                  why="DINOv2 upstream's feature: the final-normed CLS token (transformers' pooler_output)",
                  dropped=_DINO_DROP)
 DINOV2_REG = HFClass("Dinov2WithRegistersModel", "Dinov2WithRegistersConfig", True, "num_register_tokens",
-                     positions=DINOV2.positions, why=DINOV2.why, dropped=_DINO_DROP)
+                     positions="absolute, interpolated by the model off its native grid (bicubic, size-based, "
+                               "antialias: unlike Dinov2Model, like timm)", why=DINOV2.why, dropped=_DINO_DROP)
 DINOV3 = HFClass("DINOv3ViTModel", "DINOv3ViTConfig", True, "num_register_tokens", positions="RoPE (any grid)",
                  why="upstream DINOv3 uses its final-normed CLS token (transformers' pooler_output)",
                  dropped=_DINO_DROP)
 VIT = HFClass("ViTModel", "ViTConfig", True, interpolate_kwarg=True,
-              positions="absolute, interpolate_pos_encoding=True (bicubic, size-based; identity at the native grid)",
+              positions="absolute, interpolate_pos_encoding=True (bicubic, size-based, no antialias; identity at the "
+                        "native grid)",
               why="the final-normed CLS token; ViT's tanh pooler is not built (add_pooling_layer=False)",
               dropped=("pooler.", "classifier."), build_kwargs=(("add_pooling_layer", False),))
 CLIP = HFClass("CLIPVisionModel", "CLIPVisionConfig", True, final_norm="post_layernorm", interpolate_kwarg=True,
@@ -620,6 +623,7 @@ def state_dict_from_checkpoint(obj: Any, card: Any) -> tuple[dict[str, Tensor], 
     with _quiet():
         try:
             model, info = model_class.from_pretrained(None, config=cfg_obj, state_dict=obj, output_loading_info=True,
+                                                      ignore_mismatched_sizes=True,  # reported, then refused below
                                                       **dict(drop.build_kwargs))
         except (RuntimeError, ValueError, KeyError) as exc:
             raise WeightsError(f"{card.name}: transformers could not load the checkpoint into {model_class.__name__} "
