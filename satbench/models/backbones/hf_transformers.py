@@ -376,8 +376,15 @@ def card_for(name: str) -> Any:
     _transformers(f"model {name}")
     snap = snapshot(name)
     cls, why_remote = class_for(snap)
-    cfg = _sub_config(snap) if cls is not None else snap.config
+    cfg = _sub_config(snap)
     where = f"model {snap.name}"
+    if cls is None:  # remote code: the dimensions must be readable without running it
+        try:
+            for key in ("hidden_size", "patch_size", "num_hidden_layers"):
+                _int(cfg, key, where)
+        except WeightsError as exc:
+            raise SatbenchError(f"{refusal(snap, why_remote)}; and even then satbench needs them from config.json: "
+                                f"{str(exc).split(': ', 1)[-1]}") from None
     layout = layout_for(cls, cfg, where)
     pool, why = default_pool(cls, cfg, layout)
     embed = _int(cfg, "hidden_size", where)
@@ -562,7 +569,7 @@ def build(card: Any, **options: Any) -> nn.Module:
     if cls is None:
         _TRUSTED.add(card.name)
     where = f"model {card.name}"
-    cfg = _sub_config(snap) if cls is not None else snap.config
+    cfg = _sub_config(snap)
     declared = layout_for(cls, cfg, where)
     if options.get("tokens") not in (None, declared.describe()):
         raise SatbenchError(f"{where}: option tokens {options['tokens']!r} is not this model's token layout "
