@@ -287,6 +287,7 @@ def load_model(
     family = FAMILIES.get(card.family)
     if family is None:
         raise SatbenchError(f"model card {card.name}: unknown family {card.family!r} (known: {', '.join(FAMILIES)})")
+    weights = default_weights_spec(card, weights, kind)
     hub = None
     if isinstance(weights, str) and weights.startswith("hf:"):  # hub weights with their commit (satbench.models.hub)
         from satbench.models.hub import resolve_hub_weights
@@ -301,6 +302,7 @@ def load_model(
         model = family.build(card, **options)
         model.eval()
         return LoadedModel(model, card_for_built(card, model), WeightsInfo(source="random", kind="random", seed=seed))
+    model = family.build(card, **options)  # first: a model that cannot be built fails before its weights are read
     digest = sha256_file(path)
     expected = card.weights.get(kind, {}).get("sha256")
     if hub is not None:
@@ -312,7 +314,6 @@ def load_model(
     sd, extras = family.state_dict_from_checkpoint(obj, card)
     if prefix:
         extras["key_prefix"] = prefix
-    model = family.build(card, **options)
     casts = load_state_dict_strict(model, sd, where=str(path), card=card)
     model.eval()
     head = extras.get("linear_head")
@@ -326,6 +327,15 @@ def load_model(
         info.hub = hub.record()
     info.unpinned = unpinned
     return LoadedModel(model, card_for_built(card, model), info, linear_head=head)
+
+
+def default_weights_spec(card: ModelCard, weights: Optional[str], kind: str = "pretrain") -> Optional[str]:
+    """``weights``, or when it is None the family's own default (``Family.default_weights``: a snapshot folder or
+    ``hf:...`` for ``hf-transformers``; None keeps the card's weight entry through the satbench cache)."""
+    family = FAMILIES.get(card.family)
+    if weights is not None or family is None or family.default_weights is None:
+        return weights
+    return family.default_weights(card, kind)
 
 
 def loaded_tensors_sha256(model: nn.Module, head: Optional[dict[str, Tensor]] = None) -> str:

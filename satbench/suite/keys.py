@@ -141,7 +141,13 @@ def model_option_expectation(card: Any, options: dict[str, Any]) -> tuple[dict[s
     family = FAMILIES.get(card.family)
     defaults = {k: spec.default for k, spec in (family.options.items() if family is not None else ())}
     defaults.update(card.options or {})
-    return {**defaults, **options}, defaults
+    # a None default is "what the model gives": ``pool`` is then the card's own default (``card.feature``: timm,
+    # hf-transformers and wrapped modules choose it per model); the other None-default options are facts the model
+    # records (timm_model, tokens, hf_class...), not choices, and are not compared
+    if defaults.get("pool", "") is None:
+        defaults["pool"] = card.feature
+    defaults = {k: v for k, v in defaults.items() if v is not None}
+    return {**defaults, **{k: v for k, v in options.items() if v is not None}}, defaults
 
 
 # ---------------------------------------------------------------------------------------------------------------------

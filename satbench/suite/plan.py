@@ -301,10 +301,10 @@ def weights_plan(config: SuiteConfig, kind: str = "pretrain") -> WeightsPlan:
     from satbench.models.hub import is_hub_spec
     from satbench.io.hashing import sha256_file
     from satbench.models.registry import get_card
-    from satbench.models.weights import cached_weight_path, is_offline, resolve_weights
+    from satbench.models.weights import cached_weight_path, default_weights_spec, is_offline, resolve_weights
 
-    spec = config.weights
     card = get_card(config.model)
+    spec = default_weights_spec(card, config.weights, kind)  # a family's own default (hf-transformers: its snapshot)
     if spec == "random":
         return WeightsPlan(spec, WeightsId(seed=config.seed))
     if is_hub_spec(spec):

@@ -88,3 +88,23 @@ def test_plugin_module_loads_strictly_and_hints_at_nesting(tmp_path):
     torch.save({f"module.backbone.{k}": v for k, v in ref.state_dict().items()}, flat)
     with pytest.raises(WeightsError, match=r"every key starts with 'module.backbone.'.*key_prefix"):
         load(name, str(flat))
+
+
+def test_the_hf_transformers_table_lists_the_family_as_built():
+    """Section 3's table names every class the family builds, its model types, token groups and default pool."""
+    from satbench.models.backbones.hf_transformers import CLASSES
+
+    rows = {}
+    for line in DOC.read_text(encoding="utf-8").split("## 3.", 1)[1].splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| `") and len(cells) == 6:
+            rows[cells[0].strip("`")] = cells
+    by_class: dict = {}
+    for model_type, (cls, _) in CLASSES.items():
+        by_class.setdefault(cls, []).append(model_type)
+    assert sorted(rows) == sorted(c.name for c in by_class)
+    for cls, types in by_class.items():
+        row = rows[cls.name]
+        assert sorted(re.findall(r"`([a-z0-9_]+)`", row[1])) == sorted(types)
+        tokens = ("cls+" if cls.cls_token else "") + ("<n>reg+" if cls.registers_key else "") + "patches"
+        assert row[2] == f"`{tokens}`" and row[4] == f"`{cls.default_pool}`"

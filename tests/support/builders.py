@@ -40,3 +40,79 @@ def tiny_satdino(name: str = "test-satdino-tiny-d2", seed: int = 0, *, patch: in
     torch.manual_seed(seed)
     model = SatDINOViT(patch_size=patch, embed_dim=192, depth=2, num_heads=3, pos_interp=pos_interp).eval()
     return LoadedModel(model, card, WeightsInfo(source="random", kind="random", seed=seed))
+
+
+def numpy_weights(state: dict[str, Any], seed: int, scale: float = 0.05) -> dict[str, Any]:
+    """Every float tensor of ``state`` redrawn from numpy's ``default_rng(seed)`` (N(0, scale); norm weights 1 + that),
+    in key order: the same draw for the same keys and shapes, whatever library holds them."""
+    import numpy as np
+    import torch
+
+    rng = np.random.default_rng(seed)
+    out: dict[str, Any] = {}
+    for k, v in state.items():
+        if not v.is_floating_point():
+            out[k] = v.clone()
+            continue
+        a = np.asarray(rng.standard_normal(tuple(v.shape)), dtype=np.float32) * scale
+        if v.ndim == 1 and k.endswith("weight") and "norm" in k:
+            a += 1.0
+        out[k] = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).reshape(v.shape)
+    return out
+
+
+IMAGENET_PREPROCESSOR = {"image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225], "do_rescale": True,
+                         "rescale_factor": 1 / 255, "do_normalize": True}
+
+
+def hf_snapshot(folder: Path, model: Any, preprocessor: Any = IMAGENET_PREPROCESSOR) -> Path:
+    """``model.save_pretrained(folder)`` (config.json, model.safetensors) plus a ``preprocessor_config.json`` (None:
+    none): a transformers snapshot folder as the hub holds one."""
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(folder))
+    if preprocessor is not None:
+        (folder / "preprocessor_config.json").write_text(json.dumps(preprocessor))
+    return folder
+
+
+def tiny_hf_model(class_name: str, seed: int = 0, **config: Any) -> Any:
+    """A tiny transformers vision model (hidden 32, 2 layers, 2 heads, 32 px / patch 8 unless ``config`` says
+    otherwise) with numpy-drawn weights (:func:`numpy_weights`), in eval mode. ``CLIPModel`` / ``SiglipModel`` are
+    two-tower models whose vision tower gets ``config``."""
+    import transformers
+
+    kw = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32,
+              patch_size=8)
+    kw.update(config)
+    if class_name in ("CLIPModel", "SiglipModel"):
+        prefix = class_name[:-len("Model")]
+        text = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
+        cfg = getattr(transformers, f"{prefix}Config")(vision_config=kw, text_config=text)
+    else:
+        cfg_name = {"DINOv3ViTModel": "DINOv3ViTConfig"}.get(class_name, class_name.replace("Model", "Config"))
+        cfg = getattr(transformers, cfg_name)(**kw)
+    model = getattr(transformers, class_name)(cfg).eval()
+    model.load_state_dict(numpy_weights(model.state_dict(), seed))
+    return model
+
+
+def lay_out_hub_cache(cache: Path, repo: str, commit: str, folder: Path, ref: str = "main") -> Path:
+    """The files of ``folder`` in huggingface_hub's cache layout under ``cache`` (blobs, refs/<ref> -> commit,
+    snapshots/<commit>/<file> links); returns the snapshot folder."""
+    import hashlib
+    import os
+
+    base = cache / ("models--" + repo.replace("/", "--"))
+    (base / "refs").mkdir(parents=True, exist_ok=True)
+    (base / "refs" / ref).write_text(commit)
+    (base / "blobs").mkdir(exist_ok=True)
+    snap = base / "snapshots" / commit
+    snap.mkdir(parents=True, exist_ok=True)
+    for f in sorted(folder.iterdir()):
+        data = f.read_bytes()
+        etag = hashlib.sha256(data).hexdigest()
+        (base / "blobs" / etag).write_bytes(data)
+        (snap / f.name).symlink_to(os.path.relpath(base / "blobs" / etag, snap))
+    return snap

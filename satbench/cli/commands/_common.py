@@ -9,9 +9,11 @@ from satbench.config.argtypes import device, positive_int, seed
 
 
 def add_model_args(p: argparse.ArgumentParser, *, model_required: bool = True, default_model: str | None = None) -> None:
-    """``--model``, ``--weights``, ``--allow-unpinned``, ``--seed``, ``--trust-checkpoint``, ``--pos-interp``, ``--attn-impl``."""
+    """``--model``, ``--weights``, ``--allow-unpinned``, ``--seed``, ``--trust-checkpoint``, ``--trust-remote-code``,
+    ``--pos-interp``, ``--attn-impl``, ``--pool``."""
     p.add_argument("--model", required=model_required and default_model is None, default=default_model,
-                   help="registered model name (see `satbench models`) or timm:<name>")
+                   help="registered model name (see `satbench models`), timm:<name>, or "
+                        "hf-transformers:OWNER/REPO[@REVISION] / hf-transformers:<snapshot folder>")
     p.add_argument("--weights", default=None,
                    help="a .pth / .safetensors file, a snapshot folder, hf:OWNER/REPO[@REVISION][/FILE] (through the "
                         "Hugging Face cache; the commit is recorded), or 'random' (seeded init); "
@@ -21,6 +23,9 @@ def add_model_args(p: argparse.ArgumentParser, *, model_required: bool = True, d
     p.add_argument("--seed", type=seed, default=0, help="seed for --weights random and for training (default 0)")
     p.add_argument("--trust-checkpoint", action="store_true",
                    help="load checkpoints that need types outside satbench's safe list (executes pickled code!)")
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="hf-transformers: build a repository whose config needs trust_remote_code with its own Python "
+                        "code (executes it!; recorded in model_options)")
     p.add_argument("--pos-interp", choices=["official", "size"], default=None,
                    help="SatDINO pos-embed interpolation: the official scale-factor formula (default) or plain "
                         "size-based bicubic (allows >= 640 px at patch 16; recorded)")
@@ -28,9 +33,10 @@ def add_model_args(p: argparse.ArgumentParser, *, model_required: bool = True, d
                    help="SatDINO attention: the official plain matmul (default, exact) or torch's fused "
                         "scaled_dot_product_attention (flash kernels on GPUs: much faster in bf16; not bit-identical; "
                         "recorded)")
-    p.add_argument("--pool", choices=["cls", "avg", "cls+avg"], default=None,
+    p.add_argument("--pool", choices=["cls", "avg", "cls+avg", "head"], default=None,
                    help="the feature: cls = final-normed CLS token, avg = mean of the patch tokens (CLS and registers "
-                        "left out), cls+avg = both concatenated (DINOv2's linear eval); default: the card's (recorded)")
+                        "left out), cls+avg = both concatenated (DINOv2's linear eval), head = SigLIP's attention-"
+                        "pooling head (hf-transformers); default: the card's (recorded)")
 
 
 def add_device_args(p: argparse.ArgumentParser) -> None:
@@ -49,6 +55,8 @@ def model_build_options(args: argparse.Namespace) -> dict[str, Any]:
         opts["attn_impl"] = args.attn_impl
     if getattr(args, "pool", None):
         opts["pool"] = args.pool
+    if getattr(args, "trust_remote_code", False):
+        opts["trust_remote_code"] = True
     return opts
 
 

@@ -80,6 +80,8 @@ class Family:
     key_prefixes: checkpoint key prefixes stripped when reading weights.
     name_prefix / dynamic_card: names like ``timm:<model>`` resolve to cards made at run time by ``dynamic_card``.
     check_card(card, where): family-specific consistency of a card (dimensions vs arch...), raising SatbenchError.
+    default_weights(card, kind): the ``--weights`` spec used when none is given (a snapshot folder, ``hf:...``), or
+        None for the card's own weight entry through the satbench cache (every family but ``hf-transformers``).
     """
 
     name: str
@@ -94,6 +96,7 @@ class Family:
     name_prefix: str = ""
     dynamic_card: Optional[Callable[[str], Any]] = None
     check_card: Optional[Callable[[Any, str], None]] = None
+    default_weights: Optional[Callable[[Any, str], Optional[str]]] = None
 
     @property
     def takes_input_res(self) -> bool:
