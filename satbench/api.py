@@ -199,7 +199,8 @@ def resolve_protocol(task: Any, protocol: Optional[str] = None, overrides: Optio
 # Running a task
 # ---------------------------------------------------------------------------------------------------------------------
 RUN_OPTION_NAMES = ("device", "bf16", "batch_size", "num_workers", "use_cache", "cache_dir", "cache_identity",
-                    "progress", "seed", "output_dir", "resume", "trust_checkpoint", "allow_unpinned")
+                    "progress", "seed", "output_dir", "resume", "trust_checkpoint", "allow_unpinned",
+                    "allow_collapsed_features")
 DATASET_OPTION_NAMES = ("data_root", "normalization", "native_size", "split_source", "train_csv", "val_csv",
                         "seg_format")
 
@@ -220,7 +221,7 @@ def run(task: str, model: Any = DEFAULT_MODEL, dataset: Any = None, protocol: Op
     ``model``: a registered name (loaded with ``weights``), a :class:`Model`, or a loaded model. ``dataset``: a
     catalog name, a folder, or an opened dataset (default: the bundled ``ucm-mini``). Keyword arguments are run
     options (``device``, ``bf16``, ``batch_size``, ``num_workers``, ``use_cache``, ``progress``, ``seed``,
-    ``output_dir``, ``resume``, ``trust_checkpoint``), dataset options (``data_root``, ``normalization`` -- a preset,
+    ``output_dir``, ``resume``, ``trust_checkpoint``, ``allow_collapsed_features``), dataset options (``data_root``, ``normalization`` -- a preset,
     ``mean=..;std=..`` or ``compute`` --, ``native_size``, ``split_source``, ``train_csv``, ``val_csv``,
     ``seg_format``), or protocol overrides (e.g. ``scales=[1.0, 0.5]``, ``k=[20]``, ``epochs=1``; recorded). A protocol
     parameter whose name is also a run option (the linear protocol's ``batch_size``) goes in ``overrides={...}``.

@@ -171,7 +171,7 @@ def record_problem(rec: Any) -> Optional[str]:
         if not isinstance(rec[key], str) or not rec[key]:
             return f"{key} must be a non-empty string, got {_show(rec[key])}"
     for key in ("weights", "protocol", "dataset", "metrics", "provenance", "summary", "extractor", "timings", "extra",
-                "predictions"):
+                "predictions", "features"):
         if key in rec and not isinstance(rec[key], dict):
             return f"{key} must be an object, got {_show(rec[key])}"
     checks: list[tuple[str, Any, tuple[type, ...]]] = [
