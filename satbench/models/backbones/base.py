@@ -80,6 +80,13 @@ class Family:
     key_prefixes: checkpoint key prefixes stripped when reading weights.
     name_prefix / dynamic_card: names like ``timm:<model>`` resolve to cards made at run time by ``dynamic_card``.
     check_card(card, where): family-specific consistency of a card (dimensions vs arch...), raising SatbenchError.
+
+    What ``satbench models --families`` lists (:mod:`satbench.models.family_table`, which reads these from the family
+    modules' source without importing torch, so write them as literals or module-level string constants):
+    naming: how a user names its models (default: ``<name_prefix><name>``, or a model card of this family);
+    about: one line on what it is; extra: the pip extra that installs what it needs ("" = satbench's own
+    dependencies); requires: the top-level modules it imports beyond satbench's core (checked with
+    ``importlib.util.find_spec``, never imported, for the "installed" column).
     """
 
     name: str
@@ -94,6 +101,10 @@ class Family:
     name_prefix: str = ""
     dynamic_card: Optional[Callable[[str], Any]] = None
     check_card: Optional[Callable[[Any, str], None]] = None
+    naming: str = ""
+    about: str = ""
+    extra: str = ""
+    requires: tuple[str, ...] = ()
 
     @property
     def takes_input_res(self) -> bool:
