@@ -40,6 +40,7 @@ LISTINGS = {
     "satbench run --task knn --help": ["run", "--task", "knn", "--help"],
     "satbench models": ["models"],
     "satbench models --no-flops": ["models", "--no-flops"],
+    "satbench models --families": ["models", "--families"],
     "satbench results ls (12 records)": ["results", "ls"],
     "satbench leaderboard --format md": ["leaderboard", "--format", "md"],
     "satbench leaderboard --format csv": ["leaderboard", "--format", "csv"],

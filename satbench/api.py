@@ -199,7 +199,8 @@ def resolve_protocol(task: Any, protocol: Optional[str] = None, overrides: Optio
 # Running a task
 # ---------------------------------------------------------------------------------------------------------------------
 RUN_OPTION_NAMES = ("device", "bf16", "batch_size", "num_workers", "use_cache", "cache_dir", "cache_identity",
-                    "progress", "seed", "output_dir", "resume", "trust_checkpoint", "allow_unpinned")
+                    "progress", "seed", "output_dir", "resume", "trust_checkpoint", "allow_unpinned",
+                    "allow_collapsed_features")
 DATASET_OPTION_NAMES = ("data_root", "normalization", "native_size", "split_source", "train_csv", "val_csv",
                         "seg_format")
 
@@ -220,7 +221,7 @@ def run(task: str, model: Any = DEFAULT_MODEL, dataset: Any = None, protocol: Op
     ``model``: a registered name (loaded with ``weights``), a :class:`Model`, or a loaded model. ``dataset``: a
     catalog name, a folder, or an opened dataset (default: the bundled ``ucm-mini``). Keyword arguments are run
     options (``device``, ``bf16``, ``batch_size``, ``num_workers``, ``use_cache``, ``progress``, ``seed``,
-    ``output_dir``, ``resume``, ``trust_checkpoint``), dataset options (``data_root``, ``normalization`` -- a preset,
+    ``output_dir``, ``resume``, ``trust_checkpoint``, ``allow_collapsed_features``), dataset options (``data_root``, ``normalization`` -- a preset,
     ``mean=..;std=..`` or ``compute`` --, ``native_size``, ``split_source``, ``train_csv``, ``val_csv``,
     ``seg_format``), or protocol overrides (e.g. ``scales=[1.0, 0.5]``, ``k=[20]``, ``epochs=1``; recorded). A protocol
     parameter whose name is also a run option (the linear protocol's ``batch_size``) goes in ``overrides={...}``.
@@ -259,16 +260,39 @@ def run(task: str, model: Any = DEFAULT_MODEL, dataset: Any = None, protocol: Op
         if seeds is not None:
             from satbench.eval.repeats import run_seeds
 
-            return run_seeds(t, loaded, ds, proto, options, seeds, write=write and is_job_main(),
-                             results_dir=results_dir)
+            agg = run_seeds(t, loaded, ds, proto, options, seeds, write=write and is_job_main(),
+                            results_dir=results_dir)
+            if write and agg is not None:
+                warn_identical_features(agg.get("_members") or [], results_dir)
+            return agg
         record = t.run(loaded, ds, proto, options)
     if isinstance(record, list):  # one record per train subset and draw (+ the draws aggregates)
         from satbench.eval.repeats import finish_subset_records
 
-        return finish_subset_records(record, write=write, results_dir=results_dir)
+        out = finish_subset_records(record, write=write, results_dir=results_dir)
+        if write:
+            warn_identical_features(out, results_dir)
+        return out
     if record is not None and write:
         record.write(results_dir)
+        warn_identical_features([record], results_dir)
     return record
+
+
+def warn_identical_features(written: Sequence[Any], results_dir: Optional[str | os.PathLike] = None) -> list[str]:
+    """Warn (``satbench: warning:`` on stderr, through the ``satbench`` logger) when a record just written has the
+    features fingerprint of a record of other weights in ``results_dir`` (:mod:`satbench.records.fingerprints`);
+    returns the lines. Unreadable files in the folder are the leaderboard's business: skipped silently here."""
+    from satbench.records.fingerprints import clash_lines, clashes, features_fingerprints
+    from satbench.records.results import read_records
+
+    mine = [r for r in written if isinstance(r, dict) and features_fingerprints(r)]
+    if not mine:
+        return []
+    lines = clash_lines(clashes(read_records(results_dir, on_skip=lambda path, why: None)), only_involving=mine)
+    for line in lines:
+        logging.getLogger("satbench").warning("%s", line)
+    return lines
 
 
 def wrap(module: Any, *, patch_size: int, normalization: Any, tokens: str = "cls+patches", pool: Optional[str] = None,

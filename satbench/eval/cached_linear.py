@@ -28,6 +28,7 @@ from satbench.errors import DataError
 from satbench.models.features import FeatureExtractor
 from satbench.config.protocols import Protocol
 from satbench.eval.extract import ExtractStats, View, extract_views
+from satbench.eval.feature_guard import check_arrays
 from satbench.eval.linear import topk_correct, topk_predictions
 from satbench.eval.cached_linear_settings import CachedLinearSettings  # noqa: F401 (re-exported)
 
@@ -119,6 +120,8 @@ class CachedLinearResult:
     top5_hit: Optional[np.ndarray] = None
     #: the train subset the heads were fitted on (None: the whole train split)
     subset: Any = None
+    #: the record's ``features`` section (:func:`satbench.eval.feature_guard.check_arrays` on the val features)
+    features: Optional[dict[str, Any]] = None
 
     @property
     def summary(self) -> dict[str, Any]:
@@ -141,12 +144,15 @@ def run_cached_linear(extractor: FeatureExtractor, train_items: Sequence[Any], v
                       num_classes: int, protocol: Protocol, *, train_split_sha256: str, val_split_sha256: str,
                       cache: Optional[FeatureCache] = None, batch_size: int = 64, num_workers: int = 1,
                       seed: int = 0, progress: bool = True, dist: Any = None,
-                      train_subsets: Sequence[Any] = ()) -> Any:
+                      train_subsets: Sequence[Any] = (), allow_collapsed_features: bool = False) -> Any:
     """Run ``cached-linear-v1`` (see the module docstring); ``batch_size`` is the extraction batch. Under torchrun
     (``dist``) every rank extracts a shard; rank 0 trains the heads and returns the result, the others None.
 
     ``train_subsets`` (:class:`satbench.stats.fractions.Subset`): fit (hold-out, grid, refit) on each subset of the
-    train features instead, from one extraction of the full split; returns a list of results, one per subset."""
+    train features instead, from one extraction of the full split; returns a list of results, one per subset.
+
+    The val features are checked before any head is trained (:mod:`satbench.eval.feature_guard`: NaN / inf in either
+    split and collapse fail in one line; ``allow_collapsed_features`` records a collapse instead)."""
     s = CachedLinearSettings.from_protocol(protocol)
     y_all = np.asarray([int(it.label) for it in train_items])
     for sub in train_subsets:
@@ -171,8 +177,14 @@ def run_cached_linear(extractor: FeatureExtractor, train_items: Sequence[Any], v
     if y_train.max(initial=0) >= num_classes or y_val.max(initial=0) >= num_classes:
         raise DataError(f"labels exceed the {num_classes} classes")
     extract = {"view": view.spec, **stats.as_dict()}
+    name = getattr(getattr(extractor, "card", None), "name", "model")
+    features = check_arrays({view.key: f_val}, name, split_sha256=val_split_sha256,
+                            views={view.key: {"spec": view.spec, "input_res": view.input_res}},
+                            others={"train features": f_train}, allow_collapsed=allow_collapsed_features)
     if not train_subsets:
-        return _fit(f_train, y_train, f_val, y_val, num_classes, s, seed, extract, t_extract)
+        res = _fit(f_train, y_train, f_val, y_val, num_classes, s, seed, extract, t_extract)
+        res.features = features
+        return res
     out = []
     for i, sub in enumerate(train_subsets):
         idx = np.asarray(sub.indices)
@@ -181,6 +193,7 @@ def run_cached_linear(extractor: FeatureExtractor, train_items: Sequence[Any], v
                                          "shared_with_record": None}  # the first subset's record id
         res = _fit(f_train[idx], y_train[idx], f_val, y_val, num_classes, s, seed, shared, t_extract if i == 0 else 0.0)
         res.subset = sub
+        res.features = features
         out.append(res)
     return out
 

@@ -24,6 +24,7 @@ from satbench.data.scene import Sample, SceneDataset
 from satbench.errors import ProtocolError, SatbenchError
 from satbench.eval.cache import FeatureCache
 from satbench.eval.extract import ExtractStats, View, extract_views
+from satbench.eval.feature_guard import check_arrays
 from satbench.eval.knn_protocols import ScaleEntry, build_scale_entries, protocol_normalization
 from satbench.eval.knn_search import resolve_backend
 from satbench.eval.knn_settings import KnnSettings
@@ -62,6 +63,9 @@ class KnnRun:
     batch_size: int
     train_subset: Any = None
     k_clipped: Optional[dict[str, Any]] = None
+    #: the record's ``features`` section (:func:`satbench.eval.feature_guard.check_arrays`: the val features' check
+    #: and fingerprint per view)
+    features: Optional[dict[str, Any]] = None
 
 
 def _features(extractor: FeatureExtractor, dataset: SceneDataset, samples: dict[str, list[Sample]], views: list[View], *,
@@ -95,14 +99,16 @@ def evaluate_knn(loaded: LoadedModel, dataset: SceneDataset, protocol: Protocol,
                  batch_size: int = 64, cache: Optional[FeatureCache] = None, progress: bool = True,
                  backend: str = "auto", normalization: Optional[Normalization] = None, num_workers: int = 1,
                  search_block_bytes: Optional[int] = None, dist: Any = None,
-                 train_subsets: Sequence[Any] = ()) -> Optional[list[KnnRun]]:
+                 train_subsets: Sequence[Any] = (), allow_collapsed_features: bool = False) -> Optional[list[KnnRun]]:
     """Evaluate ``loaded`` on ``dataset`` with a kNN ``protocol``: one :class:`KnnRun` per training set (the full split,
     or each of ``train_subsets``, classified from ONE extraction of the full split).
 
     Under torchrun (``dist`` with several processes) every rank extracts a shard of each split and view; rank 0
     searches and gets the runs, the other ranks get None. ``normalization`` overrides the protocol's rule
     (``--normalization``); ``search_block_bytes`` bounds one block of the neighbour search (results do not depend on
-    it). Every error (bad protocol, missing split entry, k larger than the train split, input_res on a backbone
+    it). The val features of every view are checked (:mod:`satbench.eval.feature_guard`: NaN / inf, in any split, and
+    collapse fail in one line, a collapse is recorded instead with ``allow_collapsed_features``) before any search.
+    Every error (bad protocol, missing split entry, k larger than the train split, input_res on a backbone
     without it, an input size the backbone cannot take) is raised before any image is decoded.
     """
     if protocol.task != "knn":
@@ -124,6 +130,11 @@ def evaluate_knn(loaded: LoadedModel, dataset: SceneDataset, protocol: Protocol,
     world = dist.world_size if dist is not None else 1
     if dist is not None and not dist.is_main:
         return None  # rank 0 searches
+    features = check_arrays({v.key: feats["val"][v.key] for v in views}, f"{loaded.card.name} on {dataset.name}",
+                            split_sha256=dataset.splits["val"].sha256,
+                            views={v.key: {"spec": v.spec, "input_res": v.input_res} for v in views},
+                            others={f"train features, view {v.key}": feats["train"][v.key] for v in views},
+                            allow_collapsed=allow_collapsed_features)
     ytr_all = np.asarray([s.label for s in samples["train"]], dtype=np.int64)
     yte = np.asarray([s.label for s in samples["val"]], dtype=np.int64)
     num_classes = len(dataset.classes)
@@ -139,7 +150,7 @@ def evaluate_knn(loaded: LoadedModel, dataset: SceneDataset, protocol: Protocol,
                                           run_st.temperature, num_classes, backend=used_backend,
                                           device=extractor.device, max_block_bytes=search_block_bytes)
         return KnnRun(proto, run_st, entries, views, norm, extractor, used_backend, by_view, yte, int(len(ytr)),
-                      extraction_of, time.perf_counter() - t1, world, batch_size, subset, clipped)
+                      extraction_of, time.perf_counter() - t1, world, batch_size, subset, clipped, features)
 
     if not train_subsets:
         return [one(protocol, st, None, extraction)]

@@ -46,6 +46,7 @@ from satbench.eval.labeled_images import LabeledImages, _loader, _mix  # noqa: F
 from satbench.eval.linear_head import LinearClassifier, head_state, load_linear_head  # noqa: F401 (re-exported)
 from satbench.eval.linear_settings import MODES, LinearSettings  # noqa: F401 (re-exported)
 from satbench.eval.metrics import EvalMetrics, topk_correct  # noqa: F401 (re-exported)
+from satbench.eval.feature_guard import FeatureMoments, judge, section
 
 CHECKPOINT_FORMAT = "satbench.linear/1"
 CHECKPOINT_NAME = "checkpoint.pth"
@@ -102,9 +103,13 @@ def evaluate(extractor: FeatureExtractor, head: nn.Module, loader: DataLoader, i
 
 @torch.no_grad()
 def evaluate_predictions(extractor: FeatureExtractor, head: nn.Module, loader: DataLoader, info: DistInfo,
-                         num_classes: int, *, progress: bool = False,
-                         desc: str = "val") -> tuple[EvalMetrics, Optional[ValPredictions]]:
+                         num_classes: int, *, progress: bool = False, desc: str = "val", view: str = "val",
+                         allow_collapsed_features: bool = False) -> tuple[EvalMetrics, Optional[ValPredictions]]:
     """:func:`evaluate` and the per-image predictions in val order (gathered on rank 0; None on the other ranks).
+
+    The val features are checked on every rank from their summed moments (:mod:`satbench.eval.feature_guard`: NaN /
+    inf and collapse fail in one line, a collapse is recorded instead with ``allow_collapsed_features``); the
+    check is ``metrics.features`` (``view`` names the val transform in it).
 
     ``loader`` must iterate the val set in :class:`satbench.runtime.distributed.ShardSampler` order."""
     from tqdm.auto import tqdm
@@ -114,11 +119,13 @@ def evaluate_predictions(extractor: FeatureExtractor, head: nn.Module, loader: D
     backbone.eval()
     head.eval()
     sums = torch.zeros(4, dtype=torch.float64)  # loss sum, correct1, correct5, n
+    moments = FeatureMoments()
     preds, hits = [], []
     for x, y in tqdm(loader, desc=desc, disable=not progress, leave=False):
         y = y.to(extractor.device)
         with _autocast(extractor):
             feats = backbone(extractor.normalize(x))
+        moments.add(feats)
         logits = head(feats.float())
         c1, c5 = topk_correct(logits, y, (1, 5))
         p, h = topk_predictions(logits, y)
@@ -126,13 +133,18 @@ def evaluate_predictions(extractor: FeatureExtractor, head: nn.Module, loader: D
         hits.append(h)
         sums += torch.tensor([float(F.cross_entropy(logits, y, reduction="sum")), c1, c5, len(y)], dtype=torch.float64)
     all_reduce_sum(sums, info)
+    summed = moments.as_tensor(extractor.feature_dim)
+    all_reduce_sum(summed, info)
+    stats = FeatureMoments.from_tensor(summed).stats()
+    judge(stats, f"{extractor.card.name}, val features ({desc})", allow_collapsed=allow_collapsed_features)
     backbone.train(was_training[0])
     head.train(was_training[1])
     n = int(sums[3])
     if n == 0:
         raise SatbenchError("validation set is empty")
     metrics = EvalMetrics(loss=float(sums[0] / n), acc1=float(100.0 * sums[1] / n),
-                          acc5=float(100.0 * sums[2] / n) if num_classes >= 5 else None, n=n)
+                          acc5=float(100.0 * sums[2] / n) if num_classes >= 5 else None, n=n,
+                          features=section({view: stats}, allow_collapsed_features))
     cat = lambda xs, dt: np.concatenate(xs) if xs else np.zeros(0, dtype=dt)  # noqa: E731
     pred = _gather_in_order(cat(preds, np.int64), n, info)
     hit = _gather_in_order(cat(hits, bool), n, info)
@@ -167,6 +179,8 @@ class TrainResult:
     #: the best epoch's per-image val predictions (rank 0; None elsewhere, or when resumed from a checkpoint written
     #: before they were kept)
     best_predictions: Optional[ValPredictions] = None
+    #: the features check of the last evaluation's val features (:mod:`satbench.eval.feature_guard`)
+    features: Optional[dict[str, Any]] = None
 
     @property
     def summary(self) -> dict[str, Any]:
@@ -201,12 +215,15 @@ def train_classifier(
     info: Optional[DistInfo] = None,
     progress: bool = True,
     on_epoch_end: Optional[Callable[[int, dict[str, Any]], None]] = None,
+    allow_collapsed_features: bool = False,
 ) -> TrainResult:
     """Train a linear head (``mode: head``) or the whole network (``mode: full``) per ``protocol``.
 
     ``output_dir``: checkpoints go there every epoch (``checkpoint.pth``, plus ``checkpoint_best.pth`` with the best
     epoch's backbone and head); ``resume=True`` continues from ``checkpoint.pth`` (which must come from the same
     protocol, model and mode). ``on_epoch_end(epoch, metrics)`` runs after each epoch's checkpoint is written.
+    Every evaluation checks the val features (:func:`evaluate_predictions`; ``allow_collapsed_features``); the last
+    one's check is :attr:`TrainResult.features`.
     """
     from tqdm.auto import tqdm
 
@@ -276,6 +293,7 @@ def train_classifier(
 
     t_run = time.perf_counter()
     epoch_secs: list[float] = []
+    features: Optional[dict[str, Any]] = None
     for epoch in range(start_epoch, s.epochs):
         t0 = time.perf_counter()
         sampler.set_epoch(epoch)
@@ -309,7 +327,9 @@ def train_classifier(
         row: dict[str, Any] = {"epoch": epoch, "lr": lr_now, "train_loss": float(sums[0] / sums[1])}
         if (epoch + 1) % s.val_freq == 0 or epoch + 1 == s.epochs:
             m, preds = evaluate_predictions(extractor, head, val_loader, info, num_classes, progress=progress,
-                                            desc=f"val {epoch + 1}")
+                                            desc=f"val {epoch + 1}", view=f"r{s.val_resize}c{s.val_crop}",
+                                            allow_collapsed_features=allow_collapsed_features)
+            features = m.features
             row.update(m.as_dict())
             if m.acc1 > best["acc1"]:
                 best = {"epoch": epoch, "acc1": m.acc1, "acc5": m.acc5}
@@ -355,7 +375,7 @@ def train_classifier(
         head=head_state(head), checkpoint=str(ckpt_path) if ckpt_path else None,
         best_checkpoint=str(out / BEST_NAME) if out else None, settings=s, world_size=info.world_size,
         effective_lr=lr, resumed_from_epoch=start_epoch, seconds=time.perf_counter() - t_run,
-        seconds_per_epoch=epoch_secs, best_predictions=best_preds if info.is_main else None,
+        seconds_per_epoch=epoch_secs, best_predictions=best_preds if info.is_main else None, features=features,
     )
 
 
@@ -389,8 +409,8 @@ def evaluate_with_head(extractor: FeatureExtractor, head_sd: Optional[dict[str, 
 
 def evaluate_head_predictions(extractor: FeatureExtractor, head_sd: Optional[dict[str, Tensor]],
                               val_items: Sequence[Any], num_classes: int, protocol: Protocol, *, num_workers: int = 0,
-                              info: Optional[DistInfo] = None, progress: bool = True,
-                              where: str = "weights") -> tuple[EvalMetrics, Optional[ValPredictions]]:
+                              info: Optional[DistInfo] = None, progress: bool = True, where: str = "weights",
+                              allow_collapsed_features: bool = False) -> tuple[EvalMetrics, Optional[ValPredictions]]:
     """:func:`evaluate_with_head` and its per-image predictions in val order (rank 0)."""
     info = info or DistInfo()
     if head_sd is None:
@@ -401,4 +421,5 @@ def evaluate_head_predictions(extractor: FeatureExtractor, head_sd: Optional[dic
     s = LinearSettings.from_protocol(protocol)
     ds = LabeledImages(val_items, eval_transform(s.val_resize, s.val_crop))
     loader = _loader(ds, ShardSampler(len(ds), info), s.batch_size, num_workers, extractor.device)
-    return evaluate_predictions(extractor, head, loader, info, num_classes, progress=progress)
+    return evaluate_predictions(extractor, head, loader, info, num_classes, progress=progress,
+                                view=f"r{s.val_resize}c{s.val_crop}", allow_collapsed_features=allow_collapsed_features)

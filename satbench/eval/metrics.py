@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
 from torch import Tensor
@@ -14,6 +14,8 @@ class EvalMetrics:
     acc1: float
     acc5: Optional[float]
     n: int
+    #: the features check of this evaluation's val features (:mod:`satbench.eval.feature_guard`; not in the history)
+    features: Optional[dict[str, Any]] = field(default=None, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {"val_loss": self.loss, "acc1": self.acc1, "acc5": self.acc5, "n_val": self.n}

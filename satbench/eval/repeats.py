@@ -191,9 +191,13 @@ def aggregate(members: Sequence[Any], kind: str, group: str, labels: Sequence[in
         metrics["note"] = "the members' protocol hashes differ; the first member's protocol is recorded"
     total = _mean_of(members, lambda m: (m.get("timings") or {}).get("total_s"))
     timings = {"total_s": round(total * len(members), 3)} if total is not None else {}
-    return make_record(task=task, model=first["model"], weights=first["weights"], protocol=first["protocol"],
-                       dataset=dataset, metrics=metrics, summary=summary, extractor=first.get("extractor") or {},
-                       timings=timings, extra=extra)
+    agg = make_record(task=task, model=first["model"], weights=first["weights"], protocol=first["protocol"],
+                      dataset=dataset, metrics=metrics, summary=summary, extractor=first.get("extractor") or {},
+                      timings=timings, extra=extra)
+    if any(isinstance(m.get("features"), dict) and m["features"].get("collapsed") for m in members):
+        agg["features"] = {"collapsed": True, "status": "a member's features collapsed (recorded with "
+                                                        "--allow-collapsed-features)", "views": {}}
+    return agg
 
 
 def describe_aggregate(record: Any) -> str:

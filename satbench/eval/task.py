@@ -61,6 +61,8 @@ class RunOptions:
     resume: bool = False
     trust_checkpoint: bool = False
     allow_unpinned: bool = False
+    #: record a run whose test features collapsed, marked, instead of failing (:mod:`satbench.eval.feature_guard`)
+    allow_collapsed_features: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def feature_cache(self) -> Any:

@@ -78,7 +78,8 @@ class CachedLinearTask(Task):
                                 val_split_sha256=dataset.split_sha256("val"),
                                 cache=cache,
                                 batch_size=options.batch_size, num_workers=options.num_workers, seed=options.seed,
-                                progress=options.progress and info.is_main, dist=info, train_subsets=subsets)
+                                progress=options.progress and info.is_main, dist=info, train_subsets=subsets,
+                                allow_collapsed_features=options.allow_collapsed_features)
         if res is None:
             return None
         if isinstance(res, list):
@@ -107,6 +108,8 @@ class CachedLinearTask(Task):
                              protocol=protocol.as_record(), dataset=ds, metrics=metrics,
                              summary=res.summary, extractor=extractor.describe(), timings=timings, extra=extra,
                              device=extractor.device)
+        if res.features is not None:
+            record["features"] = res.features
         c = dataset.num_classes
         fields = classification_fields(res.y_val, res.pred, split_sha256=dataset.split_sha256("val"), num_classes=c,
                                        top5_correct=res.top5_hit if c >= 5 else None,

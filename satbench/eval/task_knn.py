@@ -97,6 +97,8 @@ def knn_record(run: Any, loaded: Any, dataset: Any, stats_opts: Any = None) -> d
         record["dataset"]["train_subset"] = run.train_subset.as_record()
     if run.k_clipped is not None:
         record["metrics"]["k_clipped"] = run.k_clipped
+    if run.features is not None:
+        record["features"] = run.features
     return record
 
 
@@ -232,6 +234,7 @@ class KnnTask(Task):
                              batch_size=options.batch_size, cache=cache, progress=options.progress and info.is_main,
                              backend=options.extra.get("backend", "auto"), normalization=norm,
                              num_workers=options.num_workers, dist=info,
+                             allow_collapsed_features=options.allow_collapsed_features,
                              statistics=StatsOptions.from_extra(options.extra), train_subsets=subsets)
         finally:
             shutdown(info)

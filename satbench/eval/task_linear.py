@@ -111,7 +111,9 @@ class _TrainedProbeTask(Task):
 
                 m, preds = evaluate_head_predictions(extractor, model.linear_head, val, dataset.num_classes, protocol,
                                                      num_workers=options.num_workers, info=info, progress=progress,
-                                                     where=str(model.weights.path or "weights"))
+                                                     where=str(model.weights.path or "weights"),
+                                                     allow_collapsed_features=options.allow_collapsed_features)
+                features = m.features
                 summary = {"top1": m.acc1, "top5": m.acc5}
                 metrics = {"evaluate": True, **m.as_dict()}
                 timings = {"total_s": round(time.perf_counter() - t0, 3)}
@@ -126,7 +128,9 @@ class _TrainedProbeTask(Task):
                                                                   protocol.name)), info)
                 res = train_classifier(extractor, dataset.samples("train"), val, dataset.num_classes, protocol,
                                        output_dir=out, resume=options.resume, seed=options.seed,
-                                       num_workers=options.num_workers, info=info, progress=progress)
+                                       num_workers=options.num_workers, info=info, progress=progress,
+                                       allow_collapsed_features=options.allow_collapsed_features)
+                features = res.features
                 summary = {"top1": res.best["acc1"], "top5": res.best["acc5"]}
                 metrics = {"best": res.best, "last": res.last, "per_epoch": res.history,
                            "effective_lr": res.effective_lr, "resumed_from_epoch": res.resumed_from_epoch}
@@ -139,6 +143,8 @@ class _TrainedProbeTask(Task):
                                  protocol=protocol.as_record(), dataset=dataset.describe(), metrics=metrics,
                                  summary=summary, extractor=extractor.describe(), timings=timings, extra=extra,
                                  device=extractor.device)
+            if features is not None:
+                record["features"] = features
             attach_classification_statistics(record, dataset, preds, options, "best epoch's head" if not evaluate
                                              else "the released head")
             return record

@@ -1,5 +1,6 @@
 """Leaderboard marks for what a run's model did that the protocol's defaults do not say: the pooling when it is not
-the protocol's CLS feature, and input sizes a ``size_rule`` changed (patch-14 models under 16-px protocol sizes)."""
+the protocol's CLS feature, input sizes a ``size_rule`` changed (patch-14 models under 16-px protocol sizes), and
+features that collapsed, recorded with ``--allow-collapsed-features`` (:mod:`satbench.eval.feature_guard`)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ def model_marks(rec: dict[str, Any]) -> list[str]:
         pairs = ", ".join(dict.fromkeys(f"{e['protocol_size']}->{e.get('size')}" for e in changed))
         rules = ", ".join(dict.fromkeys(str(e.get("size_rule")) for e in changed))
         out.append(f"sizes {pairs} px (size_rule {rules}, not the protocol's)")
+    if _dict(rec, "features", "collapsed") is True:
+        out.append("COLLAPSED FEATURES (recorded with --allow-collapsed-features)")
     return out
 
 

@@ -82,7 +82,15 @@ def make_record(*, task: str, model: str, weights: dict[str, Any], protocol: dic
                 dataset: dict[str, Any], metrics: dict[str, Any], summary: dict[str, Any] | None = None,
                 extractor: dict[str, Any] | None = None, timings: dict[str, Any] | None = None,
                 extra: dict[str, Any] | None = None, device: Any = None) -> Record:
-    """Assemble a record. ``summary`` holds the headline numbers the leaderboard shows."""
+    """Assemble a record. ``summary`` holds the headline numbers the leaderboard shows. ``extractor`` gets ``input``,
+    the input value range the model saw (:func:`satbench.records.inputs.input_range`), when it names a normalisation."""
+    from satbench.records.inputs import input_range
+
+    extractor = dict(extractor or {})
+    if "input" not in extractor:
+        stated = input_range(extractor)
+        if stated is not None:
+            extractor["input"] = stated
     return Record({
         "schema": SCHEMA,
         "id": uuid.uuid4().hex[:12],
@@ -93,7 +101,7 @@ def make_record(*, task: str, model: str, weights: dict[str, Any], protocol: dic
         "dataset": dataset,
         "metrics": metrics,
         "summary": summary or {},
-        "extractor": extractor or {},
+        "extractor": extractor,
         "timings": timings or {},
         "extra": extra or {},
         "provenance": provenance(device),
@@ -163,7 +171,7 @@ def record_problem(rec: Any) -> Optional[str]:
         if not isinstance(rec[key], str) or not rec[key]:
             return f"{key} must be a non-empty string, got {_show(rec[key])}"
     for key in ("weights", "protocol", "dataset", "metrics", "provenance", "summary", "extractor", "timings", "extra",
-                "predictions"):
+                "predictions", "features"):
         if key in rec and not isinstance(rec[key], dict):
             return f"{key} must be an object, got {_show(rec[key])}"
     checks: list[tuple[str, Any, tuple[type, ...]]] = [

@@ -32,7 +32,7 @@ def _run(argv: list[str], tmp_path, results) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("argv", [
     ["--help"], ["run", "--help"], ["run", "--task", "knn", "--help"], ["run", "--task", "cached-linear", "--help"],
-    ["models"], ["models", "--format", "csv"], ["results", "ls"], ["leaderboard", "--format", "md"],
+    ["models"], ["models", "--format", "csv"], ["models", "--families"], ["results", "ls"], ["leaderboard", "--format", "md"],
     ["leaderboard", "--format", "csv"], ["compare", "--help"], ["suite", "--help"],
 ], ids=" ".join)
 def test_listings_import_no_torch(argv, tmp_path):

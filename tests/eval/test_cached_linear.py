@@ -134,6 +134,7 @@ def test_cli_cached_linear_writes_a_leaderboard_record(tmp_path, capsys):
     assert rec["protocol"]["name"] == "cached-linear-v1" and rec["dataset"]["name"] == "ucm-mini"
     assert rec["metrics"]["selected"]["lr"] in proto["params"]["lrs"]
     assert rec["weights"]["source"] == "random"
+    assert rec["extractor"]["input"]["text"].startswith("[0, 1] then fmow mean/std -> [")  # the range it saw
     # --lr makes no sense for a protocol that sweeps it: one clear line, exit 2
     rc = main(["run", "--task", "linear", "--protocol", str(path), "--weights", "random", "--lr", "0.1"])
     assert rc == 2 and "sweeps learning rates" in capsys.readouterr().err

@@ -58,6 +58,7 @@ def test_run_knn_writes_record_and_prints_table(tiny, tmp_path, capsys):
     assert rec["task"] == "knn" and rec["dataset"]["name"] == "ucm-mini"
     assert rec["protocol"]["overrides"] == {"scales": [0.125], "k": [5, 20]}
     assert set(rec["summary"]["top1_per_scale"]) == {"0.125"}
+    assert rec["extractor"]["input"]["text"].startswith("[0, 1] then uc_merced mean/std -> [")  # the range it saw
     # a second run never overwrites: two records, the second from the cache
     assert main(["run", "--task", "knn", "--weights", "random", "--scales", "0.125", "--k", "5", "20",
                  "--results-dir", str(res), "--no-progress", "--num-workers", "0"]) == 0

@@ -63,6 +63,7 @@ def test_linear_on_fmow_csvs(tmp_path, ucm_mini, capsys):
     rec = json.loads(next((tmp_path / "res").glob("*.json")).read_text())
     assert rec["dataset"]["name"] == "fmow" and rec["dataset"]["num_classes"] == 63
     assert rec["dataset"]["n_train"] == 9 and rec["dataset"]["n_val"] == 3
+    assert rec["extractor"]["input"]["text"].startswith("[0, 1] then fmow mean/std -> [")  # the range it saw
     ck = torch.load(tmp_path / "out" / "checkpoint.pth", weights_only=False)
     assert tuple(ck["linear_head"]["linear.weight"].shape) == (63, 384)
     capsys.readouterr()

@@ -52,6 +52,7 @@ def test_cli_run_writes_a_segmentation_record(trained):
     assert rec["protocol"]["name"] == "upernet-v1" and rec["protocol"]["overrides"]["iters"] == 2  # the recipe, hashed
     assert rec["protocol"]["content"]["params"]["iters"] == 2 and rec["dataset"]["train_equals_val"] is False
     assert rec["weights"]["source"] == "random" and rec["extractor"]["normalization"]["name"] == "fmow"
+    assert rec["extractor"]["input"]["text"].startswith("[0, 255] then fmow mean/std x 255 -> [")
     assert len(rec["extra"]["train_loss"]) == 2
     assert (wd / "final_weights.pth").is_file() and (wd / "satbench_seg_config.py").is_file()
 

@@ -46,6 +46,10 @@ def _leaderboard(args: argparse.Namespace) -> int:
     if out is not None and out.exists() and not out.is_dir():
         raise DataError(f"--out {out}: exists and is not a folder")
     records = read_records(folder)
+    from satbench.records.fingerprints import clash_lines, clashes
+
+    for line in clash_lines(clashes(records)):
+        print(plain(f"satbench: warning: {line}"), file=sys.stderr)
     refs = load_references()
     tables = build_tables(records, args.task, refs)
     print(plain(f"{len(records)} records in {folder}"), file=sys.stderr)

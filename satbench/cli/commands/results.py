@@ -8,6 +8,7 @@ import argparse
 import json
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
@@ -120,9 +121,14 @@ def _ls(args: argparse.Namespace) -> int:
     from satbench.leaderboard.layout import record_settings
     from satbench.records.results import read_records
 
+    from satbench.records.fingerprints import clash_lines, clashes
+
     folder = _folder(args)
     rows = []
-    for rec in read_records(folder):
+    records = read_records(folder)
+    for line in clash_lines(clashes(records)):
+        print(plain(f"satbench: warning: {line}"), file=sys.stderr)
+    for rec in records:
         model, ds = R.text(rec, "model"), R.text(rec, "dataset", "name")
         if args.task and rec.get("task") != args.task:
             continue

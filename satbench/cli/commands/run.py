@@ -46,6 +46,9 @@ def common_parser() -> argparse.ArgumentParser:
                    help="image-decoding worker processes (default: the task's)")
     g.add_argument("--results-dir", default=None, help="where records go (default $SATBENCH_RESULTS or ./results/runs)")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    g.add_argument("--allow-collapsed-features", action="store_true",
+                   help="record a run whose val features have collapsed (most dimensions flat across images), marked "
+                        "in the record and the leaderboard, instead of failing; NaN / inf features always fail")
     return p
 
 
@@ -140,7 +143,7 @@ def run_from_args(task: Any, args: argparse.Namespace) -> int:
     extra = task.run_options(args)
     common = dict(device=args.device, bf16=args.bf16, batch_size=args.batch_size, num_workers=args.num_workers,
                   progress=not args.no_progress, seed=args.seed, trust_checkpoint=args.trust_checkpoint,
-                  allow_unpinned=args.allow_unpinned,
+                  allow_unpinned=args.allow_unpinned, allow_collapsed_features=args.allow_collapsed_features,
                   data_root=args.data_root, normalization=args.normalization, native_size=args.native_size,
                   train_csv=getattr(args, "train_csv", None), val_csv=getattr(args, "val_csv", None),
                   seg_format=getattr(args, "seg_format", None), output_dir=getattr(args, "output_dir", None),
@@ -169,5 +172,10 @@ def run_from_args(task: Any, args: argparse.Namespace) -> int:
             from satbench.records.inputs import input_line
 
             print(input_line(rec))
+            from satbench.eval.feature_guard import warning_line
+
+            loud = warning_line(rec.get("features"))
+            if loud:
+                print(loud)  # under the table (the check's own warning went to stderr when it ran)
             print(f"record: {rec.path}\n")
     return 0

@@ -82,6 +82,13 @@ class Family:
     check_card(card, where): family-specific consistency of a card (dimensions vs arch...), raising SatbenchError.
     default_weights(card, kind): the ``--weights`` spec used when none is given (a snapshot folder, ``hf:...``), or
         None for the card's own weight entry through the satbench cache (every family but ``hf-transformers``).
+
+    What ``satbench models --families`` lists (:mod:`satbench.models.family_table`, which reads these from the family
+    modules' source without importing torch, so write them as literals or module-level string constants):
+    naming: how a user names its models (default: ``<name_prefix><name>``, or a model card of this family);
+    about: one line on what it is; extra: the pip extra that installs what it needs ("" = satbench's own
+    dependencies); requires: the top-level modules it imports beyond satbench's core (checked with
+    ``importlib.util.find_spec``, never imported, for the "installed" column).
     """
 
     name: str
@@ -97,6 +104,10 @@ class Family:
     dynamic_card: Optional[Callable[[str], Any]] = None
     check_card: Optional[Callable[[Any, str], None]] = None
     default_weights: Optional[Callable[[Any, str], Optional[str]]] = None
+    naming: str = ""
+    about: str = ""
+    extra: str = ""
+    requires: tuple[str, ...] = ()
 
     @property
     def takes_input_res(self) -> bool:

@@ -667,6 +667,10 @@ register_family(Family(
     name_prefix=PREFIX,
     dynamic_card=lambda name: card_for(name),
     default_weights=default_weights,
+    naming="hf-transformers:<owner>/<repo>[@rev], or a local snapshot folder (e.g. hf-transformers:facebook/dinov2-small)",
+    about="transformers vision models: Dinov2, Dinov2WithRegisters, DINOv3ViT, ViT, CLIP / SigLIP vision towers",
+    extra="transformers",
+    requires=("transformers",),
 ))
 
 __all__ = ["CLASSES", "HFClass", "HFTransformersBackbone", "PREFIX", "build", "card_for", "class_for",

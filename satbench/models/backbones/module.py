@@ -239,6 +239,10 @@ register_family(Family(
     options={"pool": OptionSpec(str, POOLS, None, "for token outputs: cls | avg | cls+avg"),
              "module_class": OptionSpec(str), "tokens": OptionSpec(str)},
     name_prefix=PREFIX, dynamic_card=_dynamic_card,
+    naming="module:<name> after register_module(<name>, ...) in a $SATBENCH_PLUGINS module; in Python: "
+           "satbench.wrap(module, patch_size=..., normalization=...)",
+    about="your own nn.Module, its token groups and pooling declared; weights identity = its state dict's sha256",
+    requires=("torch",),
 ))
 
 __all__ = ["register_module", "wrapped_backbone", "module_card", "state_dict_sha256", "class_path", "parse_tokens", "WrappedBackbone"]

@@ -347,4 +347,6 @@ register_family(Family(
     no_weight_decay_names=("cls_token", "pos_embed", "gsd_register"),
     key_prefixes=("module.", "backbone."),
     check_card=check_satdino_card,
+    about="SatDINO: DINO ViT with the GSD register token, official checkpoint keys (Straka & Gruber 2025)",
+    requires=("torch",),
 ))

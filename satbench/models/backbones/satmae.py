@@ -279,4 +279,6 @@ register_family(Family(
                                                     "than 14x14: regenerated sin-cos, or bicubic of the stored table")},
     layer_decay_embedding_names=MAE_EMBEDDING_NAMES, no_weight_decay_names=("cls_token", "pos_embed", "mask_token"),
     check_card=check_mae_card,
+    about="SatMAE ViT-L/16 encoder, fixed 2-D sin-cos positions (fmow_pretrain.pth keys)",
+    requires=("torch",),
 ))

@@ -110,6 +110,8 @@ register_family(Family(
     input_res_fn=input_res_for,
     layer_decay_embedding_names=MAE_EMBEDDING_NAMES, no_weight_decay_names=("cls_token", "pos_embed", "mask_token"),
     check_card=check_mae_card,
+    about="Scale-MAE ViT-L/16 encoder, GSD-scaled sin-cos positions (input_res)",
+    requires=("torch",),
 ))
 
 __all__ = ["ScaleMAEViT", "build_scalemae", "input_res_for", "input_res_tensor", "SCALEMAE_DECODER_KEYS",

@@ -306,6 +306,10 @@ register_family(Family(
     no_weight_decay_names=("cls_token", "pos_embed", "reg_token"),
     name_prefix=PREFIX,
     dynamic_card=lambda name: card_for(name),
+    naming="timm:<name>, any timm ViT-like model (e.g. timm:vit_small_patch16_224.dino, "
+           "timm:vit_small_patch14_reg4_dinov2.lvd142m)",
+    about="timm VisionTransformer models (DINO, DINOv2 with and without registers, ...), pool and tokens declared",
+    requires=("timm",),
 ))
 
 __all__ = ["card_for", "build_timm", "timm_state_dict_from_checkpoint", "TIMM_CLASSIFIER_KEYS", "TimmViTBackbone",
