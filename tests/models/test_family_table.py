@@ -41,10 +41,10 @@ def test_models_families_lists_each_family_with_its_models_and_imports_no_torch(
 NEW_FAMILY = '''
 from satbench.models.backbones.base import Family, register_family
 
-PREFIX = "hf-transformers:"
+PREFIX = "newfam:"
 
 register_family(Family(
-    "hf-transformers", None, None, name_prefix=PREFIX,
+    "newfam", None, None, name_prefix=PREFIX,
     about="transformers vision models", extra="hf", requires=("satbench_no_such_module_xyz",),
 ))
 '''
@@ -53,25 +53,25 @@ register_family(Family(
 def test_a_new_family_module_appears_and_its_missing_extra_is_named(tmp_path, monkeypatch, capsys):
     folder = tmp_path / "backbones"
     shutil.copytree(ft.BACKBONES_DIR, folder, ignore=shutil.ignore_patterns("__pycache__"))
-    (folder / "hf_transformers.py").write_text(NEW_FAMILY)
+    (folder / "newfam.py").write_text(NEW_FAMILY)
     monkeypatch.setattr(ft, "BACKBONES_DIR", folder)
     assert main(["models", "--families", "--format", "json"]) == 0
     rows = {row["family"]: row for row in json.loads(capsys.readouterr().out)}
-    assert rows["hf-transformers"] == {
-        "family": "hf-transformers", "models": "hf-transformers:<name>", "about": "transformers vision models",
+    assert rows["newfam"] == {
+        "family": "newfam", "models": "newfam:<name>", "about": "transformers vision models",
         "extra": "hf", "installed": "no (satbench_no_such_module_xyz missing: pip install 'satbench[hf]')"}
-    # a field that is not a literal: the registry is imported instead (no hf-transformers there)
-    (folder / "hf_transformers.py").write_text(NEW_FAMILY.replace('about="transformers vision models"',
+    # a field that is not a literal: the registry is imported instead (no newfam there)
+    (folder / "newfam.py").write_text(NEW_FAMILY.replace('about="transformers vision models"',
                                                                   'about=str(1)'))
     assert ft.source_entries() is None
-    assert "hf-transformers" not in {e["family"] for e in ft.family_entries()}
+    assert "newfam" not in {e["family"] for e in ft.family_entries()}
 
 
 def test_a_plug_in_family_is_listed(tmp_path, monkeypatch, capsys):
     from satbench.models.backbones import FAMILIES
 
-    (tmp_path / "my_family_plugin.py").write_text(NEW_FAMILY.replace('"hf-transformers"', '"myfam"').replace(
-        '"hf-transformers:"', '"myfam:"').replace("satbench_no_such_module_xyz", "json"))
+    (tmp_path / "my_family_plugin.py").write_text(NEW_FAMILY.replace('"newfam"', '"myfam"').replace(
+        '"newfam:"', '"myfam:"').replace("satbench_no_such_module_xyz", "json"))
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("SATBENCH_PLUGINS", "my_family_plugin")
     try:
