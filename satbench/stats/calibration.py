@@ -20,6 +20,12 @@ level set of the confidence is its own bin instead of being pooled with 14/15 <=
 Intervals: a statistic of a resample needs only the per-bin counts and sums, which are ``counts @ columns`` of the
 per-image columns (bin indicator, confidence x indicator, correctness x indicator), so every resample is exact
 (:func:`satbench.stats.bootstrap.bootstrap_sums`) and uses the same images as the record's accuracy intervals.
+Binned calibration errors are biased upward (sampling noise in a bin only ever adds to ``|acc_b - conf_b|``), and a
+resample, whose duplicated images fill fewer bins with fewer distinct images, more so than the point estimate: on 84
+val images the plain percentile interval of the ECE lay wholly above the ECE itself. So the recorded ``ci`` is the
+percentile interval of the resamples **re-centred on the point** (each resampled value minus the resamples' mean bias
+``mean(resampled) - point``): the spread of the estimate around it. The plain percentile interval
+(``ci_percentile``) and the bias (``bootstrap_bias``) are recorded beside it.
 """
 
 from __future__ import annotations
@@ -145,10 +151,13 @@ class CalibrationResult:
     level: float
 
     def block(self, column: Optional[int] = None) -> dict[str, Any]:
-        """``{"ece", "rms", "mce", "ci": {name: [lo, hi]}}`` of one column (None: the mean over columns)."""
+        """``{"ece", "rms", "mce", "ci", "ci_percentile", "bootstrap_bias"}`` of one column (None: the mean over
+        columns); ``ci``: the re-centred percentile interval (see the module docstring)."""
         p = self.mean_point if column is None else self.point[column]
         s = self.mean_samples if column is None else self.samples[column]
-        return {**{k: p[k] for k in NAMES}, "ci": {k: interval(s[k], self.level) for k in NAMES}}
+        bias = {k: float(np.mean(s[k]) - p[k]) for k in NAMES}
+        return {**{k: p[k] for k in NAMES}, "ci": {k: interval(s[k] - bias[k], self.level) for k in NAMES},
+                "ci_percentile": {k: interval(s[k], self.level) for k in NAMES}, "bootstrap_bias": bias}
 
 
 def calibration_intervals(conf: Any, correct: Any, spec: BootstrapSpec,

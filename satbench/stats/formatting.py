@@ -1,4 +1,5 @@
-"""Table strings for statistics: a value with its interval, a seed aggregate, a signed difference, a p-value."""
+"""Table strings for statistics: a value with its interval, a seed aggregate, a signed difference, a p-value, the
+calibration errors."""
 
 from __future__ import annotations
 
@@ -38,3 +39,27 @@ def pvalue(p: Optional[float]) -> str:
     if p is None:
         return "-"
     return f"{p:.4f}" if p >= 1e-4 else f"{p:.1e}"
+
+
+def calibration(block: Optional[Mapping[str, Any]], digits: int = 2) -> str:
+    """``ECE 4.10 [3.20, 5.00], RMS ..., MCE ... (%)`` of a ``summary["calibration"]`` block (``-`` without one)."""
+    if not isinstance(block, Mapping):
+        return "-"
+    ci = block.get("ci") if isinstance(block.get("ci"), Mapping) else {}
+    parts = [f"{name.upper()} {value_ci(block.get(name), ci.get(name), digits)}" for name in ("ece", "rms", "mce")]
+    return ", ".join(parts) + " (%)"
+
+
+def calibration_line(summary: Mapping[str, Any], digits: int = 2) -> Optional[str]:
+    """The one screen line of a record's calibration (None when the record has none)."""
+    block = summary.get("calibration")
+    if not isinstance(block, Mapping):
+        return None
+    where = [f"k={block['k']}"] if "k" in block else []
+    if block.get("over"):
+        where.append(str(block["over"]))
+    head = "calibration" + (f" ({', '.join(where)})" if where else "")
+    line = f"{head}: {calibration(block, digits)}"
+    if isinstance(block.get("scaled"), Mapping):
+        line += f"; temperature-scaled (T = {block['temperature']:.3g}): {calibration(block['scaled'], digits)}"
+    return line

@@ -113,8 +113,26 @@ def test_bootstrap_samples_are_the_statistic_of_each_resample():
     block = res.block(0)
     assert block["ece"] == pytest.approx(loop_errors(conf, correct)["ece"])
     for name in ("ece", "rms", "mce"):
+        raw = res.samples[0][name]
+        bias = raw.mean() - block[name]
+        assert block["bootstrap_bias"][name] == pytest.approx(bias)
+        assert block["ci_percentile"][name] == pytest.approx(list(np.percentile(raw, [2.5, 97.5])))
+        assert block["ci"][name] == pytest.approx(list(np.percentile(raw - bias, [2.5, 97.5])))
         lo, hi = block["ci"][name]
-        assert lo <= block[name] <= hi, name   # a miscalibrated example: its interval brackets the point
+        assert lo <= block[name] <= hi, name
+
+
+def test_the_recentred_interval_brackets_the_point_where_the_plain_one_does_not():
+    """A well calibrated sample: the resamples' ECE is biased upward, the plain percentile interval lies above the
+    ECE; the re-centred one brackets it."""
+    rng = np.random.default_rng(4)
+    conf = rng.uniform(0.3, 1.0, 84)
+    correct = (rng.random(84) < conf).astype(int)
+    block = calibration_intervals(conf, correct, BootstrapSpec(H, resamples=2000)).block(0)
+    assert block["bootstrap_bias"]["ece"] > 0 and block["ci_percentile"]["ece"][0] > block["ece"]
+    for name in ("ece", "rms", "mce"):
+        lo, hi = block["ci"][name]
+        assert lo <= block[name] <= hi, name
 
 
 def test_several_columns_average_inside_each_resample():
