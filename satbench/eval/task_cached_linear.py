@@ -125,7 +125,7 @@ class CachedLinearTask(Task):
 
         from satbench.eval.repeats import describe_aggregate, is_aggregate
         from satbench.eval.task_knn import subset_text
-        from satbench.eval.task_linear import statistics_rows
+        from satbench.eval.task_linear import calibration_text, statistics_rows
 
         if is_aggregate(record):
             return describe_aggregate(record)
@@ -144,11 +144,3 @@ class CachedLinearTask(Task):
             rows.append(["train subset", subset_text(sub)])
         rows += statistics_rows(record)
         return tabulate(rows, tablefmt="simple") + calibration_text(record)
-
-
-def calibration_text(record: Any) -> str:
-    """The calibration line under a probe's table (empty without calibration)."""
-    from satbench.stats.formatting import calibration_line
-
-    line = calibration_line(record.get("summary") or {})
-    return f"\n{line}" if line else ""
