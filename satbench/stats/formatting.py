@@ -41,12 +41,24 @@ def pvalue(p: Optional[float]) -> str:
     return f"{p:.4f}" if p >= 1e-4 else f"{p:.1e}"
 
 
+def _number(v: Any) -> Optional[float]:
+    """``v`` as a finite float, None for anything else (records read from disk are untrusted)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or v in (float("inf"), float("-inf")):
+        return None
+    return float(v)
+
+
+def _pair(v: Any) -> Optional[list[Optional[float]]]:
+    return [_number(x) for x in v] if isinstance(v, (list, tuple)) and len(v) == 2 else None
+
+
 def calibration(block: Optional[Mapping[str, Any]], digits: int = 2) -> str:
     """``ECE 4.10 [3.20, 5.00], RMS ..., MCE ... (%)`` of a ``summary["calibration"]`` block (``-`` without one)."""
     if not isinstance(block, Mapping):
         return "-"
     ci = block.get("ci") if isinstance(block.get("ci"), Mapping) else {}
-    parts = [f"{name.upper()} {value_ci(block.get(name), ci.get(name), digits)}" for name in ("ece", "rms", "mce")]
+    parts = [f"{name.upper()} {value_ci(_number(block.get(name)), _pair(ci.get(name)), digits)}"
+             for name in ("ece", "rms", "mce")]
     return ", ".join(parts) + " (%)"
 
 
@@ -55,11 +67,14 @@ def calibration_line(summary: Mapping[str, Any], digits: int = 2) -> Optional[st
     block = summary.get("calibration")
     if not isinstance(block, Mapping):
         return None
-    where = [f"k={block['k']}"] if "k" in block else []
-    if block.get("over"):
-        where.append(str(block["over"]))
+    k = block.get("k")
+    where = [f"k={k}"] if isinstance(k, int) and not isinstance(k, bool) else []
+    if isinstance(block.get("over"), str):
+        where.append(block["over"][:60])
     head = "calibration" + (f" ({', '.join(where)})" if where else "")
     line = f"{head}: {calibration(block, digits)}"
     if isinstance(block.get("scaled"), Mapping):
-        line += f"; temperature-scaled (T = {block['temperature']:.3g}): {calibration(block['scaled'], digits)}"
+        t = _number(block.get("temperature"))
+        line += f"; temperature-scaled (T = {'-' if t is None else format(t, '.3g')}): " \
+                f"{calibration(block['scaled'], digits)}"
     return line

@@ -225,3 +225,9 @@ def test_knn_record_has_calibration_recomputable_from_its_sidecar(tiny, tmp_path
         assert cal[name] == pytest.approx((per[0][name] + per[1][name]) / 2, abs=1e-9)
         lo, hi = cal["ci"][name]
         assert lo <= cal[name] <= hi and f"{name.upper()} {cal[name]:.2f} [{lo:.2f}, {hi:.2f}]" in line
+    # the same line in `results show` and on the leaderboard's record card
+    from satbench.leaderboard.runs import provenance_line
+
+    assert main(["results", "--results-dir", str(res), "show", rec["id"]]) == 0
+    assert line in capsys.readouterr().out.splitlines()
+    assert provenance_line(rec)["calibration"] == line

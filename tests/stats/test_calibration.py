@@ -145,3 +145,21 @@ def test_several_columns_average_inside_each_resample():
     assert np.array_equal(res.samples[1]["ece"], one.samples[0]["ece"])
     assert np.allclose(res.mean_samples["rms"], (res.samples[0]["rms"] + res.samples[1]["rms"]) / 2)
     assert res.mean_point["mce"] == pytest.approx((res.point[0]["mce"] + res.point[1]["mce"]) / 2)
+
+
+def test_the_screen_line_and_a_hostile_record():
+    from satbench.stats.formatting import calibration_line
+
+    block = {"ece": 4.1, "rms": 5.0, "mce": 12.0, "ci": {"ece": [3.2, 5.0], "rms": [4.0, 6.0], "mce": [8.0, 20.0]},
+             "k": 20, "over": "mean over 4 scales"}
+    assert calibration_line({"calibration": block}) == ("calibration (k=20, mean over 4 scales): ECE 4.10 [3.20, 5.00], "
+                                                        "RMS 5.00 [4.00, 6.00], MCE 12.00 [8.00, 20.00] (%)")
+    scaled = {"ece": 2.0, "rms": 3.0, "mce": 9.0, "ci": {}, "temperature": 1.5}
+    line = calibration_line({"calibration": {**block, "k": None, "over": None, "temperature": 1.5, "scaled": scaled}})
+    assert line.startswith("calibration: ECE 4.10") and line.endswith(
+        "; temperature-scaled (T = 1.5): ECE 2.00, RMS 3.00, MCE 9.00 (%)")
+    assert calibration_line({}) is None and calibration_line({"calibration": [1]}) is None
+    hostile = {"ece": "x", "rms": float("nan"), "mce": True, "ci": {"ece": "bad", "rms": [1, "a"]}, "k": "20",
+               "temperature": "hot", "scaled": {"ece": []}}
+    assert calibration_line({"calibration": hostile}) == ("calibration: ECE -, RMS -, MCE - (%); temperature-scaled "
+                                                          "(T = -): ECE -, RMS -, MCE - (%)")
