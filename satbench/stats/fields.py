@@ -173,7 +173,8 @@ def knn_calibration(scales: Sequence[float], conf: np.ndarray, correct: np.ndarr
     res = calibration_intervals(conf, correct, spec, bins)
     over = f"mean over {len(scales)} scales" if len(scales) > 1 else f"scale {scales[0]!r}"
     summary = {**res.block(None), "k": int(k), "over": over}
-    per_scale = {str(s): {**res.block(j), "unanimous_fraction": float((conf[:, j] == 1.0).mean()),
+    per_scale = {str(s): {**res.block(j), "mean_confidence": 100.0 * float(conf[:, j].mean()),
+                          "unanimous_fraction": float((conf[:, j] == 1.0).mean()),
                           "reliability": reliability(conf[:, j], correct[:, j], bins)} for j, s in enumerate(scales)}
     metrics = {**_calibration_metrics(bins, KNN_CONFIDENCE), "k": int(k), "per_scale": per_scale,
                "binning_choice": ("uniform15 as for the probes: the weighted votes make the confidence continuous, "
@@ -228,13 +229,15 @@ def probe_calibration(conf: np.ndarray, correct: np.ndarray, spec: BootstrapSpec
 
     bins = binning()
     summary = calibration_intervals(conf, correct, spec, bins).block(0)
-    metrics = {**_calibration_metrics(bins, PROBE_CONFIDENCE), "reliability": reliability(conf, correct, bins)}
+    metrics = {**_calibration_metrics(bins, PROBE_CONFIDENCE), "mean_confidence": 100.0 * float(conf.mean()),
+               "reliability": reliability(conf, correct, bins)}
     if isinstance(temperature, tuple):
         fit, scaled = temperature
         s = calibration_intervals(scaled, correct, spec, bins).block(0)
         summary["temperature"] = fit.temperature
         summary["scaled"] = s
-        metrics["temperature_scaling"] = applied(fit, {**s, "reliability": reliability(scaled, correct, bins)})
+        metrics["temperature_scaling"] = applied(fit, {**s, "mean_confidence": 100.0 * float(np.mean(scaled)),
+                                                       "reliability": reliability(scaled, correct, bins)})
     else:
         metrics["temperature_scaling"] = not_applicable(temperature or "not asked for (--temperature-scaling)")
     return summary, metrics
