@@ -8,6 +8,10 @@ linear heads (learning rates x weight decays) in one pass over the cached featur
    weight decay (:func:`train_heads`), cosine schedule per step, no warmup.
 3. The head with the best hold-out top-1 wins (ties: the earlier grid point); its lr / wd are refit on the whole train
    split and reported on val (top-1 / top-5). All grid accuracies and the selection are recorded.
+4. Calibration: each val prediction's softmax confidence. With temperature scaling (optional), ``T`` is fitted on the
+   hold-out's logits of the *selected grid head* -- trained on the rest of train only, with the refit head's lr / wd
+   and epochs -- and applied to the refit head's val logits (:mod:`satbench.stats.temperature`): the hold-out is a
+   named, seeded fraction of the training split (``holdout_fraction``, ``--seed``), and no val image is ever seen.
 """
 
 from __future__ import annotations
@@ -122,6 +126,10 @@ class CachedLinearResult:
     subset: Any = None
     #: the record's ``features`` section (:func:`satbench.eval.feature_guard.check_arrays` on the val features)
     features: Optional[dict[str, Any]] = None
+    #: the softmax confidence of each val prediction; with temperature scaling, the fit and the scaled confidences
+    conf: Optional[np.ndarray] = None
+    temperature_fit: Any = None
+    conf_scaled: Optional[np.ndarray] = None
 
     @property
     def summary(self) -> dict[str, Any]:
@@ -144,7 +152,8 @@ def run_cached_linear(extractor: FeatureExtractor, train_items: Sequence[Any], v
                       num_classes: int, protocol: Protocol, *, train_split_sha256: str, val_split_sha256: str,
                       cache: Optional[FeatureCache] = None, batch_size: int = 64, num_workers: int = 1,
                       seed: int = 0, progress: bool = True, dist: Any = None,
-                      train_subsets: Sequence[Any] = (), allow_collapsed_features: bool = False) -> Any:
+                      train_subsets: Sequence[Any] = (), allow_collapsed_features: bool = False,
+                      temperature_scaling: bool = False) -> Any:
     """Run ``cached-linear-v1`` (see the module docstring); ``batch_size`` is the extraction batch. Under torchrun
     (``dist``) every rank extracts a shard; rank 0 trains the heads and returns the result, the others None.
 
@@ -152,7 +161,8 @@ def run_cached_linear(extractor: FeatureExtractor, train_items: Sequence[Any], v
     train features instead, from one extraction of the full split; returns a list of results, one per subset.
 
     The val features are checked before any head is trained (:mod:`satbench.eval.feature_guard`: NaN / inf in either
-    split and collapse fail in one line; ``allow_collapsed_features`` records a collapse instead)."""
+    split and collapse fail in one line; ``allow_collapsed_features`` records a collapse instead).
+    ``temperature_scaling``: fit a temperature on the hold-out (step 4 of the module docstring)."""
     s = CachedLinearSettings.from_protocol(protocol)
     y_all = np.asarray([int(it.label) for it in train_items])
     for sub in train_subsets:
@@ -181,8 +191,14 @@ def run_cached_linear(extractor: FeatureExtractor, train_items: Sequence[Any], v
     features = check_arrays({view.key: f_val}, name, split_sha256=val_split_sha256,
                             views={view.key: {"spec": view.spec, "input_res": view.input_res}},
                             others={"train features": f_train}, allow_collapsed=allow_collapsed_features)
+
+    def scaling(split: str, sha: str) -> Optional[dict[str, str]]:
+        return {"split": split, "split_sha256": sha, "test_split_sha256": val_split_sha256} if temperature_scaling \
+            else None
+
     if not train_subsets:
-        res = _fit(f_train, y_train, f_val, y_val, num_classes, s, seed, extract, t_extract)
+        res = _fit(f_train, y_train, f_val, y_val, num_classes, s, seed, extract, t_extract,
+                   scaling("train", train_split_sha256))
         res.features = features
         return res
     out = []
@@ -191,7 +207,8 @@ def run_cached_linear(extractor: FeatureExtractor, train_items: Sequence[Any], v
         shared = extract if i == 0 else {"view": view.spec, "cached_views": [], "computed_views": [],
                                          "images_decoded": 0, "forward_images": 0, "seconds": 0.0,
                                          "shared_with_record": None}  # the first subset's record id
-        res = _fit(f_train[idx], y_train[idx], f_val, y_val, num_classes, s, seed, shared, t_extract if i == 0 else 0.0)
+        res = _fit(f_train[idx], y_train[idx], f_val, y_val, num_classes, s, seed, shared, t_extract if i == 0 else 0.0,
+                   scaling(f"train subset {sub.kind} {sub.value} (draw {sub.draw})", sub.sha256))
         res.subset = sub
         res.features = features
         out.append(res)
@@ -199,8 +216,10 @@ def run_cached_linear(extractor: FeatureExtractor, train_items: Sequence[Any], v
 
 
 def _fit(f_train: np.ndarray, y_train: np.ndarray, f_val: np.ndarray, y_val: np.ndarray, num_classes: int,
-         s: CachedLinearSettings, seed: int, extract: dict[str, Any], t_extract: float) -> CachedLinearResult:
-    """Hold-out, grid, selection, refit on all of ``f_train``, evaluation on val (steps 2-3 of the module docstring)."""
+         s: CachedLinearSettings, seed: int, extract: dict[str, Any], t_extract: float,
+         scaling: Optional[dict[str, str]] = None) -> CachedLinearResult:
+    """Hold-out, grid, selection, refit on all of ``f_train``, evaluation on val, confidences and (``scaling``: the
+    train split's name and hashes) the temperature (steps 2-4 of the module docstring)."""
     t1 = time.perf_counter()
     fit, hold = stratified_holdout(y_train, s.holdout_fraction, seed)
     xt = torch.from_numpy(f_train)
@@ -223,6 +242,20 @@ def _fit(f_train: np.ndarray, y_train: np.ndarray, f_val: np.ndarray, y_val: np.
     pred, hit5 = topk_predictions(logits, yv)
     n = len(yv)
     t_refit = time.perf_counter() - t2
+    from satbench.stats.temperature import softmax_confidence
+
+    z_val = logits.double().numpy()
+    conf = softmax_confidence(z_val, pred)
+    t_fit, conf_scaled = None, None
+    if scaling is not None:
+        from satbench.stats.temperature import HoldOut, fit_temperature
+
+        z_hold = (xt[hold] @ w[best].T + b[best]).double().numpy()   # the selected grid head never saw these
+        where = HoldOut(scaling["split"], scaling["split_sha256"], tuple(int(i) for i in hold), s.holdout_fraction,
+                        seed, "the protocol's selection hold-out (holdout_fraction, stratified, seeded with --seed); "
+                              "logits of the selected grid head, trained on the rest of the split only")
+        t_fit = fit_temperature(z_hold, y_train[hold], where, test_split_sha256=scaling["test_split_sha256"])
+        conf_scaled = softmax_confidence(z_val, pred, t_fit.temperature)
     return CachedLinearResult(
         top1=100.0 * c1 / n, top5=100.0 * c5 / n if num_classes >= 5 else None,
         val_loss=float(F.cross_entropy(logits, yv)),
@@ -233,5 +266,6 @@ def _fit(f_train: np.ndarray, y_train: np.ndarray, f_val: np.ndarray, y_val: np.
         extract=extract,
         settings=s,
         seconds={"extract": round(t_extract, 3), "grid": round(t_grid, 3), "refit": round(t_refit, 3)},
-        y_val=y_val.astype(np.int64), pred=pred, top5_hit=hit5,
+        y_val=y_val.astype(np.int64), pred=pred, top5_hit=hit5, conf=conf, temperature_fit=t_fit,
+        conf_scaled=conf_scaled,
     )

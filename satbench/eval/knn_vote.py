@@ -6,6 +6,11 @@ weight can overflow, underflow to a subnormal/zero or make a class sum overflow 
 similarities); otherwise ``"shifted"``: ``exp((sim - max_j sim_j) / T)`` per query in float64, which ranks classes as
 the official formula does in exact arithmetic (every class sum is divided by the same ``exp(max / T)``).
 :func:`knn_classify` is one search with ``k_max = max(k)`` and the vote of every k from it.
+
+Confidence (for calibration, :mod:`satbench.stats.calibration`): the top class's share of the vote,
+``votes[top] / sum_c votes[c]`` (the normalised weighted votes; the vote sums as computed, divided in float64). It is
+exactly 1 when the k neighbours share one class, and the same in both arithmetic forms up to rounding (the shift
+divides every class sum by one number).
 """
 
 from __future__ import annotations
@@ -35,7 +40,8 @@ EXP_UNDERFLOW = math.log(_F32.tiny)
 class KnnResult:
     """Top-1 and top-5 (%) for each k of one scale; ``vote``: the vote arithmetic used per k; ``search``: the plan;
     ``pred``: per k, each query's top-1 class (int64, query order); ``top5_hit``: per k, whether its label is among the
-    first ``min(5, k)`` classes (the per-image terms of ``top1`` / ``top5``, from the same ranking)."""
+    first ``min(5, k)`` classes (the per-image terms of ``top1`` / ``top5``, from the same ranking); ``conf``: per k,
+    the top class's share of the weighted vote (float64 in (0, 1])."""
 
     top1: dict[int, float]
     top5: dict[int, float]
@@ -43,6 +49,7 @@ class KnnResult:
     search: dict[str, Any] = field(default_factory=dict)
     pred: dict[int, np.ndarray] = field(default_factory=dict)
     top5_hit: dict[int, np.ndarray] = field(default_factory=dict)
+    conf: dict[int, np.ndarray] = field(default_factory=dict)
 
 
 
@@ -77,6 +84,14 @@ def knn_vote_with_form(sims: torch.Tensor, indices: torch.Tensor, train_labels: 
     neighbours, ``sort(descending)``. ``"shifted"``: the same in float64 with weights ``exp((sim - max sim) / T)``
     (per query), which cannot overflow and always gives the nearest neighbour weight 1. ``form=None`` picks
     :func:`knn_vote_form`; forcing ``"official"`` where it would overflow is refused."""
+    ranking, form, _ = knn_vote_confidence(sims, indices, train_labels, num_classes, k, temperature, chunk, form)
+    return ranking, form
+
+
+def knn_vote_confidence(sims: torch.Tensor, indices: torch.Tensor, train_labels: torch.Tensor, num_classes: int,
+                        k: int, temperature: float, chunk: int = 1024,
+                        form: Optional[str] = None) -> tuple[torch.Tensor, str, np.ndarray]:
+    """:func:`knn_vote_with_form` and each query's confidence: the top class's share of the vote (float64)."""
     auto = knn_vote_form(sims, k, temperature)
     if form is None:
         form = auto
@@ -85,7 +100,7 @@ def knn_vote_with_form(sims: torch.Tensor, indices: torch.Tensor, train_labels: 
     elif form == "official" and auto != "official":
         raise SatbenchError(f"kNN vote: exp(sim / T) overflows or underflows float32 at T = {temperature} "
                             f"(k = {k}); the official arithmetic cannot be used here")
-    preds = []
+    preds, confs = [], []
     for i in range(0, sims.shape[0], chunk):
         d = sims[i:i + chunk, :k]
         j = indices[i:i + chunk, :k]
@@ -103,7 +118,10 @@ def knn_vote_with_form(sims: torch.Tensor, indices: torch.Tensor, train_labels: 
         probs = torch.sum(torch.mul(one_hot.view(b, -1, num_classes), weights.view(b, -1, 1)), 1)
         _, order = probs.sort(1, True)
         preds.append(order)
-    return (torch.cat(preds) if preds else torch.zeros(0, num_classes, dtype=torch.int64)), form
+        top = torch.gather(probs, 1, order[:, :1]).squeeze(1).to("cpu", torch.float64)
+        confs.append((top / probs.to("cpu", torch.float64).sum(1)).numpy())
+    ranking = torch.cat(preds) if preds else torch.zeros(0, num_classes, dtype=torch.int64)
+    return ranking, form, (np.concatenate(confs) if confs else np.zeros(0, dtype=np.float64))
 
 
 def knn_vote(sims: torch.Tensor, indices: torch.Tensor, train_labels: torch.Tensor, num_classes: int, k: int,
@@ -144,12 +162,12 @@ def knn_classify(train_feats: np.ndarray | torch.Tensor, train_labels: Sequence[
     yte = _labels(test_labels)
     info: dict[str, Any] = {}
     sims, idx = knn_search(x, q, max(ks), backend=backend, device=device, max_block_bytes=max_block_bytes, info=info)
-    top1, top5, vote, pred, hit5 = {}, {}, {}, {}, {}
+    top1, top5, vote, pred, hit5, conf = {}, {}, {}, {}, {}, {}
     for k in ks:
-        ranking, vote[k] = knn_vote_with_form(sims, idx, ytr, num_classes, k, temperature)
+        ranking, vote[k], conf[k] = knn_vote_confidence(sims, idx, ytr, num_classes, k, temperature)
         top1[k], top5[k] = topk_accuracy(ranking, yte, k)
         pred[k], hit5[k] = per_image_predictions(ranking, yte, k)
-    return KnnResult(top1, top5, vote, info, pred, hit5)
+    return KnnResult(top1, top5, vote, info, pred, hit5, conf)
 
 
 def per_image_predictions(ranking: torch.Tensor, targets: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:

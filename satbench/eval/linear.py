@@ -56,13 +56,18 @@ BEST_NAME = "checkpoint_best.pth"
 @dataclass
 class ValPredictions:
     """Per-image results of one evaluation, in val split order: the top-1 class and whether the label is in the
-    top 5 (the terms whose means are ``acc1`` / ``acc5``)."""
+    top 5 (the terms whose means are ``acc1`` / ``acc5``), and the softmax confidence of the top-1 class (float64;
+    None from a checkpoint written before it was kept)."""
 
     pred: np.ndarray      # int64 [n]
     top5_hit: np.ndarray  # bool [n]
+    conf: Optional[np.ndarray] = None  # float64 [n]
 
     def as_checkpoint(self) -> dict[str, Tensor]:
-        return {"pred": torch.from_numpy(self.pred.astype(np.int64)), "top5_hit": torch.from_numpy(self.top5_hit)}
+        out = {"pred": torch.from_numpy(self.pred.astype(np.int64)), "top5_hit": torch.from_numpy(self.top5_hit)}
+        if self.conf is not None:
+            out["conf"] = torch.from_numpy(self.conf.astype(np.float64))
+        return out
 
     @classmethod
     def from_checkpoint(cls, d: Any, n: int) -> Optional["ValPredictions"]:
@@ -70,7 +75,16 @@ class ValPredictions:
         if not isinstance(d, dict) or not all(isinstance(d.get(k), Tensor) for k in ("pred", "top5_hit")):
             return None
         pred, hit = d["pred"].numpy().astype(np.int64), d["top5_hit"].numpy().astype(bool)
-        return cls(pred, hit) if pred.shape == (n,) == hit.shape else None
+        conf = d["conf"].numpy().astype(np.float64) if isinstance(d.get("conf"), Tensor) else None
+        if conf is not None and (conf.shape != (n,) or not ((conf >= 0) & (conf <= 1)).all()):
+            conf = None
+        return cls(pred, hit, conf) if pred.shape == (n,) == hit.shape else None
+
+
+def top1_confidence(logits: Tensor, pred: np.ndarray) -> np.ndarray:
+    """The softmax probability (float64) of each row's predicted class ``pred``."""
+    p = torch.softmax(logits.detach().to("cpu", torch.float64), dim=1)
+    return p.gather(1, torch.from_numpy(np.asarray(pred, dtype=np.int64)).view(-1, 1)).squeeze(1).numpy().copy()
 
 
 def topk_predictions(logits: Tensor, target: Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -120,7 +134,7 @@ def evaluate_predictions(extractor: FeatureExtractor, head: nn.Module, loader: D
     head.eval()
     sums = torch.zeros(4, dtype=torch.float64)  # loss sum, correct1, correct5, n
     moments = FeatureMoments()
-    preds, hits = [], []
+    preds, hits, confs = [], [], []
     for x, y in tqdm(loader, desc=desc, disable=not progress, leave=False):
         y = y.to(extractor.device)
         with _autocast(extractor):
@@ -131,6 +145,7 @@ def evaluate_predictions(extractor: FeatureExtractor, head: nn.Module, loader: D
         p, h = topk_predictions(logits, y)
         preds.append(p)
         hits.append(h)
+        confs.append(top1_confidence(logits, p))
         sums += torch.tensor([float(F.cross_entropy(logits, y, reduction="sum")), c1, c5, len(y)], dtype=torch.float64)
     all_reduce_sum(sums, info)
     summed = moments.as_tensor(extractor.feature_dim)
@@ -148,7 +163,8 @@ def evaluate_predictions(extractor: FeatureExtractor, head: nn.Module, loader: D
     cat = lambda xs, dt: np.concatenate(xs) if xs else np.zeros(0, dtype=dt)  # noqa: E731
     pred = _gather_in_order(cat(preds, np.int64), n, info)
     hit = _gather_in_order(cat(hits, bool), n, info)
-    return metrics, (ValPredictions(pred, hit) if pred is not None else None)
+    conf = _gather_in_order(cat(confs, np.float64), n, info)
+    return metrics, (ValPredictions(pred, hit, conf) if pred is not None else None)
 
 
 def _autocast(extractor: FeatureExtractor):

@@ -14,7 +14,8 @@ from typing import Any
 
 from satbench.config.argtypes import positive_int
 from satbench.eval.cached_linear_settings import CachedLinearSettings
-from satbench.stats.attach import add_seed_arguments, add_statistics_arguments, add_subset_arguments, ci_text
+from satbench.stats.attach import (add_calibration_arguments, add_seed_arguments, add_statistics_arguments,
+                                   add_subset_arguments, ci_text)
 from satbench.stats.attach import run_options as statistics_run_options
 from satbench.eval.task import Headline, RunOptions, Task, register_task
 from satbench.eval.task_linear import protocol_normalization
@@ -35,6 +36,7 @@ class CachedLinearTask(Task):
     distributed = True  # under torchrun: sharded extraction, rank 0 trains the heads and writes one record
     supports_seeds = True
     supports_subsets = True  # --train-fraction / --shots: one extraction, one record per subset and draw
+    supports_temperature_scaling = True  # fitted on the protocol's hold-out of train
 
     def accepts(self, protocol: Any) -> bool:
         return protocol.task == "linear" and protocol.params.get("method") == "cached-heads"
@@ -46,6 +48,8 @@ class CachedLinearTask(Task):
         add_seed_arguments(g)
         add_statistics_arguments(g)
         add_subset_arguments(g)
+        add_calibration_arguments(g, "on the protocol's hold-out of the train split (holdout_fraction, seeded with "
+                                     "--seed), with the selected grid head, which never saw it")
 
     def protocol_overrides(self, args: argparse.Namespace) -> dict[str, Any]:
         return {"epochs": args.epochs} if args.epochs is not None else {}
@@ -79,7 +83,8 @@ class CachedLinearTask(Task):
                                 cache=cache,
                                 batch_size=options.batch_size, num_workers=options.num_workers, seed=options.seed,
                                 progress=options.progress and info.is_main, dist=info, train_subsets=subsets,
-                                allow_collapsed_features=options.allow_collapsed_features)
+                                allow_collapsed_features=options.allow_collapsed_features,
+                                temperature_scaling=bool(options.extra.get("temperature_scaling")))
         if res is None:
             return None
         if isinstance(res, list):
@@ -111,9 +116,10 @@ class CachedLinearTask(Task):
         if res.features is not None:
             record["features"] = res.features
         c = dataset.num_classes
+        scaled = (res.temperature_fit, res.conf_scaled) if res.temperature_fit is not None else None
         fields = classification_fields(res.y_val, res.pred, split_sha256=dataset.split_sha256("val"), num_classes=c,
-                                       top5_correct=res.top5_hit if c >= 5 else None,
-                                       **StatsOptions.from_extra(options.extra).kwargs())
+                                       top5_correct=res.top5_hit if c >= 5 else None, conf=res.conf,
+                                       temperature=scaled, **StatsOptions.from_extra(options.extra).kwargs())
         attach(record, fields)
         return record
 
@@ -122,7 +128,7 @@ class CachedLinearTask(Task):
 
         from satbench.eval.repeats import describe_aggregate, is_aggregate
         from satbench.eval.task_knn import subset_text
-        from satbench.eval.task_linear import statistics_rows
+        from satbench.eval.task_linear import calibration_text, statistics_rows
 
         if is_aggregate(record):
             return describe_aggregate(record)
@@ -140,4 +146,4 @@ class CachedLinearTask(Task):
         if isinstance(sub, dict):
             rows.append(["train subset", subset_text(sub)])
         rows += statistics_rows(record)
-        return tabulate(rows, tablefmt="simple")
+        return tabulate(rows, tablefmt="simple") + calibration_text(record)

@@ -87,8 +87,9 @@ def knn_record(run: Any, loaded: Any, dataset: Any, stats_opts: Any = None) -> d
     if len(set(scales)) == len(scales):
         preds = {(float(e.scale), k): by_view[e.view.key].pred[k] for e in entries for k in ks}
         hit5 = {(float(e.scale), k_report): by_view[e.view.key].top5_hit[k_report] for e in entries}
+        conf = {(float(e.scale), k_report): by_view[e.view.key].conf[k_report] for e in entries}
         fields = knn_fields(run.val_labels, preds, k_report=k_report, split_sha256=dataset.splits["val"].sha256,
-                            num_classes=num_classes, top5_correct=hit5, **stats_opts.kwargs())
+                            num_classes=num_classes, top5_correct=hit5, conf=conf, **stats_opts.kwargs())
         attach(record, fields)
     else:  # two entries of one scale cannot be told apart in the sidecar (no shipped protocol does this)
         record["metrics"]["statistics"] = {"error": f"statistics left out: scale entries repeat a scale {scales}"}
@@ -288,6 +289,11 @@ class KnnTask(Task):
                          f", drop {rob['reference_scale']:g} -> {rob['smallest_scale']:g} "
                          f"{value_ci(rob['drop_to_smallest_scale'], ci.get('drop_to_smallest_scale'))}, "
                          f"AUC over log2 scale {value_ci(rob['auc_log2_scale'], ci.get('auc_log2_scale'))}")
+        from satbench.stats.formatting import calibration_line
+
+        calib = calibration_line(record["summary"])
+        if calib:
+            lines.append(calib)
         boot = (m.get("statistics") or {}).get("bootstrap")
         if boot:
             lines.append(f"intervals: 95% percentile bootstrap over the {m['n_val']} val images, "

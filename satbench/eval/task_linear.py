@@ -173,7 +173,13 @@ class _TrainedProbeTask(Task):
                      ["epochs", f"{epochs} (resumed at {m['resumed_from_epoch']})" if m["resumed_from_epoch"] else epochs],
                      ["effective lr", f"{m['effective_lr']:g}"], ["checkpoints", record["extra"].get("output_dir", "")]]
         rows += statistics_rows(record)
-        return tabulate(rows, tablefmt="simple")
+        return tabulate(rows, tablefmt="simple") + calibration_text(record)
+
+
+#: Why a linear / fine-tune record has no temperature-scaled errors.
+TEMPERATURE_NOT_HERE = ("not available for this task: its head is trained on the whole train split, so no held-out "
+                        "part of train is left to fit a temperature on (cached-linear's --temperature-scaling fits it "
+                        "on its hold-out)")
 
 
 def attach_classification_statistics(record: Any, dataset: Any, preds: Any, options: RunOptions, what: str) -> None:
@@ -192,8 +198,20 @@ def attach_classification_statistics(record: Any, dataset: Any, preds: Any, opti
     c = dataset.num_classes
     fields = classification_fields(y, np.asarray(preds.pred), split_sha256=dataset.split_sha256("val"),
                                    num_classes=c, top5_correct=np.asarray(preds.top5_hit) if c >= 5 else None,
+                                   conf=preds.conf, temperature=TEMPERATURE_NOT_HERE,
                                    **StatsOptions.from_extra(options.extra).kwargs())
     attach(record, fields)
+    if preds.conf is None:
+        record["metrics"]["calibration"] = {"error": f"calibration left out: no per-image confidences of the {what} "
+                                                     f"(resumed from a checkpoint written before they were kept)"}
+
+
+def calibration_text(record: Any) -> str:
+    """The calibration line under a probe's table (empty without calibration)."""
+    from satbench.stats.formatting import calibration_line
+
+    line = calibration_line(record.get("summary") or {})
+    return f"\n{line}" if line else ""
 
 
 def statistics_rows(record: Any) -> list[list[Any]]:

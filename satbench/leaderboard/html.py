@@ -158,7 +158,7 @@ document.body.setAttribute('data-ready', '1');
 
 _RECORD_FIELDS = (("file", "record file"), ("id", "id"), ("date", "date"), ("protocol", "protocol"),
                   ("protocol_hash", "protocol hash"), ("weights", "weights sha256 (file)"), ("tensors", "weights tensors sha256"),
-                  ("commit", "commit"))
+                  ("commit", "commit"), ("calibration", "calibration"))
 
 
 def page(tables: list[Table], *, interval: str = "pm", plots: Optional[list[tuple[str, bytes]]] = None,

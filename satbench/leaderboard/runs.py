@@ -419,9 +419,13 @@ def exclusions(rec: dict[str, Any], paper_protocol: str, *, recipe_switches: tup
 
 def provenance_line(rec: dict[str, Any]) -> dict[str, str]:
     """The facts a cell links to: record file, id, date, protocol hash, weights sha256 (the file's) and the tensors'
-    sha256, commit."""
+    sha256, commit, and the run's calibration errors (classification records that have them)."""
+    from satbench.stats.formatting import calibration_line
+
+    summary = rec.get("summary") if isinstance(rec.get("summary"), dict) else {}
     return {"file": where(rec), "id": text(rec, "id"), "date": text(rec, "provenance", "date"),
             "protocol": protocol_name(rec), "protocol_hash": text(rec, "protocol", "hash"),
             "weights": text(rec, "weights", "sha256") or weights_label(rec),
             "tensors": text(rec, "weights", "tensors_sha256"),
-            "commit": source_label(text(rec, "provenance", "git_commit"), text(rec, "provenance", "satbench_version"))}
+            "commit": source_label(text(rec, "provenance", "git_commit"), text(rec, "provenance", "satbench_version")),
+            "calibration": calibration_line(summary) or ""}

@@ -1,11 +1,14 @@
 """Per-image prediction sidecars: ``<record stem>.preds.npz`` next to a result record, hashed in the record.
 
-Format (CONTRACTS.md): a zip of ``.npy`` members, all ``int64`` (little-endian, C order):
+Format (CONTRACTS.md): a zip of ``.npy`` members, ``int64`` (little-endian, C order) except the confidences:
 
 * ``y_true`` ``[n]``: labels in val split order;
 * ``pred__<key>`` ``[n]``: the top-1 predicted label of evaluation ``<key>`` (``^[A-Za-z0-9_.=-]+$``); kNN keys are
   ``knn_s<scale>_k<k>`` (:func:`knn_key`), linear / cached-linear / fine-tune use ``top1``;
-* ``confusion`` ``[n, C, C]``: per-image confusion counts of a segmentation run (rows = true, cols = predicted).
+* ``confusion`` ``[n, C, C]``: per-image confusion counts of a segmentation run (rows = true, cols = predicted);
+* ``conf__<key>`` ``[n]``, ``float64`` in [0, 1]: the top-label confidence of evaluation ``<key>`` (next to its
+  ``pred__<key>``; ``<key>.ts`` for the temperature-scaled one), from which the record's calibration errors are
+  recomputed (:mod:`satbench.stats.calibration`). A sidecar with confidences says format ``satbench.preds/2``.
 
 The bytes are deterministic (members sorted, fixed zip timestamps), written atomically and exclusively, and the record
 holds ``record["predictions"] = {"file", "sha256", "keys", "n", "num_classes", "format"}`` (``keys`` = the member
@@ -33,9 +36,10 @@ from satbench.io.hashing import sha256_bytes
 from satbench.records.names import MAX_RECORD_BYTES, MAX_RECORD_DEPTH, SCHEMA, candidate_stems, record_destination
 
 FORMAT = "satbench.preds/1"
+FORMAT_CONF = "satbench.preds/2"  # a sidecar with conf__ members
 SUFFIX = ".preds.npz"
 KEY_RE = re.compile(r"^[A-Za-z0-9_.=-]+$")
-NAME_RE = re.compile(r"^(y_true|confusion|pred__[A-Za-z0-9_.=-]+)$")
+NAME_RE = re.compile(r"^(y_true|confusion|(pred|conf)__[A-Za-z0-9_.=-]+)$")
 FILE_RE = re.compile(r"^[A-Za-z0-9._-]+\.preds\.npz$")
 #: Hard caps whatever a record declares (fMoW val is 53k images; 10^7 images or 4096 classes is far beyond any dataset).
 MAX_N = 10_000_000
@@ -44,6 +48,7 @@ MAX_KEYS = 1024
 _NPY_HEADER_MAX = 4096  # bytes of an .npy header we accept (numpy writes 128 for these arrays)
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 _DTYPE = np.dtype("<i8")
+_CONF_DTYPE = np.dtype("<f8")
 
 
 def knn_key(scale: float, k: int) -> str:
@@ -58,6 +63,19 @@ def pred_name(key: str) -> str:
     return f"pred__{key}"
 
 
+def conf_name(key: str) -> str:
+    """The member name of the top-label confidences of evaluation ``key`` (``conf__<key>``)."""
+    return "conf__" + pred_name(key)[len("pred__"):]
+
+
+def _is_conf(name: str) -> bool:
+    return name.startswith("conf__")
+
+
+def _dtype_of(name: str) -> np.dtype:
+    return _CONF_DTYPE if _is_conf(name) else _DTYPE
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Writing
 # ---------------------------------------------------------------------------------------------------------------------
@@ -68,21 +86,35 @@ def _int64(name: str, a: Any) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=_DTYPE)
 
 
+def _float64(name: str, a: Any) -> np.ndarray:
+    arr = np.asarray(a)
+    if arr.dtype.kind != "f":
+        raise ValueError(f"sidecar array {name!r} must hold floats, got dtype {arr.dtype}")
+    arr = np.ascontiguousarray(arr, dtype=_CONF_DTYPE)
+    if not np.isfinite(arr).all() or (arr < 0).any() or (arr > 1).any():
+        raise ValueError(f"sidecar array {name!r} must hold confidences in [0, 1]")
+    return arr
+
+
 def validate_arrays(arrays: Mapping[str, Any], num_classes: int) -> tuple[dict[str, np.ndarray], int]:
-    """Check names, dtypes, shapes and label ranges; returns (int64 arrays, n)."""
+    """Check names, dtypes, shapes and label ranges; returns (int64 / float64 confidence arrays, n)."""
     if not isinstance(num_classes, int) or not 0 < num_classes <= MAX_CLASSES:
         raise ValueError(f"num_classes must be in 1..{MAX_CLASSES}, got {num_classes!r}")
     out = {}
     for name, a in arrays.items():
         if not isinstance(name, str) or not NAME_RE.match(name):
-            raise ValueError(f"sidecar array name {name!r} must be y_true, confusion or pred__<key> "
+            raise ValueError(f"sidecar array name {name!r} must be y_true, confusion, pred__<key> or conf__<key> "
                              f"(key matching {KEY_RE.pattern})")
-        out[name] = _int64(name, a)
+        out[name] = _float64(name, a) if _is_conf(name) else _int64(name, a)
     if not out or len(out) > MAX_KEYS:
         raise ValueError(f"a sidecar holds 1..{MAX_KEYS} arrays, got {len(out)}")
     preds = [k for k in out if k.startswith("pred__")]
     if preds and "y_true" not in out:
         raise ValueError("a sidecar with predictions needs y_true")
+    confs = [k for k in out if _is_conf(k)]
+    for k in confs:
+        if "pred__" + k[len("conf__"):].removesuffix(".ts") not in out:
+            raise ValueError(f"sidecar array {k!r} has no predictions pred__{k[len('conf__'):].removesuffix('.ts')}")
     if "confusion" in out:
         cm = out["confusion"]
         if cm.ndim != 3 or cm.shape[1:] != (num_classes, num_classes):
@@ -92,13 +124,13 @@ def validate_arrays(arrays: Mapping[str, Any], num_classes: int) -> tuple[dict[s
         n = cm.shape[0]
     else:
         n = out["y_true"].shape[0] if "y_true" in out else 0
-    for name in ("y_true", *preds):
+    for name in ("y_true", *preds, *confs):
         if name not in out:
             continue
         a = out[name]
         if a.shape != (n,):
             raise ValueError(f"sidecar array {name!r} has shape {a.shape}, expected ({n},)")
-        if n and (a.min() < 0 or a.max() >= num_classes):
+        if n and not _is_conf(name) and (a.min() < 0 or a.max() >= num_classes):
             raise ValueError(f"sidecar array {name!r} has labels outside 0..{num_classes - 1}")
     if not 0 < n <= MAX_N:
         raise ValueError(f"a sidecar covers 1..{MAX_N} images, got {n}")
@@ -114,7 +146,8 @@ def encode(arrays: Mapping[str, np.ndarray]) -> bytes:
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
             with zf.open(info, "w") as fh:
-                np.lib.format.write_array(fh, np.ascontiguousarray(arrays[name], dtype=_DTYPE), allow_pickle=False)
+                np.lib.format.write_array(fh, np.ascontiguousarray(arrays[name], dtype=_dtype_of(name)),
+                                          allow_pickle=False)
     return buf.getvalue()
 
 
@@ -132,7 +165,7 @@ def write_sidecar(path: str | os.PathLike, arrays: Mapping[str, Any], num_classe
     data = encode(checked)
     atomic_write_bytes(path, data, exclusive=True)
     return {"file": path.name, "sha256": sha256_bytes(data), "keys": sorted(checked), "n": n,
-            "num_classes": num_classes, "format": FORMAT}
+            "num_classes": num_classes, "format": FORMAT_CONF if any(map(_is_conf, checked)) else FORMAT}
 
 
 def write_record_with_predictions(record: dict[str, Any], arrays: Mapping[str, Any], num_classes: int,
@@ -162,13 +195,15 @@ def write_record_with_predictions(record: dict[str, Any], arrays: Mapping[str, A
 # ---------------------------------------------------------------------------------------------------------------------
 @dataclass
 class Predictions:
-    """A verified sidecar: ``y_true``, ``preds`` (key -> labels), ``confusion`` (or None), where it came from."""
+    """A verified sidecar: ``y_true``, ``preds`` (key -> labels), ``confusion`` (or None), ``conf`` (key -> top-label
+    confidences), where it came from."""
 
     path: Path
     sha256: str
     y_true: Optional[np.ndarray]
     preds: dict[str, np.ndarray] = field(default_factory=dict)
     confusion: Optional[np.ndarray] = None
+    conf: dict[str, np.ndarray] = field(default_factory=dict)
 
     def correct(self, key: str) -> np.ndarray:
         """Per-image 0/1 correctness of evaluation ``key``."""
@@ -191,8 +226,8 @@ def _entry(record: Mapping[str, Any], where: str) -> dict[str, Any]:
         raise ResultsError(f"{where}: predictions.sha256 must be 64 hex digits, got {h!r}")
     if (not isinstance(keys, list) or not keys or len(keys) > MAX_KEYS or len(set(map(str, keys))) != len(keys)
             or not all(isinstance(k, str) and NAME_RE.match(k) for k in keys)):
-        raise ResultsError(f"{where}: predictions.keys must be distinct names y_true / confusion / pred__<key> "
-                           f"(key matching {KEY_RE.pattern}), got {keys!r}")
+        raise ResultsError(f"{where}: predictions.keys must be distinct names y_true / confusion / pred__<key> / "
+                           f"conf__<key> (key matching {KEY_RE.pattern}), got {keys!r}")
     return e
 
 
@@ -282,9 +317,10 @@ def read_sidecar(path: str | os.PathLike, entry: Mapping[str, Any], n: int, num_
                 else:
                     raise ResultsError(f"predictions sidecar {path}: member {info.filename} has .npy version {version}")
                 expected = _member_shape(name, n, num_classes)
-                if dtype != _DTYPE or fortran or tuple(shape) != expected:
+                want = _dtype_of(name)
+                if dtype != want or fortran or tuple(shape) != expected:
                     raise ResultsError(f"predictions sidecar {path}: {name} is {dtype}{list(shape)}"
-                                       f"{' (Fortran order)' if fortran else ''}, expected int64{list(expected)}")
+                                       f"{' (Fortran order)' if fortran else ''}, expected {want.name}{list(expected)}")
         # every header is checked: now load (bounded members, no pickles)
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             arrays = {i.filename[:-4]: np.asarray(npz[i.filename[:-4]]) for i in infos}
@@ -296,12 +332,16 @@ def read_sidecar(path: str | os.PathLike, entry: Mapping[str, Any], n: int, num_
         if name == "confusion":
             if (a < 0).any():
                 raise ResultsError(f"predictions sidecar {path}: negative confusion counts")
+        elif _is_conf(name):
+            if not np.isfinite(a).all() or (a < 0).any() or (a > 1).any():
+                raise ResultsError(f"predictions sidecar {path}: {name} holds values outside [0, 1]")
         elif a.size and (a.min() < 0 or a.max() >= num_classes):
             raise ResultsError(f"predictions sidecar {path}: {name} has labels outside 0..{num_classes - 1}")
     preds = {k[len("pred__"):]: v for k, v in arrays.items() if k.startswith("pred__")}
     if preds and "y_true" not in arrays:
         raise ResultsError(f"predictions sidecar {path}: predictions without y_true")
-    return Predictions(path, entry["sha256"], arrays.get("y_true"), preds, arrays.get("confusion"))
+    conf = {k[len("conf__"):]: v for k, v in arrays.items() if _is_conf(k)}
+    return Predictions(path, entry["sha256"], arrays.get("y_true"), preds, arrays.get("confusion"), conf)
 
 
 def load_record(path: str | os.PathLike) -> dict[str, Any]:

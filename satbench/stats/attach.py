@@ -28,7 +28,7 @@ log = logging.getLogger("satbench")
 
 #: Task options (``RunOptions.extra`` / ``api.run(task_options=...)``) this module owns.
 SUBSET_OPTIONS = ("train_fraction", "shots", "draws", "subset_seed")
-OPTION_NAMES = ("resamples",) + SUBSET_OPTIONS
+OPTION_NAMES = ("resamples",) + SUBSET_OPTIONS + ("temperature_scaling",)
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,13 @@ def add_statistics_arguments(g: argparse._ArgumentGroup) -> None:
     """``--resamples``: every task that keeps per-image predictions."""
     g.add_argument("--resamples", type=positive_int, default=None, metavar="N",
                    help=f"bootstrap resamples of the 95%% intervals (default {DEFAULT_RESAMPLES}; recorded)")
+
+
+def add_calibration_arguments(g: argparse._ArgumentGroup, where: str) -> None:
+    """``--temperature-scaling``: the probes whose logits can be scaled on a held-out part of train (``where``)."""
+    g.add_argument("--temperature-scaling", action="store_true", default=None,
+                   help=f"also report the calibration errors after temperature scaling, T fitted {where}; never on "
+                        f"the val/test split (T and the scaled errors recorded)")
 
 
 def add_seed_arguments(g: argparse._ArgumentGroup) -> None:
@@ -109,6 +116,13 @@ def check_options(task: Any, extra: dict[str, Any], seeds: Optional[Sequence[int
         if isinstance(r, bool) or not isinstance(r, int) or r < 1:
             raise SatbenchError(f"resamples must be a positive integer, got {r!r}")
         check_resamples(r)
+    if extra.get("temperature_scaling") is not None:
+        if not isinstance(extra["temperature_scaling"], bool):
+            raise SatbenchError(f"temperature_scaling must be true or false, got {extra['temperature_scaling']!r}")
+        if extra["temperature_scaling"] and not getattr(task, "supports_temperature_scaling", False):
+            raise SatbenchError(f"--temperature-scaling applies to task cached-linear (fitted on its hold-out of the "
+                                f"train split), not {task.name}" + (": kNN votes are not logits" if task.name == "knn"
+                                                                   else ""))
     subset = {k: extra[k] for k in SUBSET_OPTIONS if extra.get(k) is not None}
     if subset:
         if not getattr(task, "supports_subsets", False):

@@ -20,7 +20,7 @@ from typing import Any, Mapping, Optional, Sequence
 import numpy as np
 
 from satbench.errors import ResultsError
-from satbench.records.predictions import knn_key, pred_name
+from satbench.records.predictions import conf_name, knn_key, pred_name
 from satbench.stats.bootstrap import (DEFAULT_LEVEL, DEFAULT_RESAMPLES, DEFAULT_SEED, BootstrapSpec, accuracy_percent,
                         bootstrap_means, confusion_bootstrap, correctness, interval, miou_percent)
 from satbench.stats.robustness import NAMES as ROBUSTNESS_NAMES, robustness, summaries
@@ -36,13 +36,18 @@ class StatisticsFields:
     num_classes: int
     robustness: Optional[dict[str, Any]] = None
     point: dict[str, Any] = field(default_factory=dict)
+    #: ``summary["calibration"]`` and ``metrics["calibration"]`` (None: no confidences were given)
+    calibration: Optional[tuple[dict[str, Any], dict[str, Any]]] = None
 
     def apply(self, record: dict[str, Any]) -> dict[str, Any]:
-        """Set ``summary["ci"]``, ``summary["robustness"]`` (multi-scale kNN) and ``metrics["statistics"]``."""
+        """Set ``summary["ci"]``, ``summary["robustness"]`` (multi-scale kNN), ``metrics["statistics"]`` and the
+        calibration fields."""
         record.setdefault("summary", {})["ci"] = self.summary_ci
         if self.robustness is not None:
             record["summary"]["robustness"] = self.robustness
         record.setdefault("metrics", {})["statistics"] = self.statistics
+        if self.calibration is not None:
+            record["summary"]["calibration"], record["metrics"]["calibration"] = self.calibration
         return record
 
     def check_against(self, summary: Mapping[str, Any], tol: float = 1e-9) -> None:
@@ -73,8 +78,8 @@ def _labels(y: Any, name: str) -> np.ndarray:
 
 def knn_fields(y_true: Sequence[int] | np.ndarray, preds: Mapping[tuple[float, int], Any], *, k_report: int,
                split_sha256: str, num_classes: int, top5_correct: Optional[Mapping[tuple[float, int], Any]] = None,
-               seed: int = DEFAULT_SEED, resamples: int = DEFAULT_RESAMPLES,
-               level: float = DEFAULT_LEVEL) -> StatisticsFields:
+               conf: Optional[Mapping[tuple[float, int], Any]] = None, seed: int = DEFAULT_SEED,
+               resamples: int = DEFAULT_RESAMPLES, level: float = DEFAULT_LEVEL) -> StatisticsFields:
     """Fields of a (multi-scale) kNN record from top-1 predictions ``preds[(scale, k)]`` (val split order).
 
     * ``summary["ci"]``: ``top1_avg`` (scales averaged inside each resample), ``top1_per_scale`` {scale: [lo, hi]} at
@@ -83,6 +88,8 @@ def knn_fields(y_true: Sequence[int] | np.ndarray, preds: Mapping[tuple[float, i
     * ``metrics["statistics"]``: ``bootstrap`` (the resample definition) and ``ci`` for every ``knn_s<scale>_k<k>``
       and ``knn_avg_k<k>``.
     * arrays: ``y_true`` and ``pred__knn_s<scale>_k<k>`` for every (scale, k).
+    * with ``conf`` (the top class's share of the vote per image, at ``(scale, k_report)``): the calibration fields
+      (:func:`knn_calibration`) and arrays ``conf__knn_s<scale>_k<k_report>``.
     """
     yt = _labels(y_true, "y_true")
     scales = sorted({float(s) for s, _ in preds}, reverse=True)
@@ -131,15 +138,63 @@ def knn_fields(y_true: Sequence[int] | np.ndarray, preds: Mapping[tuple[float, i
         rob["k"] = int(k_report)
     arrays = {"y_true": yt, **{pred_name(knn_key(s, k)): p[(s, k)] for (s, k) in cols}}
     stats = {"bootstrap": spec.as_record(), "ci": ci_all, "units": "percent"}
-    return StatisticsFields(summary_ci, stats, arrays, int(num_classes), rob, point)
+    calib = None
+    if conf is not None:
+        js = [cols.index((s, k_report)) for s in scales]
+        cs = np.stack([np.asarray(conf[(s, k_report)], dtype=np.float64) for s in scales], axis=1)
+        calib = knn_calibration(scales, cs, correct[:, js], k_report, spec)
+        arrays.update({conf_name(knn_key(s, k_report)): cs[:, j] for j, s in enumerate(scales)})
+    return StatisticsFields(summary_ci, stats, arrays, int(num_classes), rob, point, calib)
+
+
+#: Why a kNN record has no temperature-scaled errors (satbench.stats.temperature).
+KNN_NO_TEMPERATURE = ("kNN votes are not logits; a temperature on the log-votes cannot move the queries whose "
+                      "neighbours all share one class (confidence exactly 1 at every temperature), so temperature "
+                      "scaling applies to the linear probes only")
+KNN_CONFIDENCE = ("the top class's share of the exp(sim / T)-weighted vote of the k nearest train images, "
+                  "votes[top] / sum(votes)")
+PROBE_CONFIDENCE = "the softmax of the head's logits at the predicted class"
+
+
+def _calibration_metrics(bins: Any, confidence: str) -> dict[str, Any]:
+    return {"binning": bins.as_record(), "confidence": confidence, "units": "percent",
+            "intervals": "percentile bootstrap over val images, the resamples of metrics.statistics.bootstrap"}
+
+
+def knn_calibration(scales: Sequence[float], conf: np.ndarray, correct: np.ndarray, k: int,
+                    spec: BootstrapSpec) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(``summary["calibration"]``, ``metrics["calibration"]``) of a kNN run from per-image confidences and 0/1
+    correctness ``[n, S]`` at ``k`` (one column per scale): the mean over scales (averaged inside each resample) in the
+    summary, each scale with its share of unanimous votes and reliability bins in the metrics."""
+    from satbench.stats.calibration import binning, calibration_intervals, reliability
+    from satbench.stats.temperature import not_applicable
+
+    bins = binning()
+    res = calibration_intervals(conf, correct, spec, bins)
+    over = f"mean over {len(scales)} scales" if len(scales) > 1 else f"scale {scales[0]!r}"
+    summary = {**res.block(None), "k": int(k), "over": over}
+    per_scale = {str(s): {**res.block(j), "mean_confidence": 100.0 * float(conf[:, j].mean()),
+                          "unanimous_fraction": float((conf[:, j] == 1.0).mean()),
+                          "reliability": reliability(conf[:, j], correct[:, j], bins)} for j, s in enumerate(scales)}
+    metrics = {**_calibration_metrics(bins, KNN_CONFIDENCE), "k": int(k), "per_scale": per_scale,
+               "binning_choice": ("uniform15 as for the probes: the weighted votes make the confidence continuous, "
+                                  "not a multiple of 1/k (torchgeo-bench's k + 1 bins are for uniform votes); "
+                                  "unanimous neighbours (confidence exactly 1) are a bin of their own"),
+               "temperature_scaling": not_applicable(KNN_NO_TEMPERATURE)}
+    return summary, metrics
 
 
 def classification_fields(y_true: Sequence[int] | np.ndarray, y_pred: Sequence[int] | np.ndarray, *,
                           split_sha256: str, num_classes: int, top5_correct: Optional[Any] = None,
+                          conf: Optional[Any] = None, temperature: Optional[Any] = None,
                           seed: int = DEFAULT_SEED, resamples: int = DEFAULT_RESAMPLES,
                           level: float = DEFAULT_LEVEL) -> StatisticsFields:
     """Fields of a linear / cached-linear / fine-tune record from its reported (e.g. best-epoch) val predictions:
-    ``summary["ci"]["top1"]`` (and ``top5`` when per-image top-5 hits are given), arrays ``y_true`` + ``pred__top1``."""
+    ``summary["ci"]["top1"]`` (and ``top5`` when per-image top-5 hits are given), arrays ``y_true`` + ``pred__top1``.
+
+    ``conf``: the softmax confidence of each prediction -> the calibration fields (:func:`probe_calibration`) and array
+    ``conf__top1``; ``temperature``: ``(TemperatureFit, scaled confidences)`` or a reason string (not scaled) ->
+    ``metrics.calibration.temperature_scaling`` (and array ``conf__top1.ts``)."""
     yt, yp = _labels(y_true, "y_true"), _labels(y_pred, "y_pred")
     spec = _spec(split_sha256, seed, resamples, level)
     c1 = correctness(yt, yp)
@@ -153,7 +208,39 @@ def classification_fields(y_true: Sequence[int] | np.ndarray, y_pred: Sequence[i
         ci["top5"] = interval(samples[:, 1], level)
         point["top5"] = accuracy_percent(cols[1])
     stats = {"bootstrap": spec.as_record(), "ci": dict(ci), "units": "percent"}
-    return StatisticsFields(ci, stats, {"y_true": yt, pred_name("top1"): yp}, int(num_classes), None, point)
+    arrays = {"y_true": yt, pred_name("top1"): yp}
+    calib = None
+    if conf is not None:
+        c = np.asarray(conf, dtype=np.float64)
+        calib = probe_calibration(c, c1, spec, temperature)
+        arrays[conf_name("top1")] = c
+        if isinstance(temperature, tuple):
+            arrays[conf_name("top1.ts")] = np.asarray(temperature[1], dtype=np.float64)
+    return StatisticsFields(ci, stats, arrays, int(num_classes), None, point, calib)
+
+
+def probe_calibration(conf: np.ndarray, correct: np.ndarray, spec: BootstrapSpec,
+                      temperature: Optional[Any] = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(``summary["calibration"]``, ``metrics["calibration"]``) of a probe from softmax confidences and 0/1
+    correctness ``[n]``; ``temperature`` as :func:`classification_fields` takes it (the summary then also holds
+    ``temperature`` and the ``scaled`` errors)."""
+    from satbench.stats.calibration import binning, calibration_intervals, reliability
+    from satbench.stats.temperature import applied, not_applicable
+
+    bins = binning()
+    summary = calibration_intervals(conf, correct, spec, bins).block(0)
+    metrics = {**_calibration_metrics(bins, PROBE_CONFIDENCE), "mean_confidence": 100.0 * float(conf.mean()),
+               "reliability": reliability(conf, correct, bins)}
+    if isinstance(temperature, tuple):
+        fit, scaled = temperature
+        s = calibration_intervals(scaled, correct, spec, bins).block(0)
+        summary["temperature"] = fit.temperature
+        summary["scaled"] = s
+        metrics["temperature_scaling"] = applied(fit, {**s, "mean_confidence": 100.0 * float(np.mean(scaled)),
+                                                       "reliability": reliability(scaled, correct, bins)})
+    else:
+        metrics["temperature_scaling"] = not_applicable(temperature or "not asked for (--temperature-scaling)")
+    return summary, metrics
 
 
 def segmentation_fields(confusion: Any, *, split_sha256: str, seed: int = DEFAULT_SEED,

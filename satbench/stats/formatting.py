@@ -1,4 +1,5 @@
-"""Table strings for statistics: a value with its interval, a seed aggregate, a signed difference, a p-value."""
+"""Table strings for statistics: a value with its interval, a seed aggregate, a signed difference, a p-value, the
+calibration errors."""
 
 from __future__ import annotations
 
@@ -38,3 +39,42 @@ def pvalue(p: Optional[float]) -> str:
     if p is None:
         return "-"
     return f"{p:.4f}" if p >= 1e-4 else f"{p:.1e}"
+
+
+def _number(v: Any) -> Optional[float]:
+    """``v`` as a finite float, None for anything else (records read from disk are untrusted)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or v in (float("inf"), float("-inf")):
+        return None
+    return float(v)
+
+
+def _pair(v: Any) -> Optional[list[Optional[float]]]:
+    return [_number(x) for x in v] if isinstance(v, (list, tuple)) and len(v) == 2 else None
+
+
+def calibration(block: Optional[Mapping[str, Any]], digits: int = 2) -> str:
+    """``ECE 4.10 [3.20, 5.00], RMS ..., MCE ... (%)`` of a ``summary["calibration"]`` block (``-`` without one)."""
+    if not isinstance(block, Mapping):
+        return "-"
+    ci = block.get("ci") if isinstance(block.get("ci"), Mapping) else {}
+    parts = [f"{name.upper()} {value_ci(_number(block.get(name)), _pair(ci.get(name)), digits)}"
+             for name in ("ece", "rms", "mce")]
+    return ", ".join(parts) + " (%)"
+
+
+def calibration_line(summary: Mapping[str, Any], digits: int = 2) -> Optional[str]:
+    """The one screen line of a record's calibration (None when the record has none)."""
+    block = summary.get("calibration")
+    if not isinstance(block, Mapping):
+        return None
+    k = block.get("k")
+    where = [f"k={k}"] if isinstance(k, int) and not isinstance(k, bool) else []
+    if isinstance(block.get("over"), str):
+        where.append(block["over"][:60])
+    head = "calibration" + (f" ({', '.join(where)})" if where else "")
+    line = f"{head}: {calibration(block, digits)}"
+    if isinstance(block.get("scaled"), Mapping):
+        t = _number(block.get("temperature"))
+        line += f"; temperature-scaled (T = {'-' if t is None else format(t, '.3g')}): " \
+                f"{calibration(block['scaled'], digits)}"
+    return line

@@ -130,7 +130,9 @@ def test_cli_cached_linear_writes_a_leaderboard_record(tmp_path, capsys):
     assert len(recs) == 1
     rec = json.loads(recs[0].read_text())
     assert rec["task"] == "cached-linear" and rec["model"] == "satdino-vit_small-16"  # handed over by --task linear
-    assert set(rec["summary"]) == {"top1", "top5", "ci"} and 0 <= rec["summary"]["top1"] <= 100
+    assert set(rec["summary"]) == {"top1", "top5", "ci", "calibration"} and 0 <= rec["summary"]["top1"] <= 100
+    assert rec["metrics"]["calibration"]["temperature_scaling"] == {"applied": False,
+                                                                   "reason": "not asked for (--temperature-scaling)"}
     assert rec["protocol"]["name"] == "cached-linear-v1" and rec["dataset"]["name"] == "ucm-mini"
     assert rec["metrics"]["selected"]["lr"] in proto["params"]["lrs"]
     assert rec["weights"]["source"] == "random"
@@ -138,3 +140,58 @@ def test_cli_cached_linear_writes_a_leaderboard_record(tmp_path, capsys):
     # --lr makes no sense for a protocol that sweeps it: one clear line, exit 2
     rc = main(["run", "--task", "linear", "--protocol", str(path), "--weights", "random", "--lr", "0.1"])
     assert rc == 2 and "sweeps learning rates" in capsys.readouterr().err
+
+
+def test_temperature_is_fitted_on_the_train_holdout_only(tmp_path, capsys, monkeypatch, ucm_mini):
+    """--temperature-scaling: the fit sees exactly the hold-out rows of train (never a val row); the record keeps T,
+    where it was fitted and the scaled errors, recomputable from the sidecar."""
+    from satbench.cli.app import main
+    from satbench.records.predictions import predictions_for_record
+    from satbench.stats import temperature as T
+    from satbench.stats.calibration import calibration_errors
+
+    seen = []
+    real = T.fit_temperature
+
+    def spy(logits, labels, holdout, *, test_split_sha256):
+        seen.append((np.array(logits), np.array(labels), holdout, test_split_sha256))
+        return real(logits, labels, holdout, test_split_sha256=test_split_sha256)
+
+    monkeypatch.setattr(T, "fit_temperature", spy)
+    proto = yaml.safe_load(open(load_protocol("cached-linear-v1").path))
+    proto["params"].update(val_resize=36, val_crop=32, epochs=20)
+    path = tmp_path / "cached-linear-v1.yaml"
+    path.write_text(yaml.safe_dump(proto))
+    res = tmp_path / "res"
+    assert main(["run", "--task", "cached-linear", "--protocol", str(path), "--weights", "random", "--no-progress",
+                 "--num-workers", "0", "--results-dir", str(res), "--device", "cpu", "--resamples", "300",
+                 "--temperature-scaling"]) == 0
+    out = capsys.readouterr().out
+    (logits, labels, holdout, test_sha), = seen
+    train_sha, val_sha = ucm_mini.splits["train"].sha256, ucm_mini.splits["val"].sha256
+    y_train = np.array([s.label for s in ucm_mini.samples("train")])
+    _, hold = stratified_holdout(y_train, 0.2, 0)
+    assert holdout.split == "train" and holdout.split_sha256 == train_sha != val_sha == test_sha
+    assert list(holdout.indices) == hold.tolist() and logits.shape == (len(hold), 21)
+    assert labels.tolist() == y_train[hold].tolist()
+    assert not set(holdout.indices) - set(range(len(y_train)))
+    (rec_path,) = res.glob("*.json")
+    rec = json.loads(rec_path.read_text())
+    cal, ts = rec["summary"]["calibration"], rec["metrics"]["calibration"]["temperature_scaling"]
+    assert ts["applied"] and ts["fitted_on"]["split_sha256"] == train_sha and ts["fitted_on"]["n"] == len(hold)
+    assert cal["temperature"] == ts["temperature"] > 0 and ts["holdout_nll"] <= ts["holdout_nll_t1"]
+    preds = predictions_for_record(rec_path)
+    correct = preds.correct("top1")
+    assert calibration_errors(preds.conf["top1"], correct)["ece"] == pytest.approx(cal["ece"], abs=1e-9)
+    assert calibration_errors(preds.conf["top1.ts"], correct)["ece"] == pytest.approx(cal["scaled"]["ece"], abs=1e-9)
+    line = [ln for ln in out.splitlines() if ln.startswith("calibration: ECE ")]
+    assert len(line) == 1 and f"temperature-scaled (T = {cal['temperature']:.3g})" in line[0]
+    # kNN votes are not logits: no such flag for kNN, and the Python API refuses it before any work
+    from satbench import api
+    from satbench.errors import SatbenchError
+
+    with pytest.raises(SatbenchError, match="not knn: kNN votes are not logits"):
+        api.run("knn", model="satdino-vit_small-16", weights="random", dataset="ucm-mini", temperature_scaling=True)
+    with pytest.raises(SystemExit):
+        main(["run", "--task", "knn", "--weights", "random", "--temperature-scaling"])
+    assert "unrecognized arguments: --temperature-scaling" in capsys.readouterr().err

@@ -98,6 +98,22 @@ def test_weighted_vote_hand_computed():
     assert knn_vote(sims, idx, train_labels, 3, 3, 100.0)[0, 0].item() == 1
 
 
+def test_vote_confidence_is_the_top_class_share_of_the_weighted_vote():
+    from satbench.eval.knn_vote import knn_vote_confidence
+
+    train_labels = torch.tensor([0, 1, 1, 2])
+    sims = torch.tensor([[0.9, 0.5, 0.4], [0.8, 0.7, 0.1], [0.9, 0.3, 0.2]])
+    idx = torch.tensor([[0, 1, 2], [3, 0, 1], [1, 2, 1]])
+    for form in ("official", "shifted"):
+        ranking, used, conf = knn_vote_confidence(sims, idx, train_labels, 3, 3, 0.5, form=form)
+        e = np.exp(sims.double().numpy() / 0.5)
+        # query 0: class 0 = e^1.8 of e^1.8 + e^1.0 + e^0.8; query 1: class 2 = e^1.6 of all three; query 2: unanimous
+        expected = [e[0, 0] / e[0].sum(), e[1, 0] / e[1].sum(), 1.0]
+        assert used == form and conf.dtype == np.float64
+        assert conf.tolist() == pytest.approx(expected, rel=1e-6, abs=0) and conf[2] == 1.0
+        assert ranking[:, 0].tolist() == [0, 2, 1]
+
+
 def dino_knn_classifier(train_features, train_labels, test_features, test_labels, k, T, num_classes, num_chunks=100):
     """DINO's eval_knn.knn_classifier, re-typed independently (pure torch, chunked over the test set)."""
     top1, top5, total = 0.0, 0.0, 0

@@ -52,7 +52,7 @@ def test_finetune_cli_trains_backbone_resumes_and_evaluates(tmp_path, small_ucm,
               "--device", "cpu"]
     assert main(common + ["--weights", "random", "--output-dir", str(out)]) == 0
     rec = json.loads(next(res.glob("*.json")).read_text())
-    assert rec["task"] == "finetune" and set(rec["summary"]) == {"top1", "top5", "ci"}
+    assert rec["task"] == "finetune" and set(rec["summary"]) == {"top1", "top5", "ci", "calibration"}
     assert len(rec["metrics"]["per_epoch"]) == 2 and rec["dataset"]["name"] == "uc_merced"
     assert rec["protocol"]["content"]["params"]["mode"] == "full"
     ck = torch.load(out / "checkpoint.pth", weights_only=False)
@@ -76,6 +76,9 @@ def test_finetune_cli_trains_backbone_resumes_and_evaluates(tmp_path, small_ucm,
     recs = sorted(res.glob("*.json"), key=lambda p: json.loads(p.read_text())["provenance"]["date"])
     ev = [json.loads(p.read_text()) for p in recs if json.loads(p.read_text())["metrics"].get("evaluate")]
     assert len(ev) == 1 and ev[0]["summary"]["top1"] == pytest.approx(rec["summary"]["top1"])
+    # the same head on the same images: the same confidences, so the same calibration errors
+    assert {k: ev[0]["summary"]["calibration"][k] for k in ("ece", "rms", "mce")} == pytest.approx(
+        {k: rec["summary"]["calibration"][k] for k in ("ece", "rms", "mce")}, abs=1e-6)
 
 
 def test_finetune_task_rejects_a_head_protocol(ucm_mini):

@@ -195,3 +195,40 @@ def test_k_clipping_note_is_computed_on_the_subset_the_table_shows(tiny, tmp_pat
     assert len(notes) == 1, notes
     assert re.search(rf"train subset fraction 0\.1 has {n} images: k \[10, 20, 100, 200\] clipped to "
                      rf"{re.escape(str(used))}", notes[0]), notes[0]
+
+
+def test_knn_record_has_calibration_recomputable_from_its_sidecar(tiny, tmp_path, capsys):
+    from satbench.records.predictions import predictions_for_record
+    from satbench.stats.calibration import calibration_errors
+
+    res = tmp_path / "res"
+    assert main(["run", "--task", "knn", "--weights", "random", "--scales", "0.25", "0.125", "--k", "5", "20",
+                 "--resamples", "400", "--results-dir", str(res), "--no-progress", "--num-workers", "0"]) == 0
+    out = capsys.readouterr().out
+    (line,) = [ln for ln in out.splitlines() if ln.startswith("calibration (k=20, mean over 2 scales): ECE ")]
+    (rec,) = records(res)
+    cal, meta = rec["summary"]["calibration"], rec["metrics"]["calibration"]
+    assert cal["k"] == 20 and set(meta["per_scale"]) == {"0.25", "0.125"}
+    assert meta["binning"]["name"] == "uniform15" and meta["temperature_scaling"]["applied"] is False
+    assert "not logits" in meta["temperature_scaling"]["reason"] and "1/k" in meta["binning_choice"]
+    preds = predictions_for_record(res / f"{Path(rec['predictions']['file']).name.removesuffix('.preds.npz')}.json")
+    assert set(preds.conf) == {"knn_s0.25_k20", "knn_s0.125_k20"} and rec["predictions"]["format"] == "satbench.preds/2"
+    per = []
+    for scale in ("0.25", "0.125"):
+        key = f"knn_s{scale}_k20"
+        c = preds.conf[key]
+        assert ((c > 0) & (c <= 1)).all() and meta["per_scale"][scale]["unanimous_fraction"] == float((c == 1).mean())
+        mine = calibration_errors(c, preds.correct(key))
+        per.append(mine)
+        for name in ("ece", "rms", "mce"):
+            assert meta["per_scale"][scale][name] == pytest.approx(mine[name], abs=1e-9)
+    for name in ("ece", "rms", "mce"):
+        assert cal[name] == pytest.approx((per[0][name] + per[1][name]) / 2, abs=1e-9)
+        lo, hi = cal["ci"][name]
+        assert lo <= cal[name] <= hi and f"{name.upper()} {cal[name]:.2f} [{lo:.2f}, {hi:.2f}]" in line
+    # the same line in `results show` and on the leaderboard's record card
+    from satbench.leaderboard.runs import provenance_line
+
+    assert main(["results", "--results-dir", str(res), "show", rec["id"]]) == 0
+    assert line in capsys.readouterr().out.splitlines()
+    assert provenance_line(rec)["calibration"] == line

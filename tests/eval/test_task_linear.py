@@ -66,6 +66,18 @@ def test_linear_on_fmow_csvs(tmp_path, ucm_mini, capsys):
     assert rec["extractor"]["input"]["text"].startswith("[0, 1] then fmow mean/std -> [")  # the range it saw
     ck = torch.load(tmp_path / "out" / "checkpoint.pth", weights_only=False)
     assert tuple(ck["linear_head"]["linear.weight"].shape) == (63, 384)
+    # calibration of the best epoch's softmax: in the record, recomputable from the sidecar, kept in the checkpoint
+    from satbench.records.predictions import predictions_for_record
+    from satbench.stats.calibration import calibration_errors
+
+    out = capsys.readouterr().out
+    cal = rec["summary"]["calibration"]
+    preds = predictions_for_record(next((tmp_path / "res").glob("*.json")))
+    assert calibration_errors(preds.conf["top1"], preds.correct("top1")) == pytest.approx(
+        {k: cal[k] for k in ("ece", "rms", "mce")}, abs=1e-9)
+    assert ck["best_predictions"]["conf"].numpy().tolist() == preds.conf["top1"].tolist()
+    assert "no held-out part of train" in rec["metrics"]["calibration"]["temperature_scaling"]["reason"]
+    assert any(ln.startswith("calibration: ECE ") for ln in out.splitlines())
     capsys.readouterr()
     assert main(base + ["--val-csv", str(val_csv), "--data-root", str(root)]) == 2  # no --train-csv
     assert "--train-csv" in capsys.readouterr().err

@@ -67,6 +67,27 @@ def test_bytes_are_deterministic_and_segmentation_confusions_round_trip(tmp_path
     assert p.y_true is None and p.preds == {}
 
 
+def test_confidences_round_trip_as_float64(tmp_path):
+    arrays = {**_arrays(), "conf__top1": np.array([0.25, 1.0, 0.5, 0.999999999999, 0.3, 0.7]),
+              "conf__top1.ts": np.linspace(0.3, 0.9, 6)}
+    path = P.write_record_with_predictions(_record(), arrays, 4, tmp_path)
+    rec = json.loads(path.read_text())
+    assert rec["predictions"]["format"] == "satbench.preds/2" and "conf__top1" in rec["predictions"]["keys"]
+    p = P.predictions_for_record(path)
+    assert p.conf["top1"].dtype == np.float64 and p.conf["top1"].tolist() == arrays["conf__top1"].tolist()
+    assert p.conf["top1.ts"].tolist() == arrays["conf__top1.ts"].tolist() and set(p.preds) == {"top1", "knn_s0.125_k20"}
+    members = {f"{k}.npy": _npy(np.asarray(v, dtype="<f8" if k.startswith("conf__") else "<i8"))
+               for k, v in arrays.items()}
+    members["conf__top1.npy"] = _npy(np.array([0.25, 1.5, 0.5, 0.5, 0.3, 0.7]))
+    _install(path, rec, tmp_path, _zip(members))
+    with pytest.raises(ResultsError, match=r"conf__top1 holds values outside \[0, 1\]"):
+        P.predictions_for_record(path)
+    members["conf__top1.npy"] = _npy(np.arange(6, dtype="<i8") % 2)
+    _install(path, rec, tmp_path, _zip(members))
+    with pytest.raises(ResultsError, match=r"conf__top1 is int64\[6\], expected float64\[6\]"):
+        P.predictions_for_record(path)
+
+
 def test_sha256_mismatch_is_refused(written, tmp_path):
     path, rec = written
     side = tmp_path / rec["predictions"]["file"]
@@ -229,6 +250,10 @@ def test_missing_link_and_fifo_sidecars(written, tmp_path):
     ({"y_true": [0, 1], "pred__top1": [0, 1, 1]}, "shape"),
     ({"pred__top1": [0, 1]}, "needs y_true"),
     ({"confusion": np.zeros((2, 3, 3), dtype=int)}, r"confusion must be \[n, 4, 4\]"),
+    ({"y_true": [0, 1], "pred__top1": [0, 1], "conf__top1": [1, 0]}, "must hold floats"),
+    ({"y_true": [0, 1], "pred__top1": [0, 1], "conf__top1": [0.5, np.nan]}, r"confidences in \[0, 1\]"),
+    ({"y_true": [0, 1], "pred__top1": [0, 1], "conf__other": [0.5, 0.5]}, "no predictions pred__other"),
+    ({"y_true": [0, 1], "pred__top1": [0, 1], "conf__top1": [0.5]}, "shape"),
 ])
 def test_bad_arrays_are_refused_on_write(tmp_path, arrays, pattern):
     with pytest.raises(ValueError, match=pattern):

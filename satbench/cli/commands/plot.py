@@ -58,7 +58,8 @@ def load_predictions(rec: dict[str, Any]) -> dict[str, Any]:
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
         raise ResultsError(f"{path}: not a readable .npz without pickles ({type(exc).__name__})") from None
     for k, a in arrays.items():
-        if not _KEY.match(k) or a.dtype.kind not in "iu":
+        confidences = k.startswith("conf__") and a.dtype.kind == "f"  # top-label confidences (calibration)
+        if not _KEY.match(k) or (a.dtype.kind not in "iu" and not confidences):
             raise ResultsError(f"{path}: array {k[:60]!r} ({a.dtype}) is not an integer array with a plain name")
     return arrays
 

@@ -190,6 +190,12 @@ def _show(args: argparse.Namespace) -> int:
     settings = record_settings(rec)
     if settings:
         print(plain("settings different from the protocol's defaults: " + "; ".join(settings)))
+    from satbench.stats.formatting import calibration_line
+
+    summary = rec.get("summary") if isinstance(rec.get("summary"), dict) else {}
+    calib = calibration_line(summary)
+    if calib:
+        print(plain(calib))
     for title, key, skip in (("weights", "weights", ()), ("protocol", "protocol", ("protocol.content.description",)),
                              ("dataset", "dataset", ()), ("summary", "summary", ()), ("extractor", "extractor", ()),
                              ("provenance", "provenance", ()), ("timings", "timings", ()),
