@@ -1,0 +1,261 @@
+"""Seeded image corruptions (protocol ``tasks/corruptions/reo-v1.yaml``): 12 types x 5 severities.
+
+Each corruption is a pure function ``f(image, severity, rng, settings) -> image`` on a decoded native-size
+``uint8`` HxWx3 array, applied before the evaluation protocol's resize and crop. ``rng`` comes from
+:func:`corruption_rng`, seeded from (split sha256, image index, type, severity, seed) only, so the same image gets
+the same corruption on every machine, in every process order and under any sharding. Written with numpy, scipy and
+PIL only (no imagecorruptions: it draws from the global ``np.random``; no albumentations).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from satbench.config.settings import between, gt
+from satbench.errors import ProtocolError, close_matches
+
+TYPES = ("gaussian_noise", "salt_and_pepper", "gaussian_blur", "motion_blur", "brightness_contrast", "clouds",
+         "haze", "data_gaps", "jpeg", "rotate", "scale", "translate")
+SEVERITIES = (1, 2, 3, 4, 5)
+
+_Pair = tuple[float, float]
+_Five = tuple[float, float, float, float, float]
+_FivePairs = tuple[_Pair, _Pair, _Pair, _Pair, _Pair]
+
+
+@dataclass(frozen=True)
+class CorruptionSettings:
+    """The parameters of severities 1..5 of every type (a corruption protocol's ``params``)."""
+
+    gaussian_noise: _Five = field(metadata=gt(0))
+    salt_and_pepper: _Five = field(metadata=between(0, 1, lo_open=True))
+    gaussian_blur: _Five = field(metadata=gt(0))
+    motion_blur: _FivePairs = field(metadata=gt(0))
+    brightness_contrast: _FivePairs = field(metadata=between(0, 1, lo_open=True))
+    clouds: _FivePairs = field(metadata=between(0, 1, lo_open=True))
+    haze: _Five = field(metadata=between(0, 1, lo_open=True))
+    data_gaps: _Five = field(metadata=between(0, 1, lo_open=True, hi_open=True))
+    jpeg: tuple[int, int, int, int, int] = field(metadata=between(1, 95))
+    rotate: _Five = field(metadata=between(0, 180, lo_open=True))
+    scale: _Five = field(metadata=gt(1))
+    translate: _Five = field(metadata=between(0, 0.5, lo_open=True, hi_open=True))
+    haze_airlight: float = field(default=0.85, metadata=between(0, 1))
+    data_gaps_stripe: int = field(default=4, metadata=gt(0))
+    seed: int = field(default=0, metadata={"ge": 0})
+
+
+def load_corruption_settings(name_or_path: str = "reo-v1") -> tuple[CorruptionSettings, str]:
+    """A corruption protocol's typed settings and its hash (recorded like every other protocol's)."""
+    from satbench.config.protocols import load_protocol
+
+    proto = load_protocol(name_or_path, task="corruptions")
+    return proto.settings(CorruptionSettings), proto.hash
+
+
+def check_type_severity(kind: str, severity: int) -> None:
+    """Refuse an unknown type or a severity outside 1..5 with one line naming it."""
+    if kind not in TYPES:
+        raise ProtocolError(f"unknown corruption type {kind!r}{close_matches(kind, list(TYPES))}; "
+                            f"known: {', '.join(TYPES)}")
+    if not isinstance(severity, int) or isinstance(severity, bool) or severity not in SEVERITIES:
+        raise ProtocolError(f"corruption severity must be an integer 1..5, got {severity!r} (type {kind})")
+
+
+def corruption_rng(split_sha256: str, index: int, kind: str, severity: int, seed: int) -> np.random.Generator:
+    """The generator of one (image, type, severity): ``default_rng(SeedSequence([...]))`` whose entropy is the split
+    file's sha256 (as an integer), the image's index in the split, the first 8 bytes of sha256(type) (big-endian),
+    the severity and the seed. Depends on nothing else (no global state, no process rank)."""
+    check_type_severity(kind, severity)
+    if index < 0 or seed < 0:
+        raise ProtocolError(f"corruption index and seed must be >= 0, got index {index}, seed {seed}")
+    try:
+        split = int(split_sha256, 16)
+    except ValueError:
+        raise ProtocolError(f"corruption split_sha256 must be a hex digest, got {split_sha256!r}") from None
+    code = int.from_bytes(hashlib.sha256(kind.encode()).digest()[:8], "big")
+    return np.random.default_rng(np.random.SeedSequence([split, int(index), code, int(severity), int(seed)]))
+
+
+def _check_image(image: np.ndarray) -> np.ndarray:
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ProtocolError(f"a corruption needs a uint8 HxWx3 array, got {getattr(image, 'dtype', type(image))} "
+                            f"{getattr(image, 'shape', '')}")
+    return image
+
+
+def _to_u8(x: np.ndarray) -> np.ndarray:
+    """Float image in [0, 1] -> uint8 (rounded, clipped)."""
+    return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
+
+
+def _f(image: np.ndarray) -> np.ndarray:
+    return image.astype(np.float64) / 255.0
+
+
+def gaussian_noise(image: np.ndarray, severity: int, rng: np.random.Generator, s: CorruptionSettings) -> np.ndarray:
+    """Additive N(0, sigma^2) per pixel and channel."""
+    sigma = s.gaussian_noise[severity - 1]
+    return _to_u8(_f(image) + rng.normal(0.0, sigma, image.shape))
+
+
+def salt_and_pepper(image: np.ndarray, severity: int, rng: np.random.Generator, s: CorruptionSettings) -> np.ndarray:
+    """A fraction ``amount`` of the values (per channel, as imagecorruptions) set to 0 or 255, half each."""
+    amount = s.salt_and_pepper[severity - 1]
+    out = image.copy()
+    u = rng.random(image.shape)
+    out[u < amount / 2] = 0
+    out[(u >= amount / 2) & (u < amount)] = 255
+    return out
+
+
+def gaussian_blur(image: np.ndarray, severity: int, rng: np.random.Generator, s: CorruptionSettings) -> np.ndarray:
+    """Gaussian blur of ``sigma`` pixels (reflected borders)."""
+    from scipy.ndimage import gaussian_filter
+
+    sigma = s.gaussian_blur[severity - 1]
+    return _to_u8(gaussian_filter(_f(image), sigma=(sigma, sigma, 0), mode="reflect"))
+
+
+def motion_blur(image: np.ndarray, severity: int, rng: np.random.Generator, s: CorruptionSettings) -> np.ndarray:
+    """One-sided linear motion: a line kernel of ``radius`` pixels with Gaussian weights (``sigma``), at an angle
+    uniform in [-45, 45] degrees drawn from ``rng``."""
+    from scipy.ndimage import convolve
+
+    radius, sigma = s.motion_blur[severity - 1]
+    r = int(np.ceil(radius))
+    angle = np.deg2rad(rng.uniform(-45.0, 45.0))
+    size = 2 * r + 1
+    kernel = np.zeros((size, size))
+    t = np.arange(0, r + 1, dtype=np.float64)
+    w = np.exp(-(t ** 2) / (2 * sigma ** 2))
+    ys = np.rint(r + t * np.sin(angle)).astype(int)
+    xs = np.rint(r + t * np.cos(angle)).astype(int)
+    np.add.at(kernel, (ys, xs), w)
+    kernel /= kernel.sum()
+    x = _f(image)
+    out = np.stack([convolve(x[..., c], kernel, mode="reflect") for c in range(3)], axis=-1)
+    return _to_u8(out)
+
+
+def brightness_contrast(image: np.ndarray, severity: int, rng: np.random.Generator,
+                        s: CorruptionSettings) -> np.ndarray:
+    """Contrast scaled by ``factor`` about the per-channel mean, then ``delta`` added (imagecorruptions' contrast
+    and brightness, the latter on RGB instead of HSV value)."""
+    delta, factor = s.brightness_contrast[severity - 1]
+    x = _f(image)
+    mean = x.mean(axis=(0, 1), keepdims=True)
+    return _to_u8((x - mean) * factor + mean + delta)
+
+
+def _fractal(shape: tuple[int, int], rng: np.random.Generator, octaves: int = 5) -> np.ndarray:
+    """Smooth noise in [0, 1]: random grids of 4, 8, 16... cells, bilinearly upsampled, amplitudes halved."""
+    from scipy.ndimage import zoom
+
+    h, w = shape
+    out = np.zeros(shape)
+    amp = 1.0
+    for o in range(octaves):
+        cells = 2 ** (o + 2)
+        grid = rng.random((cells + 1, cells + 1))
+        up = zoom(grid, ((h + 1) / (cells + 1), (w + 1) / (cells + 1)), order=1, mode="nearest")[:h, :w]
+        out += amp * up
+        amp /= 2
+    out -= out.min()
+    return out / max(out.max(), 1e-12)
+
+
+def clouds(image: np.ndarray, severity: int, rng: np.random.Generator, s: CorruptionSettings) -> np.ndarray:
+    """Fractal-noise clouds: the densest ``coverage`` of the noise field blended towards white at up to
+    ``opacity`` (soft edges)."""
+    coverage, opacity = s.clouds[severity - 1]
+    noise = _fractal(image.shape[:2], rng)
+    thr = np.quantile(noise, 1.0 - coverage)
+    alpha = np.clip((noise - thr) / max(1.0 - thr, 1e-12) * 3.0, 0.0, 1.0) * opacity
+    x = _f(image)
+    return _to_u8(x * (1 - alpha[..., None]) + alpha[..., None])
+
+
+def haze(image: np.ndarray, severity: int, rng: np.random.Generator, s: CorruptionSettings) -> np.ndarray:
+    """The scattering model ``I = J t + A (1 - t)`` with a uniform transmission ``t`` (deterministic)."""
+    t = s.haze[severity - 1]
+    return _to_u8(_f(image) * t + s.haze_airlight * (1 - t))
+
+
+def data_gaps(image: np.ndarray, severity: int, rng: np.random.Generator, s: CorruptionSettings) -> np.ndarray:
+    """Horizontal stripes of ``data_gaps_stripe`` rows set to 0 until ``fraction`` of the rows are lost (stripe
+    positions drawn without replacement from ``rng``)."""
+    fraction = s.data_gaps[severity - 1]
+    h = image.shape[0]
+    w = s.data_gaps_stripe
+    n_slots = max(1, h // w)
+    n = min(n_slots, int(round(fraction * h / w)))
+    out = image.copy()
+    for slot in rng.choice(n_slots, size=n, replace=False):
+        out[slot * w:(slot + 1) * w] = 0
+    return out
+
+
+def jpeg(image: np.ndarray, severity: int, rng: np.random.Generator, s: CorruptionSettings) -> np.ndarray:
+    """A PIL JPEG round trip at ``quality``."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="JPEG", quality=int(s.jpeg[severity - 1]))
+    buf.seek(0)
+    with Image.open(buf) as im:
+        return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+
+
+def rotate(image: np.ndarray, severity: int, rng: np.random.Generator, s: CorruptionSettings) -> np.ndarray:
+    """Rotation by ``degrees`` about the centre, sign from ``rng``, cubic spline, reflected borders, same size."""
+    from scipy.ndimage import rotate as nd_rotate
+
+    deg = s.rotate[severity - 1] * (1 if rng.random() < 0.5 else -1)
+    return _to_u8(nd_rotate(_f(image), deg, axes=(1, 0), reshape=False, order=3, mode="reflect"))
+
+
+def scale(image: np.ndarray, severity: int, rng: np.random.Generator, s: CorruptionSettings) -> np.ndarray:
+    """Zoom by ``factor`` about the centre: the central 1/factor crop resized back to the native size (bicubic)."""
+    from PIL import Image
+
+    f = s.scale[severity - 1]
+    h, w = image.shape[:2]
+    ch, cw = max(1, int(round(h / f))), max(1, int(round(w / f)))
+    top, left = (h - ch) // 2, (w - cw) // 2
+    crop = Image.fromarray(image[top:top + ch, left:left + cw])
+    return np.asarray(crop.resize((w, h), Image.BICUBIC), dtype=np.uint8).copy()
+
+
+def translate(image: np.ndarray, severity: int, rng: np.random.Generator, s: CorruptionSettings) -> np.ndarray:
+    """A whole-pixel diagonal shift of ``fraction`` of the side on both axes, the signs of each axis from ``rng``,
+    reflected borders (misregistration)."""
+    frac = s.translate[severity - 1]
+    h, w = image.shape[:2]
+    sy, sx = rng.choice((-1, 1), size=2)
+    dy, dx = int(sy) * int(round(frac * h)), int(sx) * int(round(frac * w))
+    pad = ((abs(dy), abs(dy)), (abs(dx), abs(dx)), (0, 0))
+    big = np.pad(image, pad, mode="reflect")
+    y0, x0 = abs(dy) - dy, abs(dx) - dx
+    return big[y0:y0 + h, x0:x0 + w].copy()
+
+
+CORRUPTIONS: dict[str, Callable[[np.ndarray, int, np.random.Generator, CorruptionSettings], np.ndarray]] = {
+    "gaussian_noise": gaussian_noise, "salt_and_pepper": salt_and_pepper, "gaussian_blur": gaussian_blur,
+    "motion_blur": motion_blur, "brightness_contrast": brightness_contrast, "clouds": clouds, "haze": haze,
+    "data_gaps": data_gaps, "jpeg": jpeg, "rotate": rotate, "scale": scale, "translate": translate,
+}
+assert tuple(CORRUPTIONS) == TYPES
+
+
+def corrupt(image: np.ndarray, kind: str, severity: int, rng: np.random.Generator,
+            settings: CorruptionSettings) -> np.ndarray:
+    """``image`` (uint8 HxWx3) with corruption ``kind`` at ``severity`` (1..5); the input is never modified."""
+    check_type_severity(kind, severity)
+    out = CORRUPTIONS[kind](_check_image(image), severity, rng, settings)
+    assert out.dtype == np.uint8 and out.shape == image.shape
+    return out
