@@ -12,11 +12,11 @@ from __future__ import annotations
 import hashlib
 import io
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
-from satbench.config.settings import between, gt
+from satbench.config.settings import between, ge, gt
 from satbench.errors import ProtocolError, close_matches
 
 TYPES = ("gaussian_noise", "salt_and_pepper", "gaussian_blur", "motion_blur", "brightness_contrast", "clouds",
@@ -46,15 +46,33 @@ class CorruptionSettings:
     translate: _Five = field(metadata=between(0, 0.5, lo_open=True, hi_open=True))
     haze_airlight: float = field(default=0.85, metadata=between(0, 1))
     data_gaps_stripe: int = field(default=4, metadata=gt(0))
-    seed: int = field(default=0, metadata={"ge": 0})
+    seed: int = field(default=0, metadata=ge(0))
 
 
-def load_corruption_settings(name_or_path: str = "reo-v1") -> tuple[CorruptionSettings, str]:
-    """A corruption protocol's typed settings and its hash (recorded like every other protocol's)."""
+def load_corruption_protocol(name_or_path: str = "reo-v1") -> tuple[Any, CorruptionSettings]:
+    """A corruption protocol (``tasks/corruptions/<name>.yaml`` or a path; hashed and recorded like every other
+    protocol) and its typed, checked settings."""
     from satbench.config.protocols import load_protocol
 
     proto = load_protocol(name_or_path, task="corruptions")
-    return proto.settings(CorruptionSettings), proto.hash
+    settings = proto.settings(CorruptionSettings)
+    check_settings(settings, f"protocol {proto.name}" + (f" ({proto.path})" if proto.path else ""))
+    return proto, settings
+
+
+def load_corruption_settings(name_or_path: str = "reo-v1") -> tuple[CorruptionSettings, str]:
+    """A corruption protocol's typed settings and its hash."""
+    proto, settings = load_corruption_protocol(name_or_path)
+    return settings, proto.hash
+
+
+def check_settings(settings: CorruptionSettings, where: str) -> None:
+    """What the typed loader cannot say: motion-blur radii are whole pixels (imagecorruptions' kernel has
+    ``2 radius + 1`` taps)."""
+    for sev, (radius, _) in enumerate(settings.motion_blur, start=1):
+        if float(radius) != int(radius):
+            raise ProtocolError(f"{where}: motion_blur severity {sev} radius must be a whole number of pixels, "
+                                f"got {radius!r}")
 
 
 def check_type_severity(kind: str, severity: int) -> None:
@@ -89,7 +107,8 @@ def _check_image(image: np.ndarray) -> np.ndarray:
 
 
 def _to_u8(x: np.ndarray) -> np.ndarray:
-    """Float image in [0, 1] -> uint8 (rounded, clipped)."""
+    """Float image in [0, 1] -> uint8, clipped and rounded to the nearest value (imagecorruptions' ``np.uint8``
+    truncates instead: its outputs are up to one grey level darker)."""
     return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
 
 
@@ -114,42 +133,54 @@ def salt_and_pepper(image: np.ndarray, severity: int, rng: np.random.Generator, 
 
 
 def gaussian_blur(image: np.ndarray, severity: int, rng: np.random.Generator, s: CorruptionSettings) -> np.ndarray:
-    """Gaussian blur of ``sigma`` pixels (reflected borders)."""
+    """Gaussian blur of ``sigma`` pixels per channel, as imagecorruptions' ``skimage.filters.gaussian`` call does it
+    (scipy's ``gaussian_filter``, nearest-edge borders, kernel truncated at 4 sigma)."""
     from scipy.ndimage import gaussian_filter
 
     sigma = s.gaussian_blur[severity - 1]
-    return _to_u8(gaussian_filter(_f(image), sigma=(sigma, sigma, 0), mode="reflect"))
+    return _to_u8(gaussian_filter(_f(image), sigma=(sigma, sigma, 0), mode="nearest", truncate=4.0))
 
 
 def motion_blur(image: np.ndarray, severity: int, rng: np.random.Generator, s: CorruptionSettings) -> np.ndarray:
-    """One-sided linear motion: a line kernel of ``radius`` pixels with Gaussian weights (``sigma``), at an angle
-    uniform in [-45, 45] degrees drawn from ``rng``."""
-    from scipy.ndimage import convolve
-
+    """imagecorruptions' ``_motion_blur``: ``2 radius + 1`` copies of the image shifted along a line at an angle
+    uniform in [-45, 45] degrees (drawn from ``rng``), copy ``i`` by ``(-ceil(i sin(a) - 1/2), -ceil(i cos(a) - 1/2))``
+    pixels with the edge row / column repeated, weighted ``exp(-i^2 / (2 sigma^2))`` (normalised); stops where the
+    shift reaches the image size, as imagecorruptions does."""
     radius, sigma = s.motion_blur[severity - 1]
-    r = int(np.ceil(radius))
+    width = 2 * int(radius) + 1
+    weights = np.exp(-np.arange(width, dtype=np.float64) ** 2 / (2.0 * sigma ** 2))
+    weights /= weights.sum()
     angle = np.deg2rad(rng.uniform(-45.0, 45.0))
-    size = 2 * r + 1
-    kernel = np.zeros((size, size))
-    t = np.arange(0, r + 1, dtype=np.float64)
-    w = np.exp(-(t ** 2) / (2 * sigma ** 2))
-    ys = np.rint(r + t * np.sin(angle)).astype(int)
-    xs = np.rint(r + t * np.cos(angle)).astype(int)
-    np.add.at(kernel, (ys, xs), w)
-    kernel /= kernel.sum()
+    py, px = width * np.sin(angle), width * np.cos(angle)
+    hyp = float(np.hypot(py, px))
     x = _f(image)
-    out = np.stack([convolve(x[..., c], kernel, mode="reflect") for c in range(3)], axis=-1)
+    h, w = image.shape[:2]
+    out = np.zeros_like(x)
+    for i in range(width):
+        dy = -int(np.ceil(i * py / hyp - 0.5))
+        dx = -int(np.ceil(i * px / hyp - 0.5))
+        if abs(dy) >= h or abs(dx) >= w:
+            break
+        rows = np.clip(np.arange(h) - dy, 0, h - 1)
+        cols = np.clip(np.arange(w) - dx, 0, w - 1)
+        out += weights[i] * x[rows][:, cols]
     return _to_u8(out)
 
 
 def brightness_contrast(image: np.ndarray, severity: int, rng: np.random.Generator,
                         s: CorruptionSettings) -> np.ndarray:
-    """Contrast scaled by ``factor`` about the per-channel mean, then ``delta`` added (imagecorruptions' contrast
-    and brightness, the latter on RGB instead of HSV value)."""
+    """imagecorruptions' contrast then brightness at the same severity: values scaled by ``factor`` about the
+    per-channel mean (clipped to [0, 1]), then ``delta`` added to the HSV value channel (clipped to 1). Hue and
+    saturation are kept, so that is each pixel's RGB scaled by ``min(V + delta, 1) / V`` (``V`` = its largest channel;
+    a black pixel becomes grey ``delta``), what ``skimage.color.rgb2hsv`` / ``hsv2rgb`` compute, without the round
+    trip. Deterministic."""
     delta, factor = s.brightness_contrast[severity - 1]
     x = _f(image)
     mean = x.mean(axis=(0, 1), keepdims=True)
-    return _to_u8((x - mean) * factor + mean + delta)
+    x = np.clip((x - mean) * factor + mean, 0.0, 1.0)
+    v = x.max(axis=2, keepdims=True)
+    nv = np.minimum(v + delta, 1.0)
+    return _to_u8(np.where(v > 0, x * (nv / np.where(v > 0, v, 1.0)), nv))
 
 
 def _fractal(shape: tuple[int, int], rng: np.random.Generator, octaves: int = 5) -> np.ndarray:

@@ -11,7 +11,7 @@ from PIL import Image
 from satbench.data.corruptions import (SEVERITIES, TYPES, CorruptionSettings, corrupt, corruption_rng,
                                        load_corruption_settings)
 from satbench.errors import ProtocolError
-from tests.support.paths import UCM_MINI
+from support.paths import UCM_MINI
 
 SPLIT = "0" * 63 + "1"
 # Two bundled images where pixel distance grows with every type (on strongly textured fields, e.g. agricultural04,
@@ -22,9 +22,9 @@ IMAGES = ("airplane/airplane40.jpg", "baseballdiamond/baseballdiamond16.jpg")
 GOLDEN = {
     'gaussian_noise': ('2001c481973598e7', 'a4c40ce18bf438f1', '57184d8458d399af', '1d7acdf35d827984', '9e151386c1acd6a7'),
     'salt_and_pepper': ('0eaf3e6ad201eb2d', '811ce688326cb354', 'bf4e20b133ff18fb', '16d2619eeecf7d1f', 'b4cd1672509dab03'),
-    'gaussian_blur': ('bf9db5456b47da3d', '3bf91156f004c672', 'e05a562f7679963a', '0dc4d1cbb4d8ec66', 'e2f0f38bec328c43'),
-    'motion_blur': ('f29707d648136640', 'bedb85f547054baf', '5aa15fc6e177ddbd', 'cd4659eeb9475ae1', '713c2498b9dd5819'),
-    'brightness_contrast': ('b120881bf49b0343', '2df16c196f00e5fb', '78c7a562884f81a0', '824c11eda7c98e48', 'c1f7d702a80ae5e7'),
+    'gaussian_blur': ('18e4dfffec835b75', 'a7d16e7a24c19939', '401abee895ade351', '8018f87c9798e2a3', '095292190e60fee3'),
+    'motion_blur': ('47f05e73b2126ddd', '20940bf233602ac0', '2419616ef0de317d', '1e6ee8f69eb0763e', '6245babbcdf7a919'),
+    'brightness_contrast': ('469abcc0175245d0', 'a739e69a50dc399e', '97ad37a1a213cc43', '06b5a95cd0131d8e', 'bfe5e968dffce96d'),
     'clouds': ('d10a29bbb4462749', '9e281008e3d2d3b4', 'e550dc104bf577a2', '8c2152cdaef3238e', '068ee6fa307d4e4c'),
     'haze': ('e0081d6a60ca98a8', '26817da78ac6c498', '3b62a7058b02aa4e', '64d12ca1478c2010', '3cd636a2377be545'),
     'data_gaps': ('0178ff40d9fbe63e', '53174353948534d9', '3e7b5812a164d7f7', '99bcce8045f8c4b3', 'ee20b0a31a0778a4'),
@@ -74,6 +74,10 @@ def test_severity_is_monotone(kind, rel, settings):
     assert all(b > a for a, b in zip(dist, dist[1:])) and dist[0] > 0, dist
 
 
+#: the types that draw nothing from rng (the same output for every image index)
+DETERMINISTIC = ("gaussian_blur", "brightness_contrast", "haze", "jpeg", "scale")
+
+
 @pytest.mark.parametrize("kind", TYPES)
 def test_deterministic_pure_and_seed_dependent(kind, settings):
     im = _image()
@@ -81,9 +85,56 @@ def test_deterministic_pure_and_seed_dependent(kind, settings):
     a = corrupt(im, kind, 4, corruption_rng(SPLIT, 7, kind, 4, 0), settings)
     b = corrupt(im, kind, 4, corruption_rng(SPLIT, 7, kind, 4, 0), settings)
     assert np.array_equal(a, b) and np.array_equal(im, before) and a.dtype == np.uint8 and a.shape == im.shape
-    if kind not in ("gaussian_blur", "brightness_contrast", "haze", "jpeg", "scale"):  # the deterministic ones
-        c = corrupt(im, kind, 4, corruption_rng(SPLIT, 8, kind, 4, 0), settings)
-        assert not np.array_equal(a, c)
+    # other image indices draw other corruptions (rotate / translate draw only a direction: 2 / 4 outcomes)
+    outs = {hashlib.sha256(corrupt(im, kind, 4, corruption_rng(SPLIT, i, kind, 4, 0), settings).tobytes()).digest()
+            for i in range(8)}
+    assert len(outs) == 1 if kind in DETERMINISTIC else len(outs) >= 2, len(outs)
+
+
+def test_same_image_same_corruption_in_any_order(settings):
+    """A corruption depends on (split, index, type, severity, seed) only: corrupting images in reverse order, or a
+    second 'shard' alone, gives the pixels of the in-order pass."""
+    rels = IMAGES + ("agricultural/agricultural04.jpg",)
+    ims = [_image(r) for r in rels]
+
+    def one(i: int, kind: str) -> bytes:
+        return corrupt(ims[i], kind, 3, corruption_rng(SPLIT, i, kind, 3, 0), settings).tobytes()
+
+    forward = {(i, k): one(i, k) for i in range(len(ims)) for k in TYPES}
+    backward = {(i, k): one(i, k) for k in reversed(TYPES) for i in reversed(range(len(ims)))}
+    shard = {(i, k): one(i, k) for i in range(1, len(ims)) for k in TYPES}
+    assert forward == backward and all(forward[key] == v for key, v in shard.items())
+
+
+def test_brightness_matches_the_hsv_round_trip(settings):
+    """Brightness is imagecorruptions' HSV-value shift; checked against matplotlib's rgb_to_hsv / hsv_to_rgb (an
+    independent implementation) on the contrast-reduced image."""
+    from matplotlib.colors import hsv_to_rgb, rgb_to_hsv
+
+    im = _image()
+    for sev in SEVERITIES:
+        delta, factor = settings.brightness_contrast[sev - 1]
+        x = im / 255.0
+        m = x.mean(axis=(0, 1), keepdims=True)
+        hsv = rgb_to_hsv(np.clip((x - m) * factor + m, 0, 1))
+        hsv[..., 2] = np.clip(hsv[..., 2] + delta, 0, 1)
+        ref = np.clip(np.rint(hsv_to_rgb(hsv) * 255), 0, 255)
+        got = corrupt(im, "brightness_contrast", sev, corruption_rng(SPLIT, 0, "brightness_contrast", sev, 0), settings)
+        assert np.abs(got.astype(int) - ref.astype(int)).max() <= 1
+
+
+def test_motion_blur_radius_must_be_whole_pixels(tmp_path):
+    import yaml
+
+    from satbench.runtime.resources import tasks_dir
+
+    data = yaml.safe_load((tasks_dir() / "corruptions" / "reo-v1.yaml").read_text())
+    data["name"] = "advmotion"
+    data["params"]["motion_blur"][2] = [15.5, 8]
+    path = tmp_path / "advmotion.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ProtocolError, match=r"advmotion.*motion_blur severity 3 radius must be a whole number"):
+        load_corruption_settings(str(path))
 
 
 def test_rng_depends_on_every_part_of_its_seed():
@@ -114,3 +165,42 @@ def test_bad_image_is_refused(settings):
         corrupt(np.zeros((8, 8), np.uint8), "jpeg", 1, np.random.default_rng(0), settings)
     with pytest.raises(ProtocolError, match=r"hex digest"):
         corruption_rng("not-hex", 0, "jpeg", 1, 0)
+
+
+def _roll_shift(x: np.ndarray, dx: int, dy: int) -> np.ndarray:
+    """imagecorruptions' ``shift`` (np.roll, then the wrapped rows / columns overwritten by the edge), rewritten here
+    as an independent reference of the index arithmetic in satbench's motion blur."""
+    out = x
+    if dx < 0:
+        out = np.roll(out, x.shape[1] + dx, axis=1)
+        out[:, dx:] = out[:, dx - 1:dx]
+    elif dx > 0:
+        out = np.roll(out, dx, axis=1)
+        out[:, :dx] = out[:, dx:dx + 1]
+    if dy < 0:
+        out = np.roll(out, x.shape[0] + dy, axis=0)
+        out[dy:, :] = out[dy - 1:dy, :]
+    elif dy > 0:
+        out = np.roll(out, dy, axis=0)
+        out[:dy, :] = out[dy:dy + 1, :]
+    return out
+
+
+@pytest.mark.parametrize("severity", [1, 5])
+def test_motion_blur_matches_the_shifted_sum_reference(severity, settings):
+    import math
+
+    im = _image()
+    radius, sigma = settings.motion_blur[severity - 1]
+    width = 2 * int(radius) + 1
+    k = np.exp(-np.arange(width) ** 2 / (2 * sigma ** 2))
+    k /= k.sum()
+    angle = corruption_rng(SPLIT, 2, "motion_blur", severity, 0).uniform(-45, 45)
+    point = (width * np.sin(np.deg2rad(angle)), width * np.cos(np.deg2rad(angle)))
+    hyp = math.hypot(*point)
+    ref = np.zeros(im.shape)
+    for i in range(width):
+        dy, dx = -math.ceil(i * point[0] / hyp - 0.5), -math.ceil(i * point[1] / hyp - 0.5)
+        ref += k[i] * _roll_shift(im / 255.0, dx, dy)
+    got = corrupt(im, "motion_blur", severity, corruption_rng(SPLIT, 2, "motion_blur", severity, 0), settings)
+    assert np.abs(got.astype(int) - np.rint(ref * 255)).max() <= 1
