@@ -290,3 +290,87 @@ def corrupt(image: np.ndarray, kind: str, severity: int, rng: np.random.Generato
     out = CORRUPTIONS[kind](_check_image(image), severity, rng, settings)
     assert out.dtype == np.uint8 and out.shape == image.shape
     return out
+
+
+#: Revision of the corruption functions above, part of every corrupted view's cache key: bump it when a function's
+#: pixels change (a new protocol version is then due too), so no cached feature of the old pixels is served.
+CODE_REVISION = 1
+
+
+@dataclass(frozen=True)
+class ImageCorruption:
+    """One (type, severity) of a corruption protocol on one split: :meth:`apply` corrupts the decoded image of the
+    split's ``index``-th entry (the generator of :func:`corruption_rng`). ``protocol_hash`` identifies the parameters
+    and the seed; :meth:`spec` is what cache keys and records say about it."""
+
+    kind: str
+    severity: int
+    settings: CorruptionSettings = field(repr=False)
+    split_sha256: str
+    protocol_name: str
+    protocol_hash: str
+
+    def __post_init__(self) -> None:
+        check_type_severity(self.kind, self.severity)
+
+    def spec(self) -> dict[str, Any]:
+        return {"protocol": self.protocol_name, "protocol_hash": self.protocol_hash, "type": self.kind,
+                "severity": self.severity, "code": CODE_REVISION}
+
+    def apply(self, img: Any, index: int) -> Any:
+        """The corrupted copy of ``img`` (a PIL RGB image at native size), as a PIL RGB image."""
+        from PIL import Image
+
+        rng = corruption_rng(self.split_sha256, index, self.kind, self.severity, self.settings.seed)
+        return Image.fromarray(corrupt(np.asarray(img, dtype=np.uint8), self.kind, self.severity, rng, self.settings))
+
+
+def parse_severities(values: Any) -> list[int]:
+    """Severities from ``[1, 3]``, ``["1..5"]``, ``"2..4"`` or ``"3"``: sorted, distinct, each in 1..5 (one line
+    naming the bad value otherwise)."""
+    items = values if isinstance(values, (list, tuple)) else [values]
+    out: list[int] = []
+    for v in items:
+        if isinstance(v, bool):
+            raise ProtocolError(f"corruption severity must be an integer 1..5 or a range like 1..5, got {v!r}")
+        if isinstance(v, int):
+            rng = [v]
+        elif isinstance(v, str) and v.strip():
+            text = v.strip()
+            try:
+                if ".." in text:
+                    lo, hi = (int(x) for x in text.split("..", 1))
+                    if lo > hi:
+                        raise ValueError
+                    rng = list(range(lo, hi + 1))
+                else:
+                    rng = [int(text)]
+            except ValueError:
+                raise ProtocolError(f"corruption severities must be integers 1..5 or a range like 1..5, got {v!r}") \
+                    from None
+        else:
+            raise ProtocolError(f"corruption severities must be integers 1..5 or a range like 1..5, got {v!r}")
+        for s in rng:
+            if s not in SEVERITIES:
+                raise ProtocolError(f"corruption severity must be an integer 1..5, got {s!r} (from {v!r})")
+        out += rng
+    if not out:
+        raise ProtocolError("no corruption severity given (expected integers 1..5 or a range like 1..5)")
+    if len(set(out)) != len(out):
+        raise ProtocolError(f"corruption severities list a value twice: {values!r}")
+    return sorted(out)
+
+
+def parse_types(values: Any) -> list[str]:
+    """Corruption types in protocol order; empty / None / ``["all"]`` means all 12. Unknown or repeated names are one
+    line naming them."""
+    items = [] if values is None else list(values) if isinstance(values, (list, tuple)) else [values]
+    if not items or items == ["all"]:
+        return list(TYPES)
+    for v in items:
+        if not isinstance(v, str) or v not in TYPES:
+            raise ProtocolError(f"unknown corruption type {v!r}{close_matches(str(v), list(TYPES))}; "
+                                f"known: {', '.join(TYPES)} (or all)")
+    if len(set(items)) != len(items):
+        raise ProtocolError(f"corruption types list a value twice: {items!r}")
+    return [t for t in TYPES if t in items]
