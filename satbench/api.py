@@ -216,7 +216,9 @@ def run(task: str, model: Any = DEFAULT_MODEL, dataset: Any = None, protocol: Op
     intervals, default 10,000); ``seeds=[0, 1, 2]`` (trained probes: one record per seed, returns the aggregate record
     with the per-seed records in ``record["_members"]``); ``train_fraction=[0.01, 0.1]`` / ``shots=[5]`` with
     ``draws`` and ``subset_seed`` (knn, cached-linear: returns a list with one record per fraction / shot count -- the
-    draws aggregate when ``draws > 1``). They may also be given in ``task_options``.
+    draws aggregate when ``draws > 1``). They may also be given in ``task_options``. Corruptions (knn, cached-linear,
+    linear with ``evaluate=True``; :mod:`satbench.eval.corruption_eval`): ``corruptions=["gaussian_noise", ...]`` (or
+    ``[]`` for all 12), ``severities=[1, 3]`` or ``"1..5"``, ``corruption_protocol`` (default ``reo-v1``).
 
     ``model``: a registered name (loaded with ``weights``), a :class:`Model`, or a loaded model. ``dataset``: a
     catalog name, a folder, or an opened dataset (default: the bundled ``ucm-mini``). Keyword arguments are run
@@ -239,6 +241,9 @@ def run(task: str, model: Any = DEFAULT_MODEL, dataset: Any = None, protocol: Op
     ds_kw = {k: kwargs.pop(k) for k in DATASET_OPTION_NAMES if k in kwargs}
     extra = dict(task_options or {})
     extra.update({k: kwargs.pop(k) for k in stats_options.OPTION_NAMES if k in kwargs})
+    from satbench.eval.corruption_eval import OPTION_NAMES as CORRUPTION_OPTIONS
+
+    extra.update({k: kwargs.pop(k) for k in CORRUPTION_OPTIONS if k in kwargs})
     seeds = extra.pop("seeds", None) if seeds is None else seeds
     overrides = {**kwargs, **(overrides or {})}  # protocol parameters (checked against the task's settings)
     if run_kw.get("num_workers") is None:
@@ -246,6 +251,9 @@ def run(task: str, model: Any = DEFAULT_MODEL, dataset: Any = None, protocol: Op
 
         run_kw["num_workers"] = default_num_workers(t.default_num_workers, run_kw.get("device"))
     seeds = stats_options.check_options(t, extra, seeds)  # before any work
+    from satbench.eval.corruption_eval import check_options as check_corruption_options
+
+    check_corruption_options(t, {**extra, "seeds": seeds})  # unknown types / severities / protocol: before any work
     options = RunOptions(**run_kw, extra=extra)
     if not t.distributed:
         require_single_process(f"satbench run --task {t.name}")

@@ -130,6 +130,12 @@ class CachedLinearResult:
     conf: Optional[np.ndarray] = None
     temperature_fit: Any = None
     conf_scaled: Optional[np.ndarray] = None
+    #: the refit head (weight [C, D], bias [C]) that gave ``pred``
+    head: Any = None
+    #: ``--corruptions``: the plan, the corrupted val features' account and the head's top-1 per (type, severity)
+    corruption_plan: Any = None
+    corrupted_extraction: Any = None
+    corrupted_pred: Optional[dict[tuple[str, int], np.ndarray]] = None
 
     @property
     def summary(self) -> dict[str, Any]:
@@ -153,7 +159,7 @@ def run_cached_linear(extractor: FeatureExtractor, train_items: Sequence[Any], v
                       cache: Optional[FeatureCache] = None, batch_size: int = 64, num_workers: int = 1,
                       seed: int = 0, progress: bool = True, dist: Any = None,
                       train_subsets: Sequence[Any] = (), allow_collapsed_features: bool = False,
-                      temperature_scaling: bool = False) -> Any:
+                      temperature_scaling: bool = False, corruptions: Any = None) -> Any:
     """Run ``cached-linear-v1`` (see the module docstring); ``batch_size`` is the extraction batch. Under torchrun
     (``dist``) every rank extracts a shard; rank 0 trains the heads and returns the result, the others None.
 
@@ -162,7 +168,9 @@ def run_cached_linear(extractor: FeatureExtractor, train_items: Sequence[Any], v
 
     The val features are checked before any head is trained (:mod:`satbench.eval.feature_guard`: NaN / inf in either
     split and collapse fail in one line; ``allow_collapsed_features`` records a collapse instead).
-    ``temperature_scaling``: fit a temperature on the hold-out (step 4 of the module docstring)."""
+    ``temperature_scaling``: fit a temperature on the hold-out (step 4 of the module docstring).
+    ``corruptions`` (a :class:`satbench.eval.corruption_eval.CorruptionPlan`, whole train split only): the val split
+    is also extracted under each (type, severity), each a cached view, and classified by the refit head."""
     s = CachedLinearSettings.from_protocol(protocol)
     y_all = np.asarray([int(it.label) for it in train_items])
     for sub in train_subsets:
@@ -178,6 +186,15 @@ def run_cached_linear(extractor: FeatureExtractor, train_items: Sequence[Any], v
                           batch_size=batch_size, num_workers=num_workers, progress=progress, desc="val features",
                           stats=stats, dist=dist).get(view.key)
     t_extract = time.perf_counter() - t0
+    corrupted = None
+    if corruptions is not None:
+        if train_subsets:
+            raise DataError("--corruptions and train subsets cannot be combined in one run")
+        from satbench.eval.corruption_eval import extract_corrupted
+
+        corrupted = extract_corrupted(extractor, val_items, [view], corruptions, split_sha256=val_split_sha256,
+                                      cache=cache, batch_size=batch_size, num_workers=num_workers, progress=progress,
+                                      dist=dist, desc="val features")
     if f_train is None or f_val is None:
         return None  # not rank 0 of a sharded extraction
     y_train = y_all
@@ -200,6 +217,12 @@ def run_cached_linear(extractor: FeatureExtractor, train_items: Sequence[Any], v
         res = _fit(f_train, y_train, f_val, y_val, num_classes, s, seed, extract, t_extract,
                    scaling("train", train_split_sha256))
         res.features = features
+        if corrupted is not None:
+            w, b = res.head
+            res.corruption_plan, res.corrupted_extraction = corruptions, corrupted
+            res.corrupted_pred = {cond: topk_predictions(torch.from_numpy(by_key[view.key]) @ w.T + b,
+                                                         torch.from_numpy(y_val).long())[0]
+                                  for cond, by_key in corrupted.feats.items()}
         return res
     out = []
     for i, sub in enumerate(train_subsets):
@@ -267,5 +290,5 @@ def _fit(f_train: np.ndarray, y_train: np.ndarray, f_val: np.ndarray, y_val: np.
         settings=s,
         seconds={"extract": round(t_extract, 3), "grid": round(t_grid, 3), "refit": round(t_refit, 3)},
         y_val=y_val.astype(np.int64), pred=pred, top5_hit=hit5, conf=conf, temperature_fit=t_fit,
-        conf_scaled=conf_scaled,
+        conf_scaled=conf_scaled, head=(w1[0], b1[0]),
     )

@@ -25,12 +25,17 @@ from satbench.models.features import FeatureExtractor
 
 @dataclass
 class View:
-    """One transform of the decoded image. ``input_res`` is passed to backbones that take it (Scale-MAE)."""
+    """One transform of the decoded image. ``input_res`` is passed to backbones that take it (Scale-MAE).
+
+    ``corruption`` (a :class:`satbench.data.corruptions.ImageCorruption`, whose description is part of ``spec``) is
+    applied to the decoded native-size image before ``transform``, seeded by the image's index in the whole split
+    (never its index in a shard), so a corrupted view has the same features however the split is sharded."""
 
     key: str
     transform: Callable[[Any], torch.Tensor]
     spec: dict[str, Any]
     input_res: Optional[float] = None
+    corruption: Optional[Any] = None
 
 
 @dataclass
@@ -78,11 +83,14 @@ def cache_key(extractor: FeatureExtractor, split_sha256: str, view: View, layer:
 
 
 class _DecodedViews(Dataset):
-    """Decodes sample i once and returns the tensors of every requested view."""
+    """Decodes sample i once and returns the tensors of every requested view; ``offset`` is the index of
+    ``samples[0]`` in the whole split (a shard's start), which seeds corrupted views. Each corruption is computed once
+    per image for all the views that share it (the scales of one type and severity)."""
 
-    def __init__(self, samples: Sequence[Sample], views: Sequence[View]) -> None:
+    def __init__(self, samples: Sequence[Sample], views: Sequence[View], offset: int = 0) -> None:
         self.samples = samples
         self.views = views
+        self.offset = offset
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -90,9 +98,19 @@ class _DecodedViews(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, ...] | SatbenchError:
         try:
             img = read_rgb(self.samples[i].path)
+            corrupted: dict[int, Any] = {}
+            out = []
+            for v in self.views:
+                src = img
+                if v.corruption is not None:
+                    key = id(v.corruption)
+                    if key not in corrupted:
+                        corrupted[key] = v.corruption.apply(img, self.offset + i)
+                    src = corrupted[key]
+                out.append(v.transform(src))
         except SatbenchError as exc:  # passed back whole: a worker would wrap it in a multi-line traceback text
             return exc
-        return tuple(v.transform(img) for v in self.views)
+        return tuple(out)
 
 
 def _collate(items: list) -> Any:
@@ -156,7 +174,7 @@ def extract_views(
     mine = samples[lo:hi]
     if todo and samples:
         on_gpu = getattr(getattr(extractor, "device", None), "type", "cpu") == "cuda"
-        loader = DataLoader(_DecodedViews(mine, todo), batch_size=batch_size, shuffle=False,
+        loader = DataLoader(_DecodedViews(mine, todo, offset=lo), batch_size=batch_size, shuffle=False,
                             num_workers=num_workers, persistent_workers=False, collate_fn=_collate,
                             pin_memory=on_gpu,  # page-locked batches: the extractor's non_blocking copies overlap
                             multiprocessing_context="fork" if num_workers > 0 else None)

@@ -66,6 +66,12 @@ class KnnRun:
     #: the record's ``features`` section (:func:`satbench.eval.feature_guard.check_arrays`: the val features' check
     #: and fingerprint per view)
     features: Optional[dict[str, Any]] = None
+    #: ``--corruptions``: the plan, the corrupted val features' account, and per (type, severity) the top-1
+    #: predictions at the reported k of every view (val order)
+    corruption_plan: Any = None
+    corrupted_extraction: Any = None
+    corrupted_pred: Optional[dict[tuple[str, int], dict[str, np.ndarray]]] = None
+    corruption_search_s: float = 0.0
 
 
 def _features(extractor: FeatureExtractor, dataset: SceneDataset, samples: dict[str, list[Sample]], views: list[View], *,
@@ -99,7 +105,8 @@ def evaluate_knn(loaded: LoadedModel, dataset: SceneDataset, protocol: Protocol,
                  batch_size: int = 64, cache: Optional[FeatureCache] = None, progress: bool = True,
                  backend: str = "auto", normalization: Optional[Normalization] = None, num_workers: int = 1,
                  search_block_bytes: Optional[int] = None, dist: Any = None,
-                 train_subsets: Sequence[Any] = (), allow_collapsed_features: bool = False) -> Optional[list[KnnRun]]:
+                 train_subsets: Sequence[Any] = (), allow_collapsed_features: bool = False,
+                 corruptions: Any = None) -> Optional[list[KnnRun]]:
     """Evaluate ``loaded`` on ``dataset`` with a kNN ``protocol``: one :class:`KnnRun` per training set (the full split,
     or each of ``train_subsets``, classified from ONE extraction of the full split).
 
@@ -108,7 +115,9 @@ def evaluate_knn(loaded: LoadedModel, dataset: SceneDataset, protocol: Protocol,
     (``--normalization``); ``search_block_bytes`` bounds one block of the neighbour search (results do not depend on
     it). The val features of every view are checked (:mod:`satbench.eval.feature_guard`: NaN / inf, in any split, and
     collapse fail in one line, a collapse is recorded instead with ``allow_collapsed_features``) before any search.
-    Every error (bad protocol, missing split entry, k larger than the train split, input_res on a backbone
+    it). ``corruptions`` (a :class:`satbench.eval.corruption_eval.CorruptionPlan`, full train split only): the val
+    split is also extracted under every (type, severity) and classified against the clean train features at the
+    reported k (:mod:`satbench.eval.corruption_eval`). Every error (bad protocol, missing split entry, k larger than the train split, input_res on a backbone
     without it, an input size the backbone cannot take) is raised before any image is decoded.
     """
     if protocol.task != "knn":
@@ -127,6 +136,16 @@ def evaluate_knn(loaded: LoadedModel, dataset: SceneDataset, protocol: Protocol,
     views = list({e.view.key: e.view for e in entries}.values())
     feats, extraction = _features(extractor, dataset, samples, views, cache=cache, batch_size=batch_size,
                                   num_workers=num_workers, progress=progress, dist=dist)
+    corrupted = None
+    if corruptions is not None:
+        if train_subsets:
+            raise SatbenchError("--corruptions and train subsets cannot be combined in one run")
+        from satbench.eval.corruption_eval import extract_corrupted
+
+        corrupted = extract_corrupted(extractor, samples["val"], views, corruptions,
+                                      split_sha256=dataset.splits["val"].sha256, cache=cache, batch_size=batch_size,
+                                      num_workers=num_workers, progress=progress, dist=dist,
+                                      desc=f"{dataset.name} val")
     world = dist.world_size if dist is not None else 1
     if dist is not None and not dist.is_main:
         return None  # rank 0 searches
@@ -153,7 +172,18 @@ def evaluate_knn(loaded: LoadedModel, dataset: SceneDataset, protocol: Protocol,
                       extraction_of, time.perf_counter() - t1, world, batch_size, subset, clipped, features)
 
     if not train_subsets:
-        return [one(protocol, st, None, extraction)]
+        run = one(protocol, st, None, extraction)
+        if corrupted is not None:
+            t2 = time.perf_counter()
+            run.corruption_plan, run.corrupted_extraction, run.corrupted_pred = corruptions, corrupted, {}
+            for cond, by_key in corrupted.feats.items():
+                run.corrupted_pred[cond] = {
+                    v.key: knn_classify(feats["train"][v.key], ytr_all.tolist(), by_key[v.key], yte.tolist(),
+                                        [st.k_report], st.temperature, num_classes, backend=used_backend,
+                                        device=extractor.device, max_block_bytes=search_block_bytes).pred[st.k_report]
+                    for v in views}
+            run.corruption_search_s = time.perf_counter() - t2
+        return [run]
     runs: list[KnnRun] = []
     for sub in train_subsets:
         proto, run_st, clipped = protocol, st, None

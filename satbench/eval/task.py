@@ -115,6 +115,9 @@ class Task:
     #: Takes ``--train-fraction`` / ``--shots`` / ``--draws`` (subsets of the train split); :meth:`run` then returns
     #: a list of records, one per subset and draw.
     supports_subsets: ClassVar[bool] = False
+    #: Takes ``--corruptions`` / ``--severities`` (:mod:`satbench.eval.corruption_eval`): the val split is also
+    #: evaluated under each (type, severity) of a corruption protocol, recorded in the same record.
+    supports_corruptions: ClassVar[bool] = False
 
     def output_folder(self, options: "RunOptions") -> Optional[str]:
         """The folder this run owns (checkpoints, work dir): locked for the whole run, before any model is loaded."""

@@ -14,6 +14,8 @@ from typing import Any
 
 from satbench.config.argtypes import positive_int
 from satbench.eval.cached_linear_settings import CachedLinearSettings
+from satbench.eval.corruption_eval import add_corruption_arguments
+from satbench.eval.corruption_eval import run_options as corruption_run_options
 from satbench.stats.attach import (add_calibration_arguments, add_seed_arguments, add_statistics_arguments,
                                    add_subset_arguments, ci_text)
 from satbench.stats.attach import run_options as statistics_run_options
@@ -37,6 +39,7 @@ class CachedLinearTask(Task):
     supports_seeds = True
     supports_subsets = True  # --train-fraction / --shots: one extraction, one record per subset and draw
     supports_temperature_scaling = True  # fitted on the protocol's hold-out of train
+    supports_corruptions = True  # --corruptions: the refit head on the val split under each (type, severity)
 
     def accepts(self, protocol: Any) -> bool:
         return protocol.task == "linear" and protocol.params.get("method") == "cached-heads"
@@ -50,25 +53,30 @@ class CachedLinearTask(Task):
         add_subset_arguments(g)
         add_calibration_arguments(g, "on the protocol's hold-out of the train split (holdout_fraction, seeded with "
                                      "--seed), with the selected grid head, which never saw it")
+        add_corruption_arguments(g)
 
     def protocol_overrides(self, args: argparse.Namespace) -> dict[str, Any]:
         return {"epochs": args.epochs} if args.epochs is not None else {}
 
     def run_options(self, args: argparse.Namespace) -> dict[str, Any]:
-        return statistics_run_options(args)
+        return {**statistics_run_options(args), **corruption_run_options(args)}
 
     def run(self, model: Any, dataset: Any, protocol: Any, options: RunOptions) -> Any:
         from satbench.runtime.distributed import init_distributed, shutdown
 
+        from satbench.eval.corruption_eval import check_options as corruption_plan
+
+        plan = corruption_plan(self, options.extra)  # refused before any image is decoded
         settings = CachedLinearSettings.from_protocol(protocol)
         norm = protocol_normalization(settings.normalization, dataset)
         info = init_distributed(options.device)
         try:
-            return self._run(model, dataset, protocol, options, norm, info)
+            return self._run(model, dataset, protocol, options, norm, info, plan)
         finally:
             shutdown(info)
 
-    def _run(self, model: Any, dataset: Any, protocol: Any, options: RunOptions, norm: Any, info: Any) -> Any:
+    def _run(self, model: Any, dataset: Any, protocol: Any, options: RunOptions, norm: Any, info: Any,
+             plan: Any = None) -> Any:
         from satbench.models.features import FeatureExtractor
         from satbench.eval.cached_linear import run_cached_linear
         from satbench.stats.attach import train_subsets
@@ -84,7 +92,8 @@ class CachedLinearTask(Task):
                                 batch_size=options.batch_size, num_workers=options.num_workers, seed=options.seed,
                                 progress=options.progress and info.is_main, dist=info, train_subsets=subsets,
                                 allow_collapsed_features=options.allow_collapsed_features,
-                                temperature_scaling=bool(options.extra.get("temperature_scaling")))
+                                temperature_scaling=bool(options.extra.get("temperature_scaling")),
+                                corruptions=plan)
         if res is None:
             return None
         if isinstance(res, list):
@@ -121,6 +130,14 @@ class CachedLinearTask(Task):
                                        top5_correct=res.top5_hit if c >= 5 else None, conf=res.conf,
                                        temperature=scaled, **StatsOptions.from_extra(options.extra).kwargs())
         attach(record, fields)
+        if res.corrupted_pred is not None:
+            from satbench.eval.corruption_eval import attach_corruptions
+
+            attach_corruptions(record, res.corruption_plan, res.y_val, [res.pred],
+                               {cond: [p] for cond, p in res.corrupted_pred.items()},
+                               split_sha256=dataset.split_sha256("val"), stats_opts=StatsOptions.from_extra(options.extra),
+                               pred_keys=["top1"], extraction=res.corrupted_extraction,
+                               metric="top1 of the refit head")
         return record
 
     def describe_result(self, record: Any) -> str:
@@ -146,4 +163,7 @@ class CachedLinearTask(Task):
         if isinstance(sub, dict):
             rows.append(["train subset", subset_text(sub)])
         rows += statistics_rows(record)
-        return tabulate(rows, tablefmt="simple") + calibration_text(record)
+        from satbench.eval.corruption_eval import describe_corruptions
+
+        corr = describe_corruptions(record)
+        return tabulate(rows, tablefmt="simple") + calibration_text(record) + (f"\n{corr}" if corr else "")

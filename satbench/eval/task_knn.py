@@ -18,6 +18,8 @@ from typing import Any, Optional
 import numpy as np
 
 from satbench.config.argtypes import positive_float, positive_int
+from satbench.eval.corruption_eval import add_corruption_arguments
+from satbench.eval.corruption_eval import run_options as corruption_run_options
 from satbench.eval.knn_settings import KnnSettings
 from satbench.stats.attach import add_statistics_arguments, add_subset_arguments
 from satbench.stats.attach import run_options as statistics_run_options
@@ -94,6 +96,8 @@ def knn_record(run: Any, loaded: Any, dataset: Any, stats_opts: Any = None) -> d
     else:  # two entries of one scale cannot be told apart in the sidecar (no shipped protocol does this)
         record["metrics"]["statistics"] = {"error": f"statistics left out: scale entries repeat a scale {scales}"}
     record["timings"]["statistics_s"] = round(time.perf_counter() - t2, 3)
+    if run.corrupted_pred is not None:
+        _attach_corruptions(record, run, entries, k_report, dataset, stats_opts)
     if run.train_subset is not None:
         record["dataset"]["train_subset"] = run.train_subset.as_record()
     if run.k_clipped is not None:
@@ -101,6 +105,27 @@ def knn_record(run: Any, loaded: Any, dataset: Any, stats_opts: Any = None) -> d
     if run.features is not None:
         record["features"] = run.features
     return record
+
+
+def _attach_corruptions(record: dict[str, Any], run: Any, entries: list[Any], k_report: int, dataset: Any,
+                        stats_opts: Any) -> None:
+    """``--corruptions``: the corruption block of a kNN record, at the reported k, one column per scale (its accuracy
+    the mean over the scales, as ``top1_avg``)."""
+    from satbench.eval.corruption_eval import attach_corruptions
+    from satbench.records.predictions import knn_key
+
+    scales = [float(e.scale) for e in entries]
+    if len(set(scales)) != len(scales):
+        record["metrics"]["corruptions"] = {"error": f"corruption statistics left out: scale entries repeat a scale "
+                                                     f"{scales}"}
+        return
+    attach_corruptions(record, run.corruption_plan, run.val_labels,
+                       [run.by_view[e.view.key].pred[k_report] for e in entries],
+                       {cond: [by_key[e.view.key] for e in entries] for cond, by_key in run.corrupted_pred.items()},
+                       split_sha256=dataset.splits["val"].sha256, stats_opts=stats_opts, scales=scales,
+                       pred_keys=[knn_key(s, k_report) for s in scales], extraction=run.corrupted_extraction,
+                       metric=f"top1_avg at k={k_report} (mean over scales {', '.join(f'{s:g}' for s in scales)})")
+    record["timings"]["corruptions_search_s"] = round(run.corruption_search_s, 3)
 
 
 def knn_records(runs: list[Any], loaded: Any, dataset: Any, stats_opts: Any = None) -> list[dict[str, Any]]:
@@ -153,6 +178,7 @@ class KnnTask(Task):
     uses_feature_cache = True
     distributed = True  # under torchrun: sharded extraction, rank 0 searches and writes one record
     supports_subsets = True  # --train-fraction / --shots: one extraction, one record per subset
+    supports_corruptions = True  # --corruptions: the val split also under each (type, severity), cached per view
 
     def add_arguments(self, g: argparse._ArgumentGroup) -> None:
         g.add_argument("--scales", type=positive_float, nargs="+", default=None, metavar="S",
@@ -167,6 +193,7 @@ class KnnTask(Task):
                        help="neighbour search: faiss (CPU default) or exact torch matmul+topk (GPU default)")
         add_statistics_arguments(g)
         add_subset_arguments(g)
+        add_corruption_arguments(g)
 
     def protocol_overrides(self, args: argparse.Namespace) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -197,12 +224,15 @@ class KnnTask(Task):
                 {"k_clipped": {"requested": list(settings.k), "used": ks, "n_train": n_train}})
 
     def run_options(self, args: argparse.Namespace) -> dict[str, Any]:
-        return {"backend": args.knn_backend, **statistics_run_options(args)}
+        return {"backend": args.knn_backend, **statistics_run_options(args), **corruption_run_options(args)}
 
     def run(self, model: Any, dataset: Any, protocol: Any, options: RunOptions) -> Any:
         from satbench.data.scene import compute_normalization
         from satbench.stats.attach import StatsOptions, train_subsets
 
+        from satbench.eval.corruption_eval import check_options as corruption_plan
+
+        plan = corruption_plan(self, options.extra)  # refused before any image is decoded
         settings = protocol.settings(KnnSettings)
         if dataset.native_size is None:
             dataset.ensure_native_size()
@@ -236,7 +266,8 @@ class KnnTask(Task):
                              backend=options.extra.get("backend", "auto"), normalization=norm,
                              num_workers=options.num_workers, dist=info,
                              allow_collapsed_features=options.allow_collapsed_features,
-                             statistics=StatsOptions.from_extra(options.extra), train_subsets=subsets)
+                             statistics=StatsOptions.from_extra(options.extra), train_subsets=subsets,
+                             corruptions=plan)
         finally:
             shutdown(info)
         if record is None:
@@ -303,6 +334,11 @@ class KnnTask(Task):
             lines.append(m["statistics"]["error"])
         lines.append(f"extract {t['extract_s']:.1f} s, search {t['search_s']:.2f} s, "
                      f"cache hits {record['extra']['cache']['hits']}")
+        from satbench.eval.corruption_eval import describe_corruptions
+
+        corr = describe_corruptions(record)
+        if corr:
+            lines.append(corr)
         return "\n".join(lines)
 
 

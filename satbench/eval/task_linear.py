@@ -69,13 +69,19 @@ class _TrainedProbeTask(Task):
         g.add_argument("--val-csv", default=None, help="fMoW: the val CSV (with --dataset fmow)")
         add_seed_arguments(g)
         add_statistics_arguments(g)
+        if self.supports_corruptions:
+            from satbench.eval.corruption_eval import add_corruption_arguments
+
+            add_corruption_arguments(g)
 
     def protocol_overrides(self, args: argparse.Namespace) -> dict[str, Any]:
         out = {"epochs": args.epochs, "lr": args.lr, "batch_size": args.train_batch_size}
         return {k: v for k, v in out.items() if v is not None}
 
     def run_options(self, args: argparse.Namespace) -> dict[str, Any]:
-        return {"evaluate": args.evaluate, **statistics_run_options(args)}
+        from satbench.eval.corruption_eval import run_options as corruption_run_options
+
+        return {"evaluate": args.evaluate, **statistics_run_options(args), **corruption_run_options(args)}
 
     def output_folder(self, options: RunOptions) -> Optional[str]:
         return None if options.extra.get("evaluate") else options.output_dir
@@ -95,6 +101,12 @@ class _TrainedProbeTask(Task):
             raise SatbenchError(f"protocol {protocol.name} has mode {settings.mode!r}; the {self.name} task runs "
                                 f"mode {self.mode!r} protocols")
         evaluate = bool(options.extra.get("evaluate"))
+        from satbench.eval.corruption_eval import check_options as corruption_plan
+
+        plan = corruption_plan(self, options.extra)  # refused before any image is decoded
+        if plan is not None and not evaluate:
+            raise SatbenchError(f"--corruptions with --task {self.name} evaluates a trained head: add --evaluate "
+                                f"(the weights' linear_head), or use --task cached-linear")
         device = parse_device(options.device)
         info = init_distributed(device)
         try:
@@ -137,6 +149,10 @@ class _TrainedProbeTask(Task):
                 timings = {"total_s": round(res.seconds, 3), "seconds_per_epoch": res.seconds_per_epoch}
                 extra.update(checkpoint=res.checkpoint, best_checkpoint=res.best_checkpoint, output_dir=str(out))
                 preds = res.best_predictions
+            corrupted = None
+            if plan is not None:
+                corrupted = _corrupted_head_predictions(extractor, model, dataset, protocol, plan, options, info,
+                                                        progress)
             if not info.is_main:
                 return None
             record = make_record(task=self.name, model=model.card.name, weights=model.weights.as_dict(),
@@ -147,6 +163,20 @@ class _TrainedProbeTask(Task):
                 record["features"] = features
             attach_classification_statistics(record, dataset, preds, options, "best epoch's head" if not evaluate
                                              else "the released head")
+            if corrupted is not None:
+                import numpy as np
+
+                from satbench.eval.corruption_eval import attach_corruptions
+                from satbench.stats.attach import StatsOptions
+
+                clean, by_cond, extraction = corrupted
+                attach_corruptions(record, plan, clean["y"], [clean["pred"]],
+                                   {cond: [p] for cond, p in by_cond.items()}, split_sha256=dataset.split_sha256("val"),
+                                   stats_opts=StatsOptions.from_extra(options.extra), pred_keys=["top1"],
+                                   extraction=extraction, metric="top1 of the weights' linear_head, clean and "
+                                                                 "corrupted both from the cached val features")
+                record["metrics"]["corruptions"]["clean_equals_record_predictions"] = bool(
+                    preds is not None and (np.asarray(preds.pred) == clean["pred"]).all())
             return record
         finally:
             shutdown(info)
@@ -180,6 +210,45 @@ class _TrainedProbeTask(Task):
 TEMPERATURE_NOT_HERE = ("not available for this task: its head is trained on the whole train split, so no held-out "
                         "part of train is left to fit a temperature on (cached-linear's --temperature-scaling fits it "
                         "on its hold-out)")
+
+
+def _corrupted_head_predictions(extractor: Any, model: Any, dataset: Any, protocol: Any, plan: Any,
+                                options: RunOptions, info: Any, progress: bool) -> Any:
+    """``--evaluate --corruptions``: the val features of the protocol's eval view, clean and under every (type,
+    severity), through the feature cache (every rank extracts its shard), and the weights' linear_head's top-1 on each
+    (rank 0; None on the other ranks): ``({"y", "pred"}, {(type, severity): pred}, extraction account)``."""
+    import numpy as np
+    import torch
+
+    from satbench.eval.cached_linear import eval_view
+    from satbench.eval.corruption_eval import extract_corrupted
+    from satbench.eval.extract import extract_views
+    from satbench.eval.linear import topk_predictions
+    from satbench.eval.linear_head import load_linear_head
+
+    s = protocol.settings(LinearSettings)
+    view = eval_view(s.val_resize, s.val_crop)
+    val = dataset.samples("val")
+    cache = options.feature_cache() if info.is_main else None
+    sha = dataset.split_sha256("val")
+    kw = dict(split_sha256=sha, cache=cache, batch_size=options.batch_size, num_workers=options.num_workers,
+              progress=progress, dist=info)
+    clean = extract_views(extractor, val, [view], desc="val features", **kw).get(view.key)
+    corrupted = extract_corrupted(extractor, val, [view], plan, desc="val features", **kw)
+    if not info.is_main:
+        return None
+    head = load_linear_head(model.linear_head, extractor.feature_dim, where=str(model.weights.path or "weights"))
+    head = head.to(extractor.device).eval()
+
+    y = np.asarray([int(it.label) for it in val], dtype=np.int64)
+
+    def top1(feats: np.ndarray) -> np.ndarray:  # the evaluation's own topk (same tie order)
+        with torch.no_grad():
+            logits = head(torch.from_numpy(feats).to(extractor.device)).float()
+        return topk_predictions(logits, torch.from_numpy(y).to(logits.device))[0]
+
+    return ({"y": y, "pred": top1(clean)}, {c: top1(by_key[view.key]) for c, by_key in corrupted.feats.items()},
+            corrupted)
 
 
 def attach_classification_statistics(record: Any, dataset: Any, preds: Any, options: RunOptions, what: str) -> None:
@@ -236,6 +305,7 @@ class LinearTask(_TrainedProbeTask):
                         reference_protocol="satdino-linear-v1")
     mode = "head"
     uses_feature_cache = True  # --protocol cached-linear-v1 hands over to the cached-linear task
+    supports_corruptions = True  # with --evaluate: the weights' linear_head on the corrupted val split
 
     def accepts(self, protocol: Any) -> bool:
         return protocol.task == "linear"

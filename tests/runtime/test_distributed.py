@@ -157,3 +157,21 @@ def test_join_process_group_joins_once(monkeypatch):
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_corrupted_knn_on_two_processes_equals_one_process(tmp_path):
+    """--corruptions under torchrun: each rank corrupts its shard with the images' split indices, so the corruption
+    block (every condition, McNemar, intervals) is the single-process one bit for bit."""
+    env = _env(tmp_path)
+    args = ["run", "--task", "knn", "--model", "satdino-test-tiny", "--weights", "random", "--no-progress",
+            "--batch-size", "48", "--num-workers", "0", "--device", "cpu", "--scales", "0.125", "--k", "5",
+            "--corruptions", "clouds", "motion_blur", "--severities", "2", "--resamples", "200", "--no-cache"]
+    one = subprocess.run([sys.executable, "-m", "satbench.cli", *args, "--results-dir", str(tmp_path / "one")],
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert one.returncode == 0, one.stderr
+    two = _torchrun(2, args + ["--results-dir", str(tmp_path / "two")], env)
+    assert two.returncode == 0, two.stderr[-2000:]
+    (a,), (b,) = [[json.loads(p.read_text()) for p in (tmp_path / d).glob("*.json")] for d in ("one", "two")]
+    assert b["extra"]["world_size"] == 2 and b["extra"]["corruptions"]["extraction"]["forward_images"] == 2 * 84
+    assert a["metrics"]["corruptions"] == b["metrics"]["corruptions"] and a["summary"] == b["summary"]
