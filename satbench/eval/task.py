@@ -113,6 +113,9 @@ class Task:
     #: Takes ``--train-fraction`` / ``--shots`` / ``--draws`` (subsets of the train split); :meth:`run` then returns
     #: a list of records, one per subset and draw.
     supports_subsets: ClassVar[bool] = False
+    #: The split families (``--split``) the task runs on: ``satdino`` (SatDINO's official splits) for every task;
+    #: ``torchgeo`` (TorchGeo's train/val/test) for a task that reports a test split and keeps val held out.
+    split_families: ClassVar[tuple[str, ...]] = ("satdino",)
 
     def output_folder(self, options: "RunOptions") -> Optional[str]:
         """The folder this run owns (checkpoints, work dir): locked for the whole run, before any model is loaded."""

@@ -54,9 +54,12 @@ def knn_record(run: Any, loaded: Any, dataset: Any, stats_opts: Any = None) -> d
     ds_key = dataset.info.name if dataset.info is not None else dataset.name
     official = {ds_key: {**{e.key: [by_view[e.view.key].top1[k] for k in ks] for e in entries},
                          "average": [average[str(k)]["top1"] for k in ks]}}
+    from satbench.eval.knn_run import eval_split
+
+    report = eval_split(dataset)
     metrics = {"k": ks, "k_report": k_report, "temperature": run.settings.temperature, "per_scale": per_scale,
-               "average": average, "official_format": official, "n_train": run.n_train, "n_val": len(run.val_labels),
-               "num_classes": num_classes}
+               "average": average, "official_format": official, "n_train": run.n_train,
+               f"n_{report}": len(run.val_labels), "num_classes": num_classes}
     summary = {"top1_avg": average[str(k_report)]["top1"], "top5_avg": average[str(k_report)]["top5"],
                "top1_per_scale": {str(e.scale): by_view[e.view.key].top1[k_report] for e in entries},
                "k": k_report}
@@ -74,6 +77,7 @@ def knn_record(run: Any, loaded: Any, dataset: Any, stats_opts: Any = None) -> d
         extra["faiss_version"] = faiss.__version__
     ds = dataset.describe()
     ds["normalization_used"] = run.norm.as_dict()
+    ds["split_use"] = split_use(dataset)
     t_extract = run.extraction["seconds"]
     record = make_record(task="knn", model=loaded.card.name, weights=loaded.weights.as_dict(),
                          protocol=run.protocol.as_record(), dataset=ds, metrics=metrics, summary=summary,
@@ -87,7 +91,7 @@ def knn_record(run: Any, loaded: Any, dataset: Any, stats_opts: Any = None) -> d
     if len(set(scales)) == len(scales):
         preds = {(float(e.scale), k): by_view[e.view.key].pred[k] for e in entries for k in ks}
         hit5 = {(float(e.scale), k_report): by_view[e.view.key].top5_hit[k_report] for e in entries}
-        fields = knn_fields(run.val_labels, preds, k_report=k_report, split_sha256=dataset.splits["val"].sha256,
+        fields = knn_fields(run.val_labels, preds, k_report=k_report, split_sha256=dataset.splits[report].sha256,
                             num_classes=num_classes, top5_correct=hit5, **stats_opts.kwargs())
         attach(record, fields)
     else:  # two entries of one scale cannot be told apart in the sidecar (no shipped protocol does this)
@@ -98,6 +102,15 @@ def knn_record(run: Any, loaded: Any, dataset: Any, stats_opts: Any = None) -> d
     if run.k_clipped is not None:
         record["metrics"]["k_clipped"] = run.k_clipped
     return record
+
+
+def split_use(dataset: Any) -> dict[str, str]:
+    """What a kNN run did with each split of its dataset: ``fit`` (the neighbours), ``report`` (the numbers), or
+    ``held-out`` (not read: kept for what needs a validation split, e.g. a temperature or a probe's selection)."""
+    from satbench.eval.knn_run import eval_split
+
+    report = eval_split(dataset)
+    return {s: "fit" if s == "train" else "report" if s == report else "held-out" for s in dataset.splits}
 
 
 def knn_records(runs: list[Any], loaded: Any, dataset: Any, stats_opts: Any = None) -> list[dict[str, Any]]:
@@ -150,6 +163,7 @@ class KnnTask(Task):
     uses_feature_cache = True
     distributed = True  # under torchrun: sharded extraction, rank 0 searches and writes one record
     supports_subsets = True  # --train-fraction / --shots: one extraction, one record per subset
+    split_families = ("satdino", "torchgeo")  # torchgeo: neighbours from train, reported on test, val held out
 
     def add_arguments(self, g: argparse._ArgumentGroup) -> None:
         g.add_argument("--scales", type=positive_float, nargs="+", default=None, metavar="S",
@@ -271,8 +285,14 @@ class KnnTask(Task):
                    + [f"top-1 k={kr} [95% CI]"])
         p = record["protocol"]
         t = record["timings"]
+        report, n_eval = reported_split(record)
         head = (f"{record['dataset']['name']}: {record['model']} protocol {p['name']} ({p['hash'][:12]}), "
-                f"{m['n_train']} train / {m['n_val']} val, backend {record['extra']['backend']}")
+                f"{m['n_train']} train / {n_eval} {report}, backend {record['extra']['backend']}")
+        family = record["dataset"].get("split_family", "satdino")
+        if family != "satdino":
+            held = [s for s, u in (record["dataset"].get("split_use") or {}).items() if u == "held-out"]
+            head += (f"\nsplit family {family}: neighbours from train, numbers on {report}"
+                     + (f", {' / '.join(held)} held out (not read)" if held else ""))
         sub = record["dataset"].get("train_subset")
         if isinstance(sub, dict):
             head += f"\ntrain subset: {subset_text(sub)}"
@@ -287,7 +307,7 @@ class KnnTask(Task):
                          f"AUC over log2 scale {value_ci(rob['auc_log2_scale'], ci.get('auc_log2_scale'))}")
         boot = (m.get("statistics") or {}).get("bootstrap")
         if boot:
-            lines.append(f"intervals: 95% percentile bootstrap over the {m['n_val']} val images, "
+            lines.append(f"intervals: 95% percentile bootstrap over the {n_eval} {report} images, "
                          f"{boot['resamples']} resamples (seed {boot['seed']}); per-image predictions in "
                          f"{(record.get('predictions') or {}).get('file', 'the sidecar')}")
         elif (m.get("statistics") or {}).get("error"):
@@ -295,6 +315,13 @@ class KnnTask(Task):
         lines.append(f"extract {t['extract_s']:.1f} s, search {t['search_s']:.2f} s, "
                      f"cache hits {record['extra']['cache']['hits']}")
         return "\n".join(lines)
+
+
+def reported_split(record: Any) -> tuple[str, Any]:
+    """``(split, image count)`` a kNN record reports (``val`` and ``metrics.n_val`` for SatDINO's splits)."""
+    use = record["dataset"].get("split_use") or {}
+    report = next((s for s, u in use.items() if u == "report"), "val")
+    return report, record["metrics"].get(f"n_{report}")
 
 
 def subset_text(sub: dict[str, Any]) -> str:
