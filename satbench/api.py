@@ -202,7 +202,7 @@ RUN_OPTION_NAMES = ("device", "bf16", "batch_size", "num_workers", "use_cache", 
                     "progress", "seed", "output_dir", "resume", "trust_checkpoint", "allow_unpinned",
                     "allow_collapsed_features")
 DATASET_OPTION_NAMES = ("data_root", "normalization", "native_size", "split_source", "train_csv", "val_csv",
-                        "seg_format")
+                        "seg_format", "split_family")
 
 
 def run(task: str, model: Any = DEFAULT_MODEL, dataset: Any = None, protocol: Optional[str] = None, *,
@@ -223,8 +223,9 @@ def run(task: str, model: Any = DEFAULT_MODEL, dataset: Any = None, protocol: Op
     ``model``: a registered name (loaded with ``weights``), a :class:`Model`, or a loaded model. ``dataset``: a
     catalog name, a folder, or an opened dataset (default: the bundled ``ucm-mini``). Keyword arguments are run
     options (``device``, ``bf16``, ``batch_size``, ``num_workers``, ``use_cache``, ``progress``, ``seed``,
-    ``output_dir``, ``resume``, ``trust_checkpoint``, ``allow_collapsed_features``), dataset options (``data_root``, ``normalization`` -- a preset,
-    ``mean=..;std=..`` or ``compute`` --, ``native_size``, ``split_source``, ``train_csv``, ``val_csv``,
+    ``output_dir``, ``resume``, ``trust_checkpoint``, ``allow_collapsed_features``), dataset options (``data_root``,
+    ``normalization`` -- a preset, ``mean=..;std=..`` or ``compute`` --, ``native_size``, ``split_source``,
+    ``split_family`` -- ``satdino`` (default) or ``torchgeo`` for the tasks that take it --, ``train_csv``, ``val_csv``,
     ``seg_format``), or protocol overrides (e.g. ``scales=[1.0, 0.5]``, ``k=[20]``, ``epochs=1``; recorded). A protocol
     parameter whose name is also a run option (the linear protocol's ``batch_size``) goes in ``overrides={...}``.
     """
@@ -318,8 +319,16 @@ def _dataset(task: Any, dataset: Any, ds_kw: dict[str, Any], options: Any) -> An
     from satbench.data.datasets import open_dataset as _open
     from satbench.data.scene import compute_normalization
 
+    family = ds_kw.get("split_family") or "satdino"
+    if family not in task.split_families:
+        raise DataError(f"--split {family} does not apply to --task {task.name} (it takes: "
+                        f"{', '.join(task.split_families)})")
     if dataset is not None and not isinstance(dataset, (str, os.PathLike)):
+        if getattr(dataset, "split_family", "satdino") != family:
+            raise DataError(f"the dataset given is opened on split family {getattr(dataset, 'split_family', 'satdino')!r}, "
+                            f"not {family!r}")
         return dataset
+    ds_kw.setdefault("split_family", family)
     norm_spec = ds_kw.pop("normalization", None)
     compute = norm_spec == "compute"
     if norm_spec is not None and not compute and not hasattr(norm_spec, "mean"):

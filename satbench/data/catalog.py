@@ -24,6 +24,7 @@ from satbench.data.normalization import Normalization, get_normalization, parse_
 from satbench.runtime.plugins import load_plugins
 from satbench.config.settings import gt, load_settings
 from satbench.data.download_spec import DownloadSpec
+from satbench.data.split_family_spec import DEFAULT_FAMILY, SplitFamilySpec, check_family_name
 from satbench.config.yamlio import read_folder, search_folders
 
 CATALOG_DIR = Path(__file__).resolve().parent / "catalog"
@@ -80,6 +81,8 @@ class DatasetSpec:
     bundled: str = ""
     segmentation: Optional[SegmentationFacts] = None
     download: Optional[DownloadSpec] = None
+    #: published split families other than the default (SatDINO's official splits): ``--split <family>``
+    split_families: dict[str, SplitFamilySpec] = field(default_factory=dict)
     path: str = ""
 
     def check(self, where: str) -> None:
@@ -92,6 +95,20 @@ class DatasetSpec:
         if self.classes and len(self.classes) != self.num_classes:
             raise CatalogError(f"{where}: {len(self.classes)} classes listed, num_classes is {self.num_classes}")
         check_download(self, where)
+        for family in self.split_families:
+            check_family_name(family, f"{where}: split_families")
+        if self.split_families and (self.kind != "scene" or self.subset_of):
+            raise CatalogError(f"{where}: split_families apply to a full scene dataset (not a subset or another kind)")
+
+    def split_family(self, name: str) -> Optional[SplitFamilySpec]:
+        """The published split family ``name`` of this dataset (None for the default family)."""
+        if name == DEFAULT_FAMILY:
+            return None
+        fam = self.split_families.get(name)
+        if fam is None:
+            have = ", ".join([DEFAULT_FAMILY, *self.split_families])
+            raise CatalogError(f"dataset {self.name} has no split family {name!r}; it has: {have}")
+        return fam
 
     @property
     def norm(self) -> Optional[Normalization]:

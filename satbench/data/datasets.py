@@ -38,12 +38,13 @@ def open_dataset(spec: Optional[str] = None, *, kinds: Sequence[str] = ("scene",
                  data_root: Optional[str | Path] = None, normalization: Optional[Normalization] = None,
                  native_size: Optional[int] = None, split_source: str = "auto",
                  train_csv: Optional[str] = None, val_csv: Optional[str] = None,
-                 seg_format: Optional[str] = None) -> Any:
+                 seg_format: Optional[str] = None, split_family: str = "satdino") -> Any:
     """Open ``spec`` (a catalog name, a bundled subset, or a folder; default the bundled ``ucm-mini``).
 
     ``kinds`` restricts what the caller can use (a task passes its dataset kinds): anything else is one clear error.
     fMoW needs ``train_csv`` / ``val_csv`` and ``data_root``; a segmentation folder whose name does not say which
-    benchmark it is needs ``seg_format``.
+    benchmark it is needs ``seg_format``. ``split_family`` (scene datasets): ``satdino`` (SatDINO's official splits,
+    the default) or a published family of the catalog spec (``torchgeo``; :mod:`satbench.data.split_families`).
     """
     from satbench.data.scene import DEFAULT_DATASET
 
@@ -52,6 +53,9 @@ def open_dataset(spec: Optional[str] = None, *, kinds: Sequence[str] = ("scene",
     if kind not in kinds:
         raise DataError(f"dataset {spec!r} is a {KIND_NAMES.get(kind, kind)} dataset; this task takes "
                         f"{' or '.join(KIND_NAMES.get(k, k) for k in kinds)} datasets")
+    if kind != "scene" and split_family != "satdino":
+        raise DataError(f"--split {split_family} applies to scene-classification datasets; {spec!r} is a "
+                        f"{KIND_NAMES.get(kind, kind)} dataset")
     if kind != "fmow" and (train_csv or val_csv):
         raise DataError("--train-csv/--val-csv go with --dataset fmow")
     if kind == "fmow":
@@ -71,4 +75,4 @@ def open_dataset(spec: Optional[str] = None, *, kinds: Sequence[str] = ("scene",
     from satbench.data.scene import open_scene_dataset
 
     return open_scene_dataset(spec, data_root=data_root, normalization=normalization, native_size=native_size,
-                              split_source=split_source)
+                              split_source=split_source, split_family=split_family)

@@ -6,8 +6,13 @@ is the position in the *sorted* class-folder names (the official code uses unsor
 accuracy; sorting makes indices deterministic). The dataset name is the folder name, as in the official code.
 
 Split files: by default the folder's own ``train.txt``/``val.txt`` (when present), else the official ones shipped with satbench
-(``satbench/data/splits/<name>/``). Records carry both files' sha256 and whether they match the official split
-(``exact``, ``modulo-extension`` for e.g. ``.tif`` entries re-encoded as ``.jpg``, or ``no``).
+(``satbench/data/splits/<name>/``): the split family ``satdino``, whose kNN reports the val split. Records carry both files'
+sha256 and whether they match the official split (``exact``, ``modulo-extension`` for e.g. ``.tif`` entries re-encoded as
+``.jpg``, or ``no``). ``split_family="torchgeo"`` opens a catalog dataset on TorchGeo's published train/val/test files
+instead (:mod:`satbench.data.split_families`: downloaded on first use, md5 checked before a line is read, each line mapped to
+the folder's ``./<class>/<file>``); its kNN reports the test split, val is held out, and ``official_split`` then says whether
+each split matches the family's published file (``exact``, or ``modulo-extension`` when the folder's images have another
+extension than the names in the file).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from satbench.io.hashing import sha256_bytes
 from satbench.data.normalization import Normalization
 from satbench.data.catalog import SPLITS_DIR, DatasetSpec, find_dataset_spec, get_dataset_spec, list_datasets, spec_for_folder
 from satbench.data.images import IMAGE_EXTENSIONS, image_size
+from satbench.data.split_family_spec import DEFAULT_FAMILY
 
 DEFAULT_DATASET = "ucm-mini"
 #: Longest split-file entry accepted (a path of a few folders and a file name; anything longer is not a split line).
@@ -127,6 +133,12 @@ class SceneDataset:
     split_source: str = "folder"
     in_catalog: bool = True
     facts_source: dict[str, str] = field(default_factory=dict)
+    #: the split family (``satdino``: SatDINO's official train/val; ``torchgeo``: TorchGeo's train/val/test) and the
+    #: split a kNN run reports (``val``; ``test`` for a family with a test split)
+    split_family: str = DEFAULT_FAMILY
+    eval_split: str = "val"
+    #: a published family's files as fetched: {split: {filename, url, md5, sha256, how, revision}} and the mapping
+    family_files: dict[str, Any] = field(default_factory=dict)
     #: each split's checked sample list, computed once per opened dataset (a run asks for it from several steps)
     _checked: dict[str, list[Sample]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
@@ -149,6 +161,8 @@ class SceneDataset:
             return False
         if len(self.classes) != self.spec.num_classes:
             return True
+        if self.split_family != DEFAULT_FAMILY:  # the published files are checked by md5: complete by construction
+            return False
         counts = self.spec.counts
         return bool(counts) and any(len(self.splits[s].lines) != counts.get(s, len(self.splits[s].lines))
                                     for s in self.splits)
@@ -206,7 +220,7 @@ class SceneDataset:
         """Validate the folder: split entries exist, every class is non-empty; returns counts."""
         report: dict[str, Any] = {"root": str(self.root), "name": self.name, "classes": len(self.classes)}
         used: dict[str, int] = {c: 0 for c in self.classes}
-        for split in ("train", "val"):
+        for split in self.splits:
             s = self.samples(split)
             report[split] = len(s)
             for smp in s:
@@ -261,6 +275,8 @@ class SceneDataset:
             "official_split": {k: v.official_match for k, v in self.splits.items()},
             "is_subset": self.is_subset,
             "in_catalog": self.in_catalog,
+            "split_family": self.split_family,
+            **({"split_family_files": dict(self.family_files)} if self.family_files else {}),
             **({"facts_source": dict(self.facts_source)} if self.facts_source else {}),
         }
 
@@ -302,7 +318,8 @@ def _locate(spec_or_path: str, data_root: Optional[str | Path]) -> tuple[Path, O
 
 def open_scene_dataset(spec: Optional[str] = None, *, data_root: Optional[str | Path] = None,
                        normalization: Optional[Normalization] = None, native_size: Optional[int] = None,
-                       split_source: str = "auto", require_stats: bool = False) -> SceneDataset:
+                       split_source: str = "auto", require_stats: bool = False,
+                       split_family: str = DEFAULT_FAMILY, progress: bool = False) -> SceneDataset:
     """Open a dataset by bundled name (``ucm-mini``, the default), by name under ``data_root``, or by folder path.
 
     A catalog dataset brings its native size and normalisation (``native_size`` / ``normalization`` override them,
@@ -310,7 +327,9 @@ def open_scene_dataset(spec: Optional[str] = None, *, data_root: Optional[str | 
     stay None unless given (a task that needs them reads the size from the images, :meth:`SceneDataset.ensure_native_size`,
     or computes the statistics, and records it).
     ``require_stats=True`` makes a missing size or normalisation an error. ``split_source``: ``auto`` (the folder's own
-    split files, else the shipped official ones), ``folder`` or ``official``.
+    split files, else the shipped official ones), ``folder`` or ``official``. ``split_family``: ``satdino`` (the
+    default: the files ``split_source`` picks) or a family of the dataset's catalog spec (``torchgeo``: its published
+    train/val/test files, fetched and verified, :func:`_family_splits`).
     """
     root, cat = _locate(spec or DEFAULT_DATASET, data_root)
     in_catalog = cat is not None
@@ -324,6 +343,18 @@ def open_scene_dataset(spec: Optional[str] = None, *, data_root: Optional[str | 
         facts["native_size"] = "given"
     if split_source not in ("auto", "folder", "official"):
         raise DataError(f"split_source must be auto, folder or official, got {split_source!r}")
+    if split_family != DEFAULT_FAMILY:
+        if split_source != "auto":
+            raise DataError(f"split_source {split_source!r} chooses among SatDINO's split files; it does not apply to "
+                            f"split family {split_family!r}")
+        fam_splits, files = _family_splits(root, cat, split_family, progress=progress)
+        ds_spec = cat  # a family needs a catalog dataset (checked above)
+        assert ds_spec is not None
+        ds = SceneDataset(name=name, root=root, spec=ds_spec, native_size=native, normalization=norm,
+                          splits=fam_splits, split_source=split_family, in_catalog=True, facts_source=facts,
+                          split_family=split_family, eval_split=ds_spec.split_families[split_family].report,
+                          family_files=files)
+        return ds
     official_dir = cat.official_split_dir if cat is not None else None
     splits: dict[str, SplitFile] = {}
     used_source = set()
@@ -352,6 +383,45 @@ def open_scene_dataset(spec: Optional[str] = None, *, data_root: Optional[str | 
         raise DataError(f"dataset folder {root}: {name!r} is not a known dataset; pass --normalization (a preset, "
                         f"mean=..;std=.. or compute)")
     return ds
+
+
+def _family_splits(root: Path, cat: Optional[DatasetSpec], family: str, *,
+                   progress: bool = False) -> tuple[dict[str, SplitFile], dict[str, Any]]:
+    """The split files of published family ``family`` for the dataset folder ``root``: fetched and verified
+    (:func:`satbench.data.split_families.fetch_family_files`), read, and each line mapped to ``./<class>/<file>`` with
+    the folder's image extension; and what the record says about them."""
+    from satbench.data.catalog import list_datasets
+    from satbench.data.split_families import fetch_family_files, folder_extension, map_entry, named_extensions
+
+    having = [s.name for s in list_datasets("scene") if family in s.split_families]
+    if cat is not None and cat.subset_of and family in get_dataset_spec(cat.subset_of).split_families:
+        raise DataError(f"--split {family}: {cat.name} is a subset of {cat.subset_of}, and the {family} split files "
+                        f"name every image of {cat.subset_of}; pass the full {cat.subset_of} folder (--dataset "
+                        f"DIR/{cat.subset_of})")
+    if cat is None or family not in cat.split_families:
+        what = f"dataset {cat.name}" if cat is not None else f"{root} (a folder that is not a catalog dataset)"
+        raise DataError(f"--split {family}: {what} has no published {family} split; datasets with one: "
+                        f"{', '.join(having) or 'none'} (a folder named after one of them)")
+    fam = cat.split_families[family]
+    extension = folder_extension(root / "images")  # before any download: a folder that cannot take a split fails
+    fetched = fetch_family_files(cat.name, family, fam, progress=progress)
+    splits: dict[str, SplitFile] = {}
+    files: dict[str, Any] = {}
+    for split, res in fetched.items():
+        sf = _read_split(res.path)
+        if sf.sha256 != res.digests.sha256:  # the bytes read are the bytes verified
+            raise DataError(f"split file {res.path} changed after its checksum was verified; not used")
+        named = named_extensions([e for _, e in sf.lines])
+        sf.lines = [(n, map_entry(fam, e, extension, f"{res.path}:{n}")) for n, e in sf.lines]
+        sf.official_match = "exact" if named == [extension] else "modulo-extension"
+        splits[split] = sf
+        rf = fam.files[split]
+        files[split] = {"filename": rf.filename, "url": rf.url, "md5": res.digests.md5, "sha256": res.digests.sha256,
+                        "how": res.how, "revision": res.revision, "lines": len(sf.lines),
+                        "named_extensions": named}
+    files = {"family": family, "title": fam.title, "source": fam.source, "report": fam.report,
+             "entry": fam.entry, "entry_note": fam.entry_note, "extension_used": extension, "files": files}
+    return {s: splits[s] for s in ("train", "val", "test") if s in splits}, files
 
 
 def compute_normalization(dataset: SceneDataset, split: str = "train", progress: bool = True) -> Normalization:

@@ -84,7 +84,7 @@ def _features(extractor: FeatureExtractor, dataset: SceneDataset, samples: dict[
     feats = {split: extract_views(extractor, samples[split], views, split_sha256=dataset.splits[split].sha256,
                                   cache=cache, batch_size=batch_size, num_workers=num_workers, progress=progress,
                                   desc=f"{dataset.name} {split}", stats=stats, dist=dist)
-             for split in ("train", "val")}
+             for split in samples}
     extraction = {"stats": stats.as_dict(), "seconds": time.perf_counter() - t0,
                   "cache": {"enabled": cache is not None and cache.enabled,
                             "hits": (cache.hits - hits0) if cache is not None else 0,
@@ -98,6 +98,12 @@ def _shared(extraction: dict[str, Any], first_id: Optional[str]) -> dict[str, An
              "computed_views": [], "images_decoded": 0, "forward_images": 0, "seconds": 0.0,
              "shared_with_record": first_id}
     return {"stats": stats, "seconds": 0.0, "cache": {"enabled": extraction["cache"]["enabled"], "hits": 0, "misses": 0}}
+
+
+def eval_split(dataset: Any) -> str:
+    """The split a kNN run reports: ``val`` for SatDINO's splits, ``test`` for a family with a test split (TorchGeo's:
+    neighbours from train, val held out for what needs a validation split)."""
+    return str(getattr(dataset, "eval_split", "val"))
 
 
 def evaluate_knn(loaded: LoadedModel, dataset: SceneDataset, protocol: Protocol, *,
@@ -117,20 +123,21 @@ def evaluate_knn(loaded: LoadedModel, dataset: SceneDataset, protocol: Protocol,
     collapse fail in one line, a collapse is recorded instead with ``allow_collapsed_features``) before any search.
     it). ``corruptions`` (a :class:`satbench.eval.corruption_eval.CorruptionPlan`, full train split only): the val
     split is also extracted under every (type, severity) and classified against the clean train features at the
-    reported k (:mod:`satbench.eval.corruption_eval`). Every error (bad protocol, missing split entry, k larger than the train split, input_res on a backbone
-    without it, an input size the backbone cannot take) is raised before any image is decoded.
+    reported k (:mod:`satbench.eval.corruption_eval`). Every error (bad protocol, missing split entry, k larger than
+    the train split, input_res on a backbone without it, an input size the backbone cannot take) is raised before any image is decoded.
     """
     if protocol.task != "knn":
         raise ProtocolError(f"protocol {protocol.name} is for task {protocol.task!r}, not 'knn'")
     st = settings if settings is not None else protocol.settings(KnnSettings)
     entries = build_scale_entries(protocol, dataset, loaded, settings=st)
     norm = protocol_normalization(protocol, dataset, normalization, settings=st)
-    samples = {"train": dataset.samples("train"), "val": dataset.samples("val")}
+    report = eval_split(dataset)
+    samples = {"train": dataset.samples("train"), report: dataset.samples(report)}
     if max(st.k) > len(samples["train"]):
         raise ProtocolError(f"k = {max(st.k)} needs at least {max(st.k)} training images; {dataset.name} train has "
                             f"{len(samples['train'])}")
-    if not samples["val"]:
-        raise SatbenchError(f"dataset {dataset.name}: the val split is empty")
+    if not samples[report]:
+        raise SatbenchError(f"dataset {dataset.name}: the {report} split is empty")
     extractor = FeatureExtractor(loaded, normalization=norm, device=device, bf16=bf16)
     used_backend = resolve_backend(backend, extractor.device)
     views = list({e.view.key: e.view for e in entries}.values())
@@ -142,20 +149,20 @@ def evaluate_knn(loaded: LoadedModel, dataset: SceneDataset, protocol: Protocol,
             raise SatbenchError("--corruptions and train subsets cannot be combined in one run")
         from satbench.eval.corruption_eval import extract_corrupted
 
-        corrupted = extract_corrupted(extractor, samples["val"], views, corruptions,
-                                      split_sha256=dataset.splits["val"].sha256, cache=cache, batch_size=batch_size,
+        corrupted = extract_corrupted(extractor, samples[report], views, corruptions,
+                                      split_sha256=dataset.splits[report].sha256, cache=cache, batch_size=batch_size,
                                       num_workers=num_workers, progress=progress, dist=dist,
-                                      desc=f"{dataset.name} val")
+                                      desc=f"{dataset.name} {report}")
     world = dist.world_size if dist is not None else 1
     if dist is not None and not dist.is_main:
         return None  # rank 0 searches
-    features = check_arrays({v.key: feats["val"][v.key] for v in views}, f"{loaded.card.name} on {dataset.name}",
-                            split_sha256=dataset.splits["val"].sha256,
+    features = check_arrays({v.key: feats[report][v.key] for v in views}, f"{loaded.card.name} on {dataset.name}",
+                            split_sha256=dataset.splits[report].sha256,
                             views={v.key: {"spec": v.spec, "input_res": v.input_res} for v in views},
                             others={f"train features, view {v.key}": feats["train"][v.key] for v in views},
                             allow_collapsed=allow_collapsed_features)
     ytr_all = np.asarray([s.label for s in samples["train"]], dtype=np.int64)
-    yte = np.asarray([s.label for s in samples["val"]], dtype=np.int64)
+    yte = np.asarray([s.label for s in samples[report]], dtype=np.int64)
     num_classes = len(dataset.classes)
 
     def one(proto: Protocol, run_st: KnnSettings, train_idx: Optional[np.ndarray], extraction_of: dict[str, Any],
@@ -165,7 +172,7 @@ def evaluate_knn(loaded: LoadedModel, dataset: SceneDataset, protocol: Protocol,
         by_view = {}
         for v in views:
             xtr = feats["train"][v.key] if train_idx is None else feats["train"][v.key][train_idx]
-            by_view[v.key] = knn_classify(xtr, ytr.tolist(), feats["val"][v.key], yte.tolist(), list(run_st.k),
+            by_view[v.key] = knn_classify(xtr, ytr.tolist(), feats[report][v.key], yte.tolist(), list(run_st.k),
                                           run_st.temperature, num_classes, backend=used_backend,
                                           device=extractor.device, max_block_bytes=search_block_bytes)
         return KnnRun(proto, run_st, entries, views, norm, extractor, used_backend, by_view, yte, int(len(ytr)),

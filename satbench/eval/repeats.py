@@ -183,7 +183,7 @@ def aggregate(members: Sequence[Any], kind: str, group: str, labels: Sequence[in
                      metric: m["summary"].get(metric), "ci": ((m["summary"].get("ci") or {}).get(metric))}
                     for m, f, lab in zip(members, files, labels)],
     }
-    for key in ("k_report", "n_val", "num_classes"):
+    for key in ("k_report", "n_val", "n_test", "num_classes"):
         vals = [(m.get("metrics") or {}).get(key) for m in members]
         if vals[0] is not None and _same(vals):
             metrics[key] = vals[0]

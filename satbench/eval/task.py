@@ -118,6 +118,9 @@ class Task:
     #: Takes ``--corruptions`` / ``--severities`` (:mod:`satbench.eval.corruption_eval`): the val split is also
     #: evaluated under each (type, severity) of a corruption protocol, recorded in the same record.
     supports_corruptions: ClassVar[bool] = False
+    #: The split families (``--split``) the task runs on: ``satdino`` (SatDINO's official splits) for every task;
+    #: ``torchgeo`` (TorchGeo's train/val/test) for a task that reports a test split and keeps val held out.
+    split_families: ClassVar[tuple[str, ...]] = ("satdino",)
 
     def output_folder(self, options: "RunOptions") -> Optional[str]:
         """The folder this run owns (checkpoints, work dir): locked for the whole run, before any model is loaded."""

@@ -56,9 +56,12 @@ def knn_record(run: Any, loaded: Any, dataset: Any, stats_opts: Any = None) -> d
     ds_key = dataset.info.name if dataset.info is not None else dataset.name
     official = {ds_key: {**{e.key: [by_view[e.view.key].top1[k] for k in ks] for e in entries},
                          "average": [average[str(k)]["top1"] for k in ks]}}
+    from satbench.eval.knn_run import eval_split
+
+    report = eval_split(dataset)
     metrics = {"k": ks, "k_report": k_report, "temperature": run.settings.temperature, "per_scale": per_scale,
-               "average": average, "official_format": official, "n_train": run.n_train, "n_val": len(run.val_labels),
-               "num_classes": num_classes}
+               "average": average, "official_format": official, "n_train": run.n_train,
+               f"n_{report}": len(run.val_labels), "num_classes": num_classes}
     summary = {"top1_avg": average[str(k_report)]["top1"], "top5_avg": average[str(k_report)]["top5"],
                "top1_per_scale": {str(e.scale): by_view[e.view.key].top1[k_report] for e in entries},
                "k": k_report}
@@ -76,6 +79,7 @@ def knn_record(run: Any, loaded: Any, dataset: Any, stats_opts: Any = None) -> d
         extra["faiss_version"] = faiss.__version__
     ds = dataset.describe()
     ds["normalization_used"] = run.norm.as_dict()
+    ds["split_use"] = split_use(dataset)
     t_extract = run.extraction["seconds"]
     record = make_record(task="knn", model=loaded.card.name, weights=loaded.weights.as_dict(),
                          protocol=run.protocol.as_record(), dataset=ds, metrics=metrics, summary=summary,
@@ -90,7 +94,7 @@ def knn_record(run: Any, loaded: Any, dataset: Any, stats_opts: Any = None) -> d
         preds = {(float(e.scale), k): by_view[e.view.key].pred[k] for e in entries for k in ks}
         hit5 = {(float(e.scale), k_report): by_view[e.view.key].top5_hit[k_report] for e in entries}
         conf = {(float(e.scale), k_report): by_view[e.view.key].conf[k_report] for e in entries}
-        fields = knn_fields(run.val_labels, preds, k_report=k_report, split_sha256=dataset.splits["val"].sha256,
+        fields = knn_fields(run.val_labels, preds, k_report=k_report, split_sha256=dataset.splits[report].sha256,
                             num_classes=num_classes, top5_correct=hit5, conf=conf, **stats_opts.kwargs())
         attach(record, fields)
     else:  # two entries of one scale cannot be told apart in the sidecar (no shipped protocol does this)
@@ -112,6 +116,7 @@ def _attach_corruptions(record: dict[str, Any], run: Any, entries: list[Any], k_
     """``--corruptions``: the corruption block of a kNN record, at the reported k, one column per scale (its accuracy
     the mean over the scales, as ``top1_avg``)."""
     from satbench.eval.corruption_eval import attach_corruptions
+    from satbench.eval.knn_run import eval_split
     from satbench.records.predictions import knn_key
 
     scales = [float(e.scale) for e in entries]
@@ -122,10 +127,19 @@ def _attach_corruptions(record: dict[str, Any], run: Any, entries: list[Any], k_
     attach_corruptions(record, run.corruption_plan, run.val_labels,
                        [run.by_view[e.view.key].pred[k_report] for e in entries],
                        {cond: [by_key[e.view.key] for e in entries] for cond, by_key in run.corrupted_pred.items()},
-                       split_sha256=dataset.splits["val"].sha256, stats_opts=stats_opts, scales=scales,
+                       split_sha256=dataset.splits[eval_split(dataset)].sha256, stats_opts=stats_opts, scales=scales,
                        pred_keys=[knn_key(s, k_report) for s in scales], extraction=run.corrupted_extraction,
                        metric=f"top1_avg at k={k_report} (mean over scales {', '.join(f'{s:g}' for s in scales)})")
     record["timings"]["corruptions_search_s"] = round(run.corruption_search_s, 3)
+
+
+def split_use(dataset: Any) -> dict[str, str]:
+    """What a kNN run did with each split of its dataset: ``fit`` (the neighbours), ``report`` (the numbers), or
+    ``held-out`` (not read: kept for what needs a validation split, e.g. a temperature or a probe's selection)."""
+    from satbench.eval.knn_run import eval_split
+
+    report = eval_split(dataset)
+    return {s: "fit" if s == "train" else "report" if s == report else "held-out" for s in dataset.splits}
 
 
 def knn_records(runs: list[Any], loaded: Any, dataset: Any, stats_opts: Any = None) -> list[dict[str, Any]]:
@@ -179,6 +193,7 @@ class KnnTask(Task):
     distributed = True  # under torchrun: sharded extraction, rank 0 searches and writes one record
     supports_subsets = True  # --train-fraction / --shots: one extraction, one record per subset
     supports_corruptions = True  # --corruptions: the val split also under each (type, severity), cached per view
+    split_families = ("satdino", "torchgeo")  # torchgeo: neighbours from train, reported on test, val held out
 
     def add_arguments(self, g: argparse._ArgumentGroup) -> None:
         g.add_argument("--scales", type=positive_float, nargs="+", default=None, metavar="S",
@@ -306,8 +321,14 @@ class KnnTask(Task):
                    + [f"top-1 k={kr} [95% CI]"])
         p = record["protocol"]
         t = record["timings"]
+        report, n_eval = reported_split(record)
         head = (f"{record['dataset']['name']}: {record['model']} protocol {p['name']} ({p['hash'][:12]}), "
-                f"{m['n_train']} train / {m['n_val']} val, backend {record['extra']['backend']}")
+                f"{m['n_train']} train / {n_eval} {report}, backend {record['extra']['backend']}")
+        family = record["dataset"].get("split_family", "satdino")
+        if family != "satdino":
+            held = [s for s, u in (record["dataset"].get("split_use") or {}).items() if u == "held-out"]
+            head += (f"\nsplit family {family}: neighbours from train, numbers on {report}"
+                     + (f", {' / '.join(held)} held out (not read)" if held else ""))
         sub = record["dataset"].get("train_subset")
         if isinstance(sub, dict):
             head += f"\ntrain subset: {subset_text(sub)}"
@@ -327,7 +348,7 @@ class KnnTask(Task):
             lines.append(calib)
         boot = (m.get("statistics") or {}).get("bootstrap")
         if boot:
-            lines.append(f"intervals: 95% percentile bootstrap over the {m['n_val']} val images, "
+            lines.append(f"intervals: 95% percentile bootstrap over the {n_eval} {report} images, "
                          f"{boot['resamples']} resamples (seed {boot['seed']}); per-image predictions in "
                          f"{(record.get('predictions') or {}).get('file', 'the sidecar')}")
         elif (m.get("statistics") or {}).get("error"):
@@ -340,6 +361,13 @@ class KnnTask(Task):
         if corr:
             lines.append(corr)
         return "\n".join(lines)
+
+
+def reported_split(record: Any) -> tuple[str, Any]:
+    """``(split, image count)`` a kNN record reports (``val`` and ``metrics.n_val`` for SatDINO's splits)."""
+    use = record["dataset"].get("split_use") or {}
+    report = next((s for s, u in use.items() if u == "report"), "val")
+    return report, record["metrics"].get(f"n_{report}")
 
 
 def subset_text(sub: dict[str, Any]) -> str:

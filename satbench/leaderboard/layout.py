@@ -220,12 +220,12 @@ class Table:
 # ----------------------------------------------------------------------------------------------------------------------
 def run_key(rec: dict[str, Any]) -> tuple:
     """What makes two runs "the same run": model, weights (:func:`runs.weights_identity`: the tensors, whatever file
-    format held them), protocol (name and hash), dataset, crop, the train subset
+    format held them), protocol (name and hash), dataset, split family, crop, the train subset
     (fraction / shots) and whether it is a seeds / draws aggregate of how many runs."""
     agg = R.spread(rec)
     return (R.text(rec, "model"), R.weights_tag(rec), R.text(rec, "protocol", "name"), R.text(rec, "protocol", "hash"),
-            R.text(rec, "dataset", "name"), str(R.section(rec, "summary").get("crop", "")), R.subset_label(rec) or "",
-            "" if agg is None else f"{agg[1]} {agg[2]}")
+            R.text(rec, "dataset", "name"), R.family(rec), str(R.section(rec, "summary").get("crop", "")),
+            R.subset_label(rec) or "", "" if agg is None else f"{agg[1]} {agg[2]}")
 
 
 def latest_runs(records: list[dict[str, Any]]) -> list[tuple[dict[str, Any], int]]:
@@ -239,9 +239,10 @@ def latest_runs(records: list[dict[str, Any]]) -> list[tuple[dict[str, Any], int
 
 
 def ds_sort_key(name: str) -> tuple:
+    name, _, family = name.partition("#")
     ds, _, crop = name.partition("@")
     order = dataset_facts()[0]
-    return (order.get(ds, 10_000), ds, int(crop) if crop.isdigit() else 0, crop)
+    return (order.get(ds, 10_000), ds, family, int(crop) if crop.isdigit() else 0, crop)
 
 
 def ds_label(name: str) -> str:
@@ -250,7 +251,8 @@ def ds_label(name: str) -> str:
 
 
 def column_of(spec: TaskSpec, rec: dict[str, Any]) -> tuple[str, str, str]:
-    """(column key, the paper column it compares with, header) of a run."""
+    """(column key, the paper column it compares with, header) of a run. A split family other than SatDINO's gets
+    a column of its own (``eurosat#torchgeo``, "EuroSAT, torchgeo split"): families never share a column."""
     name, pd = R.text(rec, "dataset", "name"), R.protocol_dataset(rec)
     subset = R.is_subset(rec)
     key = name if not subset else f"{name}~{pd}"
@@ -259,6 +261,9 @@ def column_of(spec: TaskSpec, rec: dict[str, Any]) -> tuple[str, str, str]:
     if spec.by_crop:
         crop = R.text(rec, "summary", "crop")
         key, ref_col, header = f"{key}@{crop}", f"{pd}@{crop}", f"{header} {crop}"
+    family = R.family(rec)
+    if family != R.DEFAULT_FAMILY:
+        key, header = f"{key}#{family}", f"{header}, {family} split"
     return key, ref_col, header
 
 

@@ -14,6 +14,7 @@ from typing import Any, Optional
 
 from satbench.errors import ResultsError
 from satbench.records.provenance import source_label
+from satbench.records.splits import DEFAULT_FAMILY, split_family
 
 BUNDLED_SUBSETS = ("ucm-mini",)  # fallback for records written before dataset.is_subset existed
 OFFICIAL_SPLIT_OK = ("exact", "modulo-extension")
@@ -280,6 +281,13 @@ def train_equals_val(rec: dict[str, Any]) -> bool:
     return isinstance(h, dict) and bool(h.get("train")) and h.get("train") == h.get("val")
 
 
+def family(rec: dict[str, Any]) -> str:
+    """The record's split family (``satdino`` unless ``dataset.split_family`` names another); a non-string is an error
+    naming the key."""
+    text(rec, "dataset", "split_family")  # type check
+    return split_family(rec)
+
+
 def official_split(rec: dict[str, Any]) -> bool:
     """False when the record says a split differs from the official one (absent: nothing known against it)."""
     official = section(rec, "dataset").get("official_split")
@@ -359,6 +367,8 @@ def settings(rec: dict[str, Any], recipe_switches: tuple[str, ...] = (), full_it
         out.append(f"{iters[0]} of {iters[1]} iters")
     if train_equals_val(rec):
         out.append("train = val")
+    if family(rec) != DEFAULT_FAMILY:
+        out.append(f"{family(rec)} split")
     sub = subset_label(rec)
     if sub is not None:
         out.append(sub)
@@ -405,7 +415,9 @@ def exclusions(rec: dict[str, Any], paper_protocol: str, *, recipe_switches: tup
         out.append(Exclusion("overrides", "protocol overrides (" + ", ".join(sorted(ov)) + ")"))
     if is_subset(rec):
         out.append(Exclusion("subset", f"{text(rec, 'dataset', 'name')} is a subset of {protocol_dataset(rec)}"))
-    if not official_split(rec):
+    if family(rec) != DEFAULT_FAMILY:
+        out.append(Exclusion("split-family", f"{family(rec)} splits (the papers use SatDINO's)"))
+    elif not official_split(rec):
         out.append(Exclusion("split", "not the official split"))
     iters = _iters(rec, full_iters)
     if iters is not None:

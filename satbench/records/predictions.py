@@ -242,6 +242,7 @@ def expected_sizes(record: Mapping[str, Any], where: str) -> tuple[int, int]:
     metrics = record.get("metrics") if isinstance(record.get("metrics"), dict) else {}
     dataset = record.get("dataset") if isinstance(record.get("dataset"), dict) else {}
     for name, other in (("metrics.n_val", _int_field(metrics.get("n_val"))),
+                        ("metrics.n_test", _int_field(metrics.get("n_test"))),
                         ("dataset.n_val", _int_field(dataset.get("n_val")))):
         if other is not None:
             if n is None:

@@ -187,6 +187,8 @@ def record_problem(rec: Any) -> Optional[str]:
     checks.append(("dataset.name", rec["dataset"].get("name", ""), (str,)))
     checks.append(("dataset.protocol_dataset", rec["dataset"].get("protocol_dataset"), (str, type(None))))
     checks.append(("dataset.official_split", rec["dataset"].get("official_split"), (dict, type(None))))
+    checks.append(("dataset.split_family", rec["dataset"].get("split_family", "satdino"), (str,)))
+    checks.append(("dataset.split_use", rec["dataset"].get("split_use"), (dict, type(None))))
     for key in ("is_subset", "train_equals_val"):
         checks.append((f"dataset.{key}", rec["dataset"].get(key, False), (bool,)))
     summary = rec.get("summary", {})

@@ -27,6 +27,7 @@ import numpy as np
 
 from satbench.errors import ResultsError
 from satbench.records.predictions import Predictions, load_record, predictions_for_record
+from satbench.records.splits import reported_split, split_family
 from satbench.stats.bootstrap import (DEFAULT_LEVEL, DEFAULT_RESAMPLES, DEFAULT_SEED, BootstrapSpec, accuracy_percent,
                         bootstrap_means, bootstrap_sums, interval, miou_percent)
 from satbench.stats.significance import holm, mcnemar_exact
@@ -92,6 +93,11 @@ def _split_hashes(rec: dict[str, Any]) -> dict[str, Any]:
     return h if isinstance(h, dict) else {}
 
 
+def _eval_hash(rec: dict[str, Any]) -> Any:
+    """The sha256 of the split a record's numbers are on (``val``; ``test`` for TorchGeo's splits)."""
+    return _split_hashes(rec).get(reported_split(rec))
+
+
 def _train_subset(rec: dict[str, Any]) -> Optional[str]:
     """The sha256 of the train subset a run used (``dataset.train_subset.sha256``), None for the whole split."""
     ds = rec.get("dataset") if isinstance(rec.get("dataset"), dict) else {}
@@ -115,11 +121,11 @@ def subset_label(rec: dict[str, Any]) -> Optional[str]:
 
 
 def comparable_key(rec: dict[str, Any]) -> tuple[Any, ...]:
-    """(task, dataset name, protocol hash, train split sha256, val split sha256, train subset sha256): runs with
-    equal keys are comparable."""
+    """(task, dataset name, split family, protocol hash, train split sha256, reported split sha256, train subset
+    sha256): runs with equal keys are comparable."""
     h = _split_hashes(rec)
-    return (rec.get("task"), (rec.get("dataset") or {}).get("name"), (rec.get("protocol") or {}).get("hash"),
-            h.get("train"), h.get("val"), _train_subset(rec))
+    return (rec.get("task"), (rec.get("dataset") or {}).get("name"), split_family(rec),
+            (rec.get("protocol") or {}).get("hash"), h.get("train"), _eval_hash(rec), _train_subset(rec))
 
 
 def _short(v: Any) -> str:
@@ -131,13 +137,18 @@ def check_comparable(a: dict[str, Any], b: dict[str, Any]) -> None:
     where = f"cannot compare {Path(a.get('_path', 'A')).name} and {Path(b.get('_path', 'B')).name}"
     if a.get("_path") and a.get("_path") == b.get("_path"):
         raise ComparisonError(f"{where}: it is the same record")
+    fa, fb = split_family(a), split_family(b)
+    if fa != fb:
+        raise ComparisonError(f"{where}: split family differs ({fa} vs {fb}): the runs are not on the same images")
     ha, hb = _split_hashes(a), _split_hashes(b)
-    if not ha.get("val") or not hb.get("val"):
-        raise ComparisonError(f"{where}: a record has no val split hash (dataset.split_hashes.val), so it cannot be "
-                              f"shown to be on the same images")
+    report = reported_split(a)
+    if not _eval_hash(a) or not _eval_hash(b):
+        raise ComparisonError(f"{where}: a record has no {report} split hash (dataset.split_hashes.{report}), so it "
+                              f"cannot be shown to be on the same images")
     checks = [("task", a.get("task"), b.get("task")),
               ("dataset", (a.get("dataset") or {}).get("name"), (b.get("dataset") or {}).get("name")),
-              ("val split hash", ha.get("val"), hb.get("val")),
+              ("reported split", report, reported_split(b)),
+              (f"{report} split hash", _eval_hash(a), _eval_hash(b)),
               ("train split hash", ha.get("train"), hb.get("train")),
               ("train subset", _train_subset(a) or "the whole train split", _train_subset(b) or "the whole train split"),
               ("protocol hash", (a.get("protocol") or {}).get("hash"), (b.get("protocol") or {}).get("hash"))]
@@ -208,7 +219,7 @@ def resolve_pairs(a: str, b: str, *, results_dir: Optional[str | os.PathLike] = 
         match = [r for r in _candidates(name, records, folder, task, dataset) if comparable_key(r) == key]
         if not match:
             raise ComparisonError(f"no run of {name!r} in {folder} is comparable with {Path(fixed['_path']).name} "
-                                  f"(same task, dataset, protocol hash and split hashes, with predictions)")
+                                  f"(same task, dataset, split family, protocol hash and split hashes, with predictions)")
         other = _latest(match)
         return [(fixed, other) if pa else (other, fixed)]
     if a == b:
@@ -220,12 +231,13 @@ def resolve_pairs(a: str, b: str, *, results_dir: Optional[str | os.PathLike] = 
         groups_a.setdefault(comparable_key(r), []).append(r)
     for r in cb:
         groups_b.setdefault(comparable_key(r), []).append(r)
-    common = [k for k in groups_a if k in groups_b and k[4]]
+    common = [k for k in groups_a if k in groups_b and k[5]]
     if not common:
         have = lambda g: ", ".join(sorted({f"{k[0]}/{k[1]}" for k in g})) or "-"  # noqa: E731
-        raise ComparisonError(f"{a!r} and {b!r} have no comparable runs in {folder} (same task, dataset, protocol "
-                              f"hash and split hashes): {a} has {have(groups_a)}; {b} has {have(groups_b)}")
-    common.sort(key=lambda k: (str(k[1]), str(k[0]), str(k[2]), str(k[5])))
+        raise ComparisonError(f"{a!r} and {b!r} have no comparable runs in {folder} (same task, dataset, split "
+                              f"family, protocol hash and split hashes): {a} has {have(groups_a)}; {b} has "
+                              f"{have(groups_b)}")
+    common.sort(key=lambda k: (str(k[1]), str(k[0]), str(k[2]), str(k[3]), str(k[6])))
     return [(_latest(groups_a[k]), _latest(groups_b[k])) for k in common]
 
 
@@ -327,9 +339,9 @@ def compare(a: str, b: str, *, results_dir: Optional[str | os.PathLike] = None, 
         check_comparable(ra.record, rb.record)
         from satbench.stats.budget import check_resamples
 
-        n_val = (ra.record.get("metrics") or {}).get("n_val")
+        n_val = (ra.record.get("metrics") or {}).get(f"n_{reported_split(ra.record)}")
         check_resamples(resamples, n_val=n_val if isinstance(n_val, int) and not isinstance(n_val, bool) else None)
-        spec = BootstrapSpec(_split_hashes(ra.record)["val"], seed=seed, resamples=resamples, level=level)
+        spec = BootstrapSpec(_eval_hash(ra.record), seed=seed, resamples=resamples, level=level)
         specs.append(spec.split_sha256)
         rows += compare_pair(ra, rb, spec, k)
     adjusted = holm([r["p_mcnemar"] for r in rows])

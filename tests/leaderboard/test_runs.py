@@ -59,3 +59,26 @@ def test_random_and_hashed_weights_keep_their_labels():
     assert weights_label(recs["fix002"]) == "weights abababababab"
     assert weights_label(recs["fix003"]) == "random weights (seed 0)"
     assert {e.code for e in exclusions(recs["fix003"], r"satdino-knn-v1")} == {"random-weights"}
+
+
+def test_a_torchgeo_split_run_is_its_own_column_row_and_run_with_no_delta():
+    """fix002 (SatDINO S/16 on EuroSAT, the paper's protocol, like for like) and the same run on TorchGeo's splits:
+    the second gets a column, a row and a run group of its own, and no delta to the paper (its reason says why)."""
+    import copy
+
+    recs = read_records(RECORDS)
+    a = next(r for r in recs if r["id"] == "fix002")
+    b = copy.deepcopy(a)
+    b["id"], b["_path"] = "fix002tg", "fix002tg.json"
+    b["dataset"].update(split_family="torchgeo", split_use={"train": "fit", "val": "held-out", "test": "report"})
+    assert exclusions(a, r"satdino-knn-v1") == []
+    assert [e.code for e in exclusions(b, r"satdino-knn-v1")] == ["split-family"]
+    assert len(latest_runs([a, b])) == 2
+    table = build_tables(recs + [b], "knn")[0]
+    assert dict(table.value_columns)["eurosat#torchgeo"] == "EuroSAT, torchgeo split"
+    runs = [r for r in table.rows if r.kind == "run" and ("eurosat" in r.cells or "eurosat#torchgeo" in r.cells)]
+    mine = [r for r in runs if "eurosat#torchgeo" in r.cells]
+    assert len(mine) == 1 and list(mine[0].cells) == ["eurosat#torchgeo"]
+    assert mine[0].cells["eurosat#torchgeo"].delta is None and "torchgeo split" in mine[0].labels["settings"]
+    assert mine[0].labels["vs"] == "no delta: torchgeo splits (the papers use SatDINO's)"
+    assert any(r.cells.get("eurosat") is not None and r.cells["eurosat"].delta is not None for r in runs)

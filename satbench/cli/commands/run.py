@@ -35,6 +35,11 @@ def common_parser() -> argparse.ArgumentParser:
                         "(default: the bundled ucm-mini)")
     g.add_argument("--data-root", default=None, help="folder holding <name>/ datasets (default $SATBENCH_DATA)")
     g.add_argument("--protocol", default=None, help="protocol name in tasks/ or a YAML path (default: the task's)")
+    g.add_argument("--split", choices=["satdino", "torchgeo"], default="satdino", dest="split_family",
+                   help="split family: satdino = SatDINO's official train/val (the default; kNN reports val); "
+                        "torchgeo = TorchGeo's published train/val/test of eurosat, uc_merced, resisc45, downloaded "
+                        "and md5-checked on first use (knn: neighbours from train, numbers on test, val held out); "
+                        "recorded")
     g.add_argument("--normalization", default=None,
                    help="dataset normalisation: a preset, a catalog dataset, 'mean=a,b,c;std=d,e,f', or 'compute' "
                         "(mean of per-image channel means / stds over the train split); recorded")
@@ -122,7 +127,9 @@ def _datasets(args: argparse.Namespace) -> list[Optional[str]]:
     base = Path(args.data_root) if args.data_root else default_data_root()
     if base is None:
         raise DataError("--dataset all needs --data-root or $SATBENCH_DATA (the folder holding the prepared datasets)")
-    names = [s.name for s in list_datasets("scene") if not s.bundled]
+    family = getattr(args, "split_family", "satdino")
+    names = [s.name for s in list_datasets("scene") if not s.bundled
+             and (family == "satdino" or family in s.split_families)]
     found = [n for n in names if (base / n).is_dir()]
     if not found:
         raise DataError(f"--dataset all: none of {', '.join(names)} is under {base}")
@@ -147,6 +154,7 @@ def run_from_args(task: Any, args: argparse.Namespace) -> int:
                   data_root=args.data_root, normalization=args.normalization, native_size=args.native_size,
                   train_csv=getattr(args, "train_csv", None), val_csv=getattr(args, "val_csv", None),
                   seg_format=getattr(args, "seg_format", None), output_dir=getattr(args, "output_dir", None),
+                  split_family=None if args.split_family == "satdino" else args.split_family,
                   resume=getattr(args, "resume", False))
     if task.uses_feature_cache:
         common.update(use_cache=not args.no_cache, cache_dir=args.cache_dir, cache_identity=args.cache_identity)
