@@ -168,6 +168,18 @@ def check_input_grid(what: str, patch_size: int, height: int, width: int, max_gr
                              f"{patch_size} px per side, {max_grid * patch_size} px)")
 
 
+def check_whole_patches(what: str, patch_size: int, height: int, width: int) -> None:
+    """One line for an input that is not a whole number of patches (the patch embeddings assert it), naming the
+    ``--size-rule`` that fits it; shared by the families whose patch embedding does not pad."""
+    from satbench.errors import InputSizeError
+
+    p = patch_size
+    if height % p or width % p:
+        raise InputSizeError(f"input {height} x {width} px is not a whole number of {p}-px patches of {what}; for kNN "
+                             f"pass --size-rule floor (resize to {height // p * p} px) or --size-rule crop (centre-crop "
+                             f"to it), recorded")
+
+
 def check_input_size(model: nn.Module, height: int, width: int) -> None:
     """Raise :class:`~satbench.errors.InputSizeError` when ``model`` cannot take a ``height x width`` input.
 

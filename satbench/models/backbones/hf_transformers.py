@@ -49,7 +49,7 @@ from torch import Tensor, nn
 from satbench.data.normalization import PRESETS, Normalization, register_normalization
 from satbench.errors import SatbenchError, UnknownNameError, WeightsError
 from satbench.models.backbones.base import (
-    MAX_GRID_SIDE, BackboneOutput, Family, OptionSpec, check_input_grid, register_family
+    MAX_GRID_SIDE, BackboneOutput, Family, OptionSpec, check_input_grid, check_whole_patches, register_family
 )
 from satbench.models.backbones.satdino import _check_layers
 from satbench.models.backbones.tokens import POOLS, TokenLayout, pool_dim, pool_tokens
@@ -464,15 +464,9 @@ class HFTransformersBackbone(nn.Module):
 
     def check_input_size(self, height: int, width: int) -> None:
         """One line for a size this model cannot take (before any image is decoded): grid bounds, whole patches."""
-        from satbench.errors import InputSizeError
-
         what = f"transformers {self.class_name} ({self.snap.name})"
         check_input_grid(what, self._patch, height, width, MAX_GRID_SIDE)
-        p = self._patch
-        if height % p or width % p:
-            raise InputSizeError(f"input {height} x {width} px is not a whole number of {p}-px patches of {what}; for "
-                                 f"kNN pass --size-rule floor (resize to {height // p * p} px) or --size-rule crop "
-                                 f"(centre-crop to it), recorded")
+        check_whole_patches(what, self._patch, height, width)
 
     @property
     def _norm(self) -> Optional[nn.Module]:

@@ -39,7 +39,7 @@ from torch import Tensor
 from satbench.errors import SatbenchError, UnknownNameError, WeightsError
 from satbench.data.normalization import PRESETS, Normalization, register_normalization
 from satbench.models.backbones.base import (
-    MAX_GRID_SIDE, BackboneOutput, Family, OptionSpec, check_input_grid, register_family
+    MAX_GRID_SIDE, BackboneOutput, Family, OptionSpec, check_input_grid, check_whole_patches, register_family
 )
 from satbench.models.backbones.satdino import _check_layers, strip_prefixes
 from satbench.models.backbones.tokens import POOLS, TokenLayout, check_pool, pool_dim, pool_tokens
@@ -219,14 +219,9 @@ class TimmViTBackbone:
     def check_input_size(self, height: int, width: int) -> None:
         """Raise :class:`~satbench.errors.InputSizeError` for an input this ViT cannot take (before any decode):
         outside the grid bounds, or not a whole number of patches (timm's patch embedding asserts it)."""
-        from satbench.errors import InputSizeError
-
         check_input_grid(f"timm {self.timm_name}", self.patch_size, height, width, MAX_GRID_SIDE)
-        p = self.patch_size
-        if not getattr(self.patch_embed, "dynamic_img_pad", False) and (height % p or width % p):
-            raise InputSizeError(f"input {height} x {width} px is not a whole number of {p}-px patches of timm "
-                                 f"{self.timm_name}; for kNN pass --size-rule floor (resize to "
-                                 f"{height // p * p} px) or --size-rule crop (centre-crop to it), recorded")
+        if not getattr(self.patch_embed, "dynamic_img_pad", False):
+            check_whole_patches(f"timm {self.timm_name}", self.patch_size, height, width)
 
     def _grid(self, x: Tensor) -> tuple[int, int]:
         gh, gw = self.patch_embed.dynamic_feat_size(tuple(x.shape[-2:]))

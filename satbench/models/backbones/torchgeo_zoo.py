@@ -45,7 +45,8 @@ import torch
 from torch import Tensor, nn
 
 from satbench.errors import InputSizeError, SatbenchError, UnknownNameError, WeightsError
-from satbench.models.backbones.base import MAX_GRID_SIDE, BackboneOutput, Family, OptionSpec, check_input_grid, register_family
+from satbench.models.backbones.base import (MAX_GRID_SIDE, BackboneOutput, Family, OptionSpec, check_input_grid,
+                                           check_whole_patches, register_family)
 from satbench.models.backbones.satdino import _check_layers
 from satbench.models.backbones.scalemae import INPUT_RES_POLICIES, input_res_for, input_res_tensor
 from satbench.models.backbones.tokens import TokenLayout, check_pool, pool_dim, pool_tokens
@@ -245,11 +246,7 @@ class TorchGeoBackbone(nn.Module):
         """One line for a size this model cannot take, before any image is decoded."""
         what = f"torchgeo {self.spec.builder}"
         check_input_grid(what, self.patch_size, height, width, MAX_GRID_SIDE)
-        p = self.patch_size
-        if height % p or width % p:
-            raise InputSizeError(f"input {height} x {width} px is not a whole number of {p}-px patches of {what}; for "
-                                 f"kNN pass --size-rule floor (resize to {height // p * p} px) or --size-rule crop "
-                                 f"(centre-crop to it), recorded")
+        check_whole_patches(what, self.patch_size, height, width)
         if self.spec.kind in ("scalemae", "copernicusfm") and height != width:
             raise InputSizeError(f"{what} needs a square patch grid (torchgeo uses int(sqrt(num_patches))), got "
                                  f"{height} x {width} px")
