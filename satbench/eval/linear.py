@@ -162,7 +162,8 @@ def evaluate_predictions(extractor: FeatureExtractor, head: nn.Module, loader: D
     summed = moments.as_tensor(extractor.feature_dim)
     all_reduce_sum(summed, info)
     stats = FeatureMoments.from_tensor(summed).stats()
-    judge(stats, f"{extractor.card.name}, val features ({desc})", allow_collapsed=allow_collapsed_features)
+    judge(stats, f"{extractor.card.name}, {'held-out train' if view == 'holdout' else 'val'} features ({desc})",
+          allow_collapsed=allow_collapsed_features)
     backbone.train(was_training[0])
     head.train(was_training[1])
     n = int(sums[3])
