@@ -12,6 +12,11 @@ linear heads (learning rates x weight decays) in one pass over the cached featur
    hold-out's logits of the *selected grid head* -- trained on the rest of train only, with the refit head's lr / wd
    and epochs -- and applied to the refit head's val logits (:mod:`satbench.stats.temperature`): the hold-out is a
    named, seeded fraction of the training split (``holdout_fraction``, ``--seed``), and no val image is ever seen.
+
+A split family with a validation split of its own (TorchGeo's train / val / test, ``--split torchgeo``) replaces the
+hold-out of steps 2-4 by that split (``selection_items``): the grid trains on the whole train split, the head is
+selected on val, the temperature fitted on val, and the refit head reported on test; ``holdout_fraction`` is not used
+and the record says so.
 """
 
 from __future__ import annotations
@@ -159,7 +164,9 @@ def run_cached_linear(extractor: FeatureExtractor, train_items: Sequence[Any], v
                       cache: Optional[FeatureCache] = None, batch_size: int = 64, num_workers: int = 1,
                       seed: int = 0, progress: bool = True, dist: Any = None,
                       train_subsets: Sequence[Any] = (), allow_collapsed_features: bool = False,
-                      temperature_scaling: bool = False, corruptions: Any = None) -> Any:
+                      temperature_scaling: bool = False, corruptions: Any = None,
+                      selection_items: Optional[Sequence[Any]] = None,
+                      selection_split_sha256: Optional[str] = None) -> Any:
     """Run ``cached-linear-v1`` (see the module docstring); ``batch_size`` is the extraction batch. Under torchrun
     (``dist``) every rank extracts a shard; rank 0 trains the heads and returns the result, the others None.
 
@@ -170,10 +177,15 @@ def run_cached_linear(extractor: FeatureExtractor, train_items: Sequence[Any], v
     split and collapse fail in one line; ``allow_collapsed_features`` records a collapse instead).
     ``temperature_scaling``: fit a temperature on the hold-out (step 4 of the module docstring).
     ``corruptions`` (a :class:`satbench.eval.corruption_eval.CorruptionPlan`, whole train split only): the val split
-    is also extracted under each (type, severity), each a cached view, and classified by the refit head."""
+    is also extracted under each (type, severity), each a cached view, and classified by the refit head.
+    ``selection_items`` (with ``selection_split_sha256``): a validation split of the split family that selects the
+    head and fits the temperature instead of a hold-out of train; ``val_items`` is then the reported (test) split."""
     s = CachedLinearSettings.from_protocol(protocol)
     y_all = np.asarray([int(it.label) for it in train_items])
-    for sub in train_subsets:
+    if selection_items is not None and (not selection_items or selection_split_sha256 is None):
+        raise DataError("the selection (val) split is empty" if selection_items is not None and not selection_items
+                        else "selection_items needs selection_split_sha256")
+    for sub in train_subsets if selection_items is None else ():
         check_holdout(y_all[np.asarray(sub.indices)], s.holdout_fraction, seed,
                       f"train subset {sub.kind} {sub.value} (draw {sub.draw})")
     view = eval_view(s.val_resize, s.val_crop)
@@ -185,6 +197,11 @@ def run_cached_linear(extractor: FeatureExtractor, train_items: Sequence[Any], v
     f_val = extract_views(extractor, val_items, [view], split_sha256=val_split_sha256, cache=cache,
                           batch_size=batch_size, num_workers=num_workers, progress=progress, desc="val features",
                           stats=stats, dist=dist).get(view.key)
+    f_sel = None
+    if selection_items is not None:
+        f_sel = extract_views(extractor, selection_items, [view], split_sha256=selection_split_sha256, cache=cache,
+                              batch_size=batch_size, num_workers=num_workers, progress=progress,
+                              desc="selection (val) features", stats=stats, dist=dist).get(view.key)
     t_extract = time.perf_counter() - t0
     corrupted = None
     if corruptions is not None:
@@ -195,7 +212,7 @@ def run_cached_linear(extractor: FeatureExtractor, train_items: Sequence[Any], v
         corrupted = extract_corrupted(extractor, val_items, [view], corruptions, split_sha256=val_split_sha256,
                                       cache=cache, batch_size=batch_size, num_workers=num_workers, progress=progress,
                                       dist=dist, desc="val features")
-    if f_train is None or f_val is None:
+    if f_train is None or f_val is None or (selection_items is not None and f_sel is None):
         return None  # not rank 0 of a sharded extraction
     y_train = y_all
     y_val = np.asarray([int(it.label) for it in val_items])
@@ -205,17 +222,27 @@ def run_cached_linear(extractor: FeatureExtractor, train_items: Sequence[Any], v
         raise DataError(f"labels exceed the {num_classes} classes")
     extract = {"view": view.spec, **stats.as_dict()}
     name = getattr(getattr(extractor, "card", None), "name", "model")
+    others = {"train features": f_train}
+    selection = None
+    if f_sel is not None:
+        y_sel = np.asarray([int(it.label) for it in selection_items])
+        if y_sel.max(initial=0) >= num_classes:
+            raise DataError(f"labels exceed the {num_classes} classes")
+        others["selection (val) features"] = f_sel
+        selection = Selection(f_sel, y_sel, selection_split_sha256)
     features = check_arrays({view.key: f_val}, name, split_sha256=val_split_sha256,
                             views={view.key: {"spec": view.spec, "input_res": view.input_res}},
-                            others={"train features": f_train}, allow_collapsed=allow_collapsed_features)
+                            others=others, allow_collapsed=allow_collapsed_features)
 
     def scaling(split: str, sha: str) -> Optional[dict[str, str]]:
+        if selection is not None:
+            split, sha = "val", selection.split_sha256
         return {"split": split, "split_sha256": sha, "test_split_sha256": val_split_sha256} if temperature_scaling \
             else None
 
     if not train_subsets:
         res = _fit(f_train, y_train, f_val, y_val, num_classes, s, seed, extract, t_extract,
-                   scaling("train", train_split_sha256))
+                   scaling("train", train_split_sha256), selection)
         res.features = features
         if corrupted is not None:
             w, b = res.head
@@ -231,27 +258,51 @@ def run_cached_linear(extractor: FeatureExtractor, train_items: Sequence[Any], v
                                          "images_decoded": 0, "forward_images": 0, "seconds": 0.0,
                                          "shared_with_record": None}  # the first subset's record id
         res = _fit(f_train[idx], y_train[idx], f_val, y_val, num_classes, s, seed, shared, t_extract if i == 0 else 0.0,
-                   scaling(f"train subset {sub.kind} {sub.value} (draw {sub.draw})", sub.sha256))
+                   scaling(f"train subset {sub.kind} {sub.value} (draw {sub.draw})", sub.sha256), selection)
         res.subset = sub
         res.features = features
         out.append(res)
     return out
 
 
+@dataclass(frozen=True)
+class Selection:
+    """A split family's own validation split: its features, labels and split sha256 (selection and temperature)."""
+
+    feats: np.ndarray
+    labels: np.ndarray
+    split_sha256: str
+
+
 def _fit(f_train: np.ndarray, y_train: np.ndarray, f_val: np.ndarray, y_val: np.ndarray, num_classes: int,
          s: CachedLinearSettings, seed: int, extract: dict[str, Any], t_extract: float,
-         scaling: Optional[dict[str, str]] = None) -> CachedLinearResult:
-    """Hold-out, grid, selection, refit on all of ``f_train``, evaluation on val, confidences and (``scaling``: the
-    train split's name and hashes) the temperature (steps 2-4 of the module docstring)."""
+         scaling: Optional[dict[str, str]] = None, selection: Optional[Selection] = None) -> CachedLinearResult:
+    """Hold-out (or ``selection``: the split family's val split), grid, selection, refit on all of ``f_train``,
+    evaluation on val (the reported split), confidences and (``scaling``: the fitting split's name and hashes) the
+    temperature (steps 2-4 of the module docstring)."""
     t1 = time.perf_counter()
-    fit, hold = stratified_holdout(y_train, s.holdout_fraction, seed)
     xt = torch.from_numpy(f_train)
     yt = torch.from_numpy(y_train).long()
+    if selection is None:
+        fit, hold = stratified_holdout(y_train, s.holdout_fraction, seed)
+        x_fit, y_fit, x_hold, y_hold = xt[fit], yt[fit], xt[hold], yt[hold]
+        y_hold_np = y_train[hold]
+        holdout = {"fraction": s.holdout_fraction, "seed": seed, "n_fit": int(len(fit)), "n_holdout": int(len(hold)),
+                   "stratified": True}
+    else:
+        hold = np.arange(len(selection.labels))
+        x_fit, y_fit = xt, yt
+        x_hold, y_hold = torch.from_numpy(selection.feats), torch.from_numpy(selection.labels).long()
+        y_hold_np = selection.labels
+        holdout = {"split": "val", "split_sha256": selection.split_sha256, "fraction": None, "seed": seed,
+                   "n_fit": int(len(y_train)), "n_holdout": int(len(hold)), "stratified": False,
+                   "source": "the split family's own val split (the protocol's holdout_fraction is not used): the "
+                             "grid trains on all of train, the head is selected on val, reported on test"}
     grid = s.grid()
     lrs, wds = [g[0] for g in grid], [g[1] for g in grid]
-    w, b = train_heads(xt[fit], yt[fit], lrs, wds, num_classes, epochs=s.epochs, batch_size=s.batch_size, seed=seed,
+    w, b = train_heads(x_fit, y_fit, lrs, wds, num_classes, epochs=s.epochs, batch_size=s.batch_size, seed=seed,
                        init_std=s.head_init_std, betas=tuple(s.betas), eps=s.eps)
-    acc = heads_accuracy(xt[hold], yt[hold], w, b)
+    acc = heads_accuracy(x_hold, y_hold, w, b)
     best = int(torch.argmax(acc))  # first maximum = earlier grid point on ties
     lr_sel, wd_sel = grid[best]
     t_grid = time.perf_counter() - t1
@@ -273,19 +324,23 @@ def _fit(f_train: np.ndarray, y_train: np.ndarray, f_val: np.ndarray, y_val: np.
     if scaling is not None:
         from satbench.stats.temperature import HoldOut, fit_temperature
 
-        z_hold = (xt[hold] @ w[best].T + b[best]).double().numpy()   # the selected grid head never saw these
-        where = HoldOut(scaling["split"], scaling["split_sha256"], tuple(int(i) for i in hold), s.holdout_fraction,
-                        seed, "the protocol's selection hold-out (holdout_fraction, stratified, seeded with --seed); "
-                              "logits of the selected grid head, trained on the rest of the split only")
-        t_fit = fit_temperature(z_hold, y_train[hold], where, test_split_sha256=scaling["test_split_sha256"])
+        z_hold = (x_hold @ w[best].T + b[best]).double().numpy()   # the selected grid head never saw these
+        if selection is None:
+            where = HoldOut(scaling["split"], scaling["split_sha256"], tuple(int(i) for i in hold),
+                            s.holdout_fraction, seed, "the protocol's selection hold-out (holdout_fraction, stratified, "
+                            "seeded with --seed); logits of the selected grid head, trained on the rest of the split only")
+        else:
+            where = HoldOut("val", scaling["split_sha256"], tuple(int(i) for i in hold), 1.0, seed,
+                            "the split family's whole val split; logits of the selected grid head, trained on train "
+                            "only")
+        t_fit = fit_temperature(z_hold, y_hold_np, where, test_split_sha256=scaling["test_split_sha256"])
         conf_scaled = softmax_confidence(z_val, pred, t_fit.temperature)
     return CachedLinearResult(
         top1=100.0 * c1 / n, top5=100.0 * c5 / n if num_classes >= 5 else None,
         val_loss=float(F.cross_entropy(logits, yv)),
         selected={"lr": lr_sel, "weight_decay": wd_sel, "holdout_top1": float(acc[best])},
         grid=[{"lr": lr, "weight_decay": wd, "holdout_top1": float(a)} for (lr, wd), a in zip(grid, acc.tolist())],
-        holdout={"fraction": s.holdout_fraction, "seed": seed, "n_fit": int(len(fit)), "n_holdout": int(len(hold)),
-                 "stratified": True},
+        holdout=holdout,
         extract=extract,
         settings=s,
         seconds={"extract": round(t_extract, 3), "grid": round(t_grid, 3), "refit": round(t_refit, 3)},

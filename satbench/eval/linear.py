@@ -62,11 +62,15 @@ class ValPredictions:
     pred: np.ndarray      # int64 [n]
     top5_hit: np.ndarray  # bool [n]
     conf: Optional[np.ndarray] = None  # float64 [n]
+    #: float64 ``[n, C]``, kept only when asked (``keep_logits``: temperature scaling needs them)
+    logits: Optional[np.ndarray] = None
 
     def as_checkpoint(self) -> dict[str, Tensor]:
         out = {"pred": torch.from_numpy(self.pred.astype(np.int64)), "top5_hit": torch.from_numpy(self.top5_hit)}
         if self.conf is not None:
             out["conf"] = torch.from_numpy(self.conf.astype(np.float64))
+        if self.logits is not None:
+            out["logits"] = torch.from_numpy(self.logits.astype(np.float64))
         return out
 
     @classmethod
@@ -78,7 +82,10 @@ class ValPredictions:
         conf = d["conf"].numpy().astype(np.float64) if isinstance(d.get("conf"), Tensor) else None
         if conf is not None and (conf.shape != (n,) or not ((conf >= 0) & (conf <= 1)).all()):
             conf = None
-        return cls(pred, hit, conf) if pred.shape == (n,) == hit.shape else None
+        logits = d["logits"].numpy().astype(np.float64) if isinstance(d.get("logits"), Tensor) else None
+        if logits is not None and (logits.ndim != 2 or logits.shape[0] != n or not np.isfinite(logits).all()):
+            logits = None
+        return cls(pred, hit, conf, logits) if pred.shape == (n,) == hit.shape else None
 
 
 def top1_confidence(logits: Tensor, pred: np.ndarray) -> np.ndarray:
@@ -102,7 +109,7 @@ def _gather_in_order(part: np.ndarray, n: int, info: DistInfo) -> Optional[np.nd
     parts = info.gather_object(part)
     if parts is None:
         return None
-    out = np.empty(n, dtype=part.dtype)
+    out = np.empty((n,) + part.shape[1:], dtype=part.dtype)
     for r, p in enumerate(parts):
         out[r::info.world_size] = p
     return out
@@ -118,8 +125,10 @@ def evaluate(extractor: FeatureExtractor, head: nn.Module, loader: DataLoader, i
 @torch.no_grad()
 def evaluate_predictions(extractor: FeatureExtractor, head: nn.Module, loader: DataLoader, info: DistInfo,
                          num_classes: int, *, progress: bool = False, desc: str = "val", view: str = "val",
-                         allow_collapsed_features: bool = False) -> tuple[EvalMetrics, Optional[ValPredictions]]:
-    """:func:`evaluate` and the per-image predictions in val order (gathered on rank 0; None on the other ranks).
+                         allow_collapsed_features: bool = False,
+                         keep_logits: bool = False) -> tuple[EvalMetrics, Optional[ValPredictions]]:
+    """:func:`evaluate` and the per-image predictions in val order (gathered on rank 0; None on the other ranks);
+    ``keep_logits``: with the float64 logits too (:attr:`ValPredictions.logits`).
 
     The val features are checked on every rank from their summed moments (:mod:`satbench.eval.feature_guard`: NaN /
     inf and collapse fail in one line, a collapse is recorded instead with ``allow_collapsed_features``); the
@@ -134,7 +143,7 @@ def evaluate_predictions(extractor: FeatureExtractor, head: nn.Module, loader: D
     head.eval()
     sums = torch.zeros(4, dtype=torch.float64)  # loss sum, correct1, correct5, n
     moments = FeatureMoments()
-    preds, hits, confs = [], [], []
+    preds, hits, confs, zs = [], [], [], []
     for x, y in tqdm(loader, desc=desc, disable=not progress, leave=False):
         y = y.to(extractor.device)
         with _autocast(extractor):
@@ -146,12 +155,15 @@ def evaluate_predictions(extractor: FeatureExtractor, head: nn.Module, loader: D
         preds.append(p)
         hits.append(h)
         confs.append(top1_confidence(logits, p))
+        if keep_logits:
+            zs.append(logits.detach().double().cpu().numpy())
         sums += torch.tensor([float(F.cross_entropy(logits, y, reduction="sum")), c1, c5, len(y)], dtype=torch.float64)
     all_reduce_sum(sums, info)
     summed = moments.as_tensor(extractor.feature_dim)
     all_reduce_sum(summed, info)
     stats = FeatureMoments.from_tensor(summed).stats()
-    judge(stats, f"{extractor.card.name}, val features ({desc})", allow_collapsed=allow_collapsed_features)
+    judge(stats, f"{extractor.card.name}, {'held-out train' if view == 'holdout' else 'val'} features ({desc})",
+          allow_collapsed=allow_collapsed_features)
     backbone.train(was_training[0])
     head.train(was_training[1])
     n = int(sums[3])
@@ -164,7 +176,8 @@ def evaluate_predictions(extractor: FeatureExtractor, head: nn.Module, loader: D
     pred = _gather_in_order(cat(preds, np.int64), n, info)
     hit = _gather_in_order(cat(hits, bool), n, info)
     conf = _gather_in_order(cat(confs, np.float64), n, info)
-    return metrics, (ValPredictions(pred, hit, conf) if pred is not None else None)
+    z = _gather_in_order(np.concatenate(zs) if zs else np.zeros((0, num_classes)), n, info) if keep_logits else None
+    return metrics, (ValPredictions(pred, hit, conf, z) if pred is not None else None)
 
 
 def _autocast(extractor: FeatureExtractor):
@@ -197,11 +210,44 @@ class TrainResult:
     best_predictions: Optional[ValPredictions] = None
     #: the features check of the last evaluation's val features (:mod:`satbench.eval.feature_guard`)
     features: Optional[dict[str, Any]] = None
+    #: ``temperature_holdout > 0`` only: the held-out part of train (:class:`HeldOut`, the best epoch's logits on it)
+    held_out: Optional["HeldOut"] = None
 
     @property
     def summary(self) -> dict[str, Any]:
         """``{"top1", "top5"}`` of the best epoch (the leaderboard's convention for linear / finetune)."""
         return {"top1": self.best["acc1"], "top5": self.best["acc5"], "best_epoch": self.best["epoch"]}
+
+
+@dataclass
+class HeldOut:
+    """The part of the train split held out of training for temperature scaling (``temperature_holdout``):
+    ``indices`` into the train split (sorted; stratified and seeded by
+    :func:`satbench.eval.cached_linear.stratified_holdout` with the run's seed), their labels, and the best epoch's
+    head's float64 logits on them (eval transform; rank 0, None elsewhere or before the first evaluation)."""
+
+    fraction: float
+    indices: np.ndarray
+    labels: np.ndarray
+    n_fit: int
+    logits: Optional[np.ndarray] = None
+
+    def as_record(self) -> dict[str, Any]:
+        return {"fraction": self.fraction, "n_fit": self.n_fit, "n_holdout": int(len(self.indices)),
+                "stratified": True, "transform": "the protocol's val transform",
+                "purpose": "temperature scaling only: left out of training, logits of the best epoch's head"}
+
+
+def split_held_out(train_items: Sequence[Any], fraction: float, seed: int) -> tuple[list[Any], Optional[HeldOut]]:
+    """(the items to train on, the :class:`HeldOut` part) for ``temperature_holdout = fraction`` (0: all, None)."""
+    if fraction <= 0:
+        return list(train_items), None
+    from satbench.eval.cached_linear import check_holdout, stratified_holdout
+
+    labels = np.asarray([int(it.label) for it in train_items], dtype=np.int64)
+    check_holdout(labels, fraction, seed, f"temperature_holdout {fraction:g} of the train split")
+    fit, hold = stratified_holdout(labels, fraction, seed)
+    return [train_items[i] for i in fit], HeldOut(fraction, hold, labels[hold], int(len(fit)))
 
 
 class _Probe(nn.Module):
@@ -240,6 +286,10 @@ def train_classifier(
     protocol, model and mode). ``on_epoch_end(epoch, metrics)`` runs after each epoch's checkpoint is written.
     Every evaluation checks the val features (:func:`evaluate_predictions`; ``allow_collapsed_features``); the last
     one's check is :attr:`TrainResult.features`.
+
+    ``temperature_holdout > 0`` in the protocol: that stratified, seeded fraction of ``train_items`` is not trained
+    on; each new best epoch's head is also evaluated on it (val transform), and its logits (and the val logits) are
+    kept for temperature scaling (:attr:`TrainResult.held_out`, :attr:`ValPredictions.logits`).
     """
     from tqdm.auto import tqdm
 
@@ -247,6 +297,8 @@ def train_classifier(
     s = LinearSettings.from_protocol(protocol)
     if not train_items:
         raise SatbenchError("the training split is empty")
+    train_items_all = train_items
+    train_items, held_out = split_held_out(train_items_all, s.temperature_holdout, seed)
     device = extractor.device
     backbone = extractor.model
     dim = extractor.feature_dim
@@ -287,6 +339,10 @@ def train_classifier(
     val_ds = LabeledImages(val_items, eval_transform(s.val_resize, s.val_crop))
     sampler = EpochShuffleSampler(len(train_ds), info, seed=seed, shuffle=True)
     val_loader = _loader(val_ds, ShardSampler(len(val_ds), info), s.batch_size, num_workers, device)
+    hold_loader = None
+    if held_out is not None:
+        hold_ds = LabeledImages([train_items_all[i] for i in held_out.indices], eval_transform(s.val_resize, s.val_crop))
+        hold_loader = _loader(hold_ds, ShardSampler(len(hold_ds), info), s.batch_size, num_workers, device)
 
     history: list[dict[str, Any]] = []
     best: dict[str, Any] = {"epoch": -1, "acc1": -1.0, "acc5": None}
@@ -305,6 +361,10 @@ def train_classifier(
         best = dict(ck["best"])
         history = [dict(h) for h in ck["history"]]
         best_preds = ValPredictions.from_checkpoint(ck.get("best_predictions"), len(val_ds))
+        if held_out is not None:
+            z = ck.get("best_holdout_logits")
+            if isinstance(z, Tensor) and z.ndim == 2 and z.shape[0] == len(held_out.indices):
+                held_out.logits = z.numpy().astype(np.float64)
         set_rng_state(ck["rng"])
 
     t_run = time.perf_counter()
@@ -344,12 +404,20 @@ def train_classifier(
         if (epoch + 1) % s.val_freq == 0 or epoch + 1 == s.epochs:
             m, preds = evaluate_predictions(extractor, head, val_loader, info, num_classes, progress=progress,
                                             desc=f"val {epoch + 1}", view=f"r{s.val_resize}c{s.val_crop}",
-                                            allow_collapsed_features=allow_collapsed_features)
+                                            allow_collapsed_features=allow_collapsed_features,
+                                            keep_logits=held_out is not None)
             features = m.features
             row.update(m.as_dict())
             if m.acc1 > best["acc1"]:
                 best = {"epoch": epoch, "acc1": m.acc1, "acc5": m.acc5}
                 best_preds = preds
+                if held_out is not None:  # this head's logits on the held-out part of train (temperature scaling)
+                    hm, hp = evaluate_predictions(extractor, head, hold_loader, info, num_classes, progress=progress,
+                                                  desc=f"held-out train {epoch + 1}", view="holdout",
+                                                  allow_collapsed_features=allow_collapsed_features,
+                                                  keep_logits=True)
+                    row["holdout_acc1"] = hm.acc1
+                    held_out.logits = hp.logits if hp is not None else None
                 if out is not None and info.is_main:
                     atomic_torch_save({"format": CHECKPOINT_FORMAT, "teacher": _cpu_state(backbone),
                                        "linear_head": head_state(head), "epoch": epoch + 1, "acc1": m.acc1,
@@ -379,6 +447,8 @@ def train_classifier(
                 "seed": seed,
                 "world_size": info.world_size,
                 **({"best_predictions": best_preds.as_checkpoint()} if best_preds is not None else {}),
+                **({"best_holdout_logits": torch.from_numpy(held_out.logits)}
+                   if held_out is not None and held_out.logits is not None else {}),
             }, ckpt_path)
         barrier(info)
         if on_epoch_end is not None:
@@ -392,6 +462,7 @@ def train_classifier(
         best_checkpoint=str(out / BEST_NAME) if out else None, settings=s, world_size=info.world_size,
         effective_lr=lr, resumed_from_epoch=start_epoch, seconds=time.perf_counter() - t_run,
         seconds_per_epoch=epoch_secs, best_predictions=best_preds if info.is_main else None, features=features,
+        held_out=held_out,
     )
 
 

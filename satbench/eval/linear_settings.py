@@ -11,7 +11,7 @@ from typing import Literal, Optional
 
 from satbench.errors import ProtocolError
 from satbench.config.protocols import Protocol
-from satbench.config.settings import ge, gt
+from satbench.config.settings import between, ge, gt
 
 MODES = ("head", "full")
 
@@ -38,6 +38,10 @@ class LinearSettings:
     feature: Literal["cls"] = "cls"
     scheduler: Literal["cosine-per-epoch"] = "cosine-per-epoch"
     report: Literal["best-epoch"] = "best-epoch"
+    #: Temperature scaling only (``--temperature-scaling``): this stratified, seeded fraction of the train split is
+    #: held out of training, and the best epoch's head's logits on it fit the temperature. 0 (every released protocol)
+    #: trains on the whole split, as the paper does; a positive value is an override, so it is hashed and recorded.
+    temperature_holdout: float = field(default=0.0, metadata=between(0, 0.5, hi_open=True))
 
     def check(self, where: str) -> None:
         if self.val_crop > self.val_resize:

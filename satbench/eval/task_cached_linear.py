@@ -38,6 +38,8 @@ class CachedLinearTask(Task):
     distributed = True  # under torchrun: sharded extraction, rank 0 trains the heads and writes one record
     supports_seeds = True
     supports_subsets = True  # --train-fraction / --shots: one extraction, one record per subset and draw
+    #: torchgeo: heads trained on train, selected (and T fitted) on val, reported on test
+    split_families = ("satdino", "torchgeo")
     supports_temperature_scaling = True  # fitted on the protocol's hold-out of train
     supports_corruptions = True  # --corruptions: the refit head on the val split under each (type, severity)
 
@@ -85,9 +87,14 @@ class CachedLinearTask(Task):
         extractor = FeatureExtractor(model, normalization=norm, device=str(info.device), bf16=options.bf16)
         cache = options.feature_cache() if info.is_main else None
         t0 = time.perf_counter()
-        res = run_cached_linear(extractor, dataset.samples("train"), dataset.samples("val"), dataset.num_classes,
+        from satbench.eval.knn_run import eval_split
+
+        report = eval_split(dataset)  # val (SatDINO's splits) or test (a family with its own val split)
+        selection = {} if report == "val" else {"selection_items": dataset.samples("val"),
+                                                "selection_split_sha256": dataset.split_sha256("val")}
+        res = run_cached_linear(extractor, dataset.samples("train"), dataset.samples(report), dataset.num_classes,
                                 protocol, train_split_sha256=dataset.split_sha256("train"),
-                                val_split_sha256=dataset.split_sha256("val"),
+                                val_split_sha256=dataset.split_sha256(report), **selection,
                                 cache=cache,
                                 batch_size=options.batch_size, num_workers=options.num_workers, seed=options.seed,
                                 progress=options.progress and info.is_main, dist=info, train_subsets=subsets,
@@ -115,6 +122,13 @@ class CachedLinearTask(Task):
         extra = {"num_classes": dataset.num_classes, "seed": options.seed, "world_size": info.world_size,
                  "extract": res.extract, "cache": cache.describe()}
         ds = dataset.describe()
+        from satbench.eval.knn_run import eval_split
+
+        report = eval_split(dataset)
+        if report != "val":  # records on SatDINO's splits stay as they were
+            metrics[f"n_{report}"] = int(len(res.y_val))
+            ds["split_use"] = {s: "fit" if s == "train" else "report" if s == report else "select"
+                               for s in dataset.splits}
         if res.subset is not None:
             ds["train_subset"] = res.subset.as_record()
             metrics["n_train"] = int(len(res.subset.indices))
@@ -126,7 +140,7 @@ class CachedLinearTask(Task):
             record["features"] = res.features
         c = dataset.num_classes
         scaled = (res.temperature_fit, res.conf_scaled) if res.temperature_fit is not None else None
-        fields = classification_fields(res.y_val, res.pred, split_sha256=dataset.split_sha256("val"), num_classes=c,
+        fields = classification_fields(res.y_val, res.pred, split_sha256=dataset.split_sha256(report), num_classes=c,
                                        top5_correct=res.top5_hit if c >= 5 else None, conf=res.conf,
                                        temperature=scaled, **StatsOptions.from_extra(options.extra).kwargs())
         attach(record, fields)
@@ -135,7 +149,7 @@ class CachedLinearTask(Task):
 
             attach_corruptions(record, res.corruption_plan, res.y_val, [res.pred],
                                {cond: [p] for cond, p in res.corrupted_pred.items()},
-                               split_sha256=dataset.split_sha256("val"), stats_opts=StatsOptions.from_extra(options.extra),
+                               split_sha256=dataset.split_sha256(report), stats_opts=StatsOptions.from_extra(options.extra),
                                pred_keys=["top1"], extraction=res.corrupted_extraction,
                                metric="top1 of the refit head")
         return record
@@ -150,13 +164,16 @@ class CachedLinearTask(Task):
         if is_aggregate(record):
             return describe_aggregate(record)
         m = record["metrics"]
+        from satbench.records.splits import reported_split
+
+        rep = reported_split(record)
         top5 = "-" if m["top5"] is None else f"{m['top5']:.2f}"
         ex = record["extra"]["extract"]
         rows = [["model", record["model"]], ["dataset", record["dataset"].get("name")],
-                ["protocol", record["protocol"]["name"]], ["top-1 (val) [95% CI]", ci_text(record, "top1", m["top1"])],
-                ["top-5 (val)", top5],
+                ["protocol", record["protocol"]["name"]],
+                [f"top-1 ({rep}) [95% CI]", ci_text(record, "top1", m["top1"])], [f"top-5 ({rep})", top5],
                 ["selected lr / wd", f"{m['selected']['lr']:g} / {m['selected']['weight_decay']:g}"],
-                ["hold-out top-1", f"{m['selected']['holdout_top1']:.2f}"],
+                ["hold-out top-1" if rep == "val" else "selection (val) top-1", f"{m['selected']['holdout_top1']:.2f}"],
                 ["features", "cached" if ex.get("cached_views") else
                  (f"shared with record {ex['shared_with_record']}" if "shared_with_record" in ex else "extracted")]]
         sub = record["dataset"].get("train_subset")

@@ -17,7 +17,7 @@ from typing import Any, Optional
 from satbench.config.argtypes import positive_float, positive_int
 from satbench.errors import SatbenchError
 from satbench.eval.linear_settings import LinearSettings
-from satbench.stats.attach import add_seed_arguments, add_statistics_arguments, ci_text
+from satbench.stats.attach import add_calibration_arguments, add_seed_arguments, add_statistics_arguments, ci_text
 from satbench.stats.attach import run_options as statistics_run_options
 from satbench.eval.task import Headline, RunOptions, Task, get_task, register_task
 
@@ -51,6 +51,8 @@ class _TrainedProbeTask(Task):
     default_num_workers = 2
     distributed = True
     supports_seeds = True
+    #: fitted on ``temperature_holdout`` of train, held out of training (``--temperature-holdout``, an override)
+    supports_temperature_scaling = True
     mode = "head"
 
     def add_arguments(self, g: argparse._ArgumentGroup) -> None:
@@ -69,13 +71,22 @@ class _TrainedProbeTask(Task):
         g.add_argument("--val-csv", default=None, help="fMoW: the val CSV (with --dataset fmow)")
         add_seed_arguments(g)
         add_statistics_arguments(g)
+        add_calibration_arguments(g, "on a held-out part of the train split that the head is not trained on "
+                                     "(--temperature-holdout), with the best epoch's head")
+        g.add_argument("--temperature-holdout", type=positive_float, default=None, metavar="F",
+                       help=f"with --temperature-scaling: the stratified, seeded fraction of train held out of "
+                            f"training to fit T on (default {DEFAULT_TEMPERATURE_HOLDOUT}; a protocol override, "
+                            f"hashed: the head trains on the rest, unlike the paper's protocol)")
         if self.supports_corruptions:
             from satbench.eval.corruption_eval import add_corruption_arguments
 
             add_corruption_arguments(g)
 
     def protocol_overrides(self, args: argparse.Namespace) -> dict[str, Any]:
-        out = {"epochs": args.epochs, "lr": args.lr, "batch_size": args.train_batch_size}
+        out = {"epochs": args.epochs, "lr": args.lr, "batch_size": args.train_batch_size,
+               "temperature_holdout": args.temperature_holdout}
+        if getattr(args, "temperature_scaling", None) and args.temperature_holdout is None and not args.evaluate:
+            out["temperature_holdout"] = DEFAULT_TEMPERATURE_HOLDOUT
         return {k: v for k, v in out.items() if v is not None}
 
     def run_options(self, args: argparse.Namespace) -> dict[str, Any]:
@@ -101,6 +112,7 @@ class _TrainedProbeTask(Task):
             raise SatbenchError(f"protocol {protocol.name} has mode {settings.mode!r}; the {self.name} task runs "
                                 f"mode {self.mode!r} protocols")
         evaluate = bool(options.extra.get("evaluate"))
+        check_temperature_options(self.name, settings, options.extra, evaluate, protocol.name)
         from satbench.eval.corruption_eval import check_options as corruption_plan
 
         plan = corruption_plan(self, options.extra)  # refused before any image is decoded
@@ -149,6 +161,8 @@ class _TrainedProbeTask(Task):
                 timings = {"total_s": round(res.seconds, 3), "seconds_per_epoch": res.seconds_per_epoch}
                 extra.update(checkpoint=res.checkpoint, best_checkpoint=res.best_checkpoint, output_dir=str(out))
                 preds = res.best_predictions
+                if res.held_out is not None:
+                    metrics["holdout"] = res.held_out.as_record()
             corrupted = None
             if plan is not None:
                 corrupted = _corrupted_head_predictions(extractor, model, dataset, protocol, plan, options, info,
@@ -161,8 +175,11 @@ class _TrainedProbeTask(Task):
                                  device=extractor.device)
             if features is not None:
                 record["features"] = features
+            temperature = TEMPERATURE_NOT_HERE if evaluate else TEMPERATURE_NOT_ASKED
+            if not evaluate and res.held_out is not None:
+                temperature = fit_held_out_temperature(res.held_out, preds, dataset, options.seed)
             attach_classification_statistics(record, dataset, preds, options, "best epoch's head" if not evaluate
-                                             else "the released head")
+                                             else "the released head", temperature=temperature)
             if corrupted is not None:
                 import numpy as np
 
@@ -206,10 +223,51 @@ class _TrainedProbeTask(Task):
         return tabulate(rows, tablefmt="simple") + calibration_text(record)
 
 
-#: Why a linear / fine-tune record has no temperature-scaled errors.
-TEMPERATURE_NOT_HERE = ("not available for this task: its head is trained on the whole train split, so no held-out "
-                        "part of train is left to fit a temperature on (cached-linear's --temperature-scaling fits it "
-                        "on its hold-out)")
+#: ``--temperature-scaling`` without ``--temperature-holdout``: the part of train held out of training.
+DEFAULT_TEMPERATURE_HOLDOUT = 0.1
+
+#: Why a linear / fine-tune ``--evaluate`` record has no temperature-scaled errors.
+TEMPERATURE_NOT_HERE = ("not available with --evaluate: the released head was trained on the whole train split, so "
+                        "no part of train is left that it has not seen to fit a temperature on")
+#: Why a linear / fine-tune training record has none.
+TEMPERATURE_NOT_ASKED = ("not asked: the head is trained on the whole train split (the protocol); --temperature-scaling "
+                         "holds out --temperature-holdout of train for it (a recorded protocol override)")
+
+
+def check_temperature_options(task: str, settings: LinearSettings, extra: dict[str, Any], evaluate: bool,
+                              protocol: str) -> None:
+    """``--temperature-scaling`` and ``temperature_holdout`` go together, and not with ``--evaluate`` (one line,
+    before any image is decoded)."""
+    asked = bool(extra.get("temperature_scaling"))
+    held = settings.temperature_holdout > 0
+    if asked and evaluate:
+        raise SatbenchError(f"--temperature-scaling with --task {task} --evaluate: {TEMPERATURE_NOT_HERE}")
+    if held and evaluate:
+        raise SatbenchError(f"--temperature-holdout with --task {task} --evaluate: --evaluate trains no head")
+    if asked and not held:
+        raise SatbenchError(f"--temperature-scaling with --task {task} needs a held-out part of train: protocol "
+                            f"{protocol} has temperature_holdout 0 (CLI: --temperature-holdout F, default "
+                            f"{DEFAULT_TEMPERATURE_HOLDOUT}; Python: temperature_holdout={DEFAULT_TEMPERATURE_HOLDOUT})")
+    if held and not asked:
+        raise SatbenchError(f"temperature_holdout {settings.temperature_holdout} holds part of train out of training "
+                            f"for temperature scaling only: add --temperature-scaling (Python: temperature_scaling=True)")
+
+
+def fit_held_out_temperature(held_out: Any, preds: Any, dataset: Any, seed: int) -> Any:
+    """``(TemperatureFit, scaled val confidences)`` from the best epoch's logits on the held-out part of train, or why
+    not (a string, recorded): a resumed run whose checkpoint predates the kept logits."""
+    import numpy as np
+
+    from satbench.stats.temperature import HoldOut, fit_temperature, softmax_confidence
+
+    if held_out.logits is None or preds is None or preds.logits is None:
+        return ("left out: the best epoch's logits on the held-out part of train or on val were not kept (resumed "
+                "from a checkpoint written before they were)")
+    where = HoldOut("train", dataset.split_sha256("train"), tuple(int(i) for i in held_out.indices),
+                    held_out.fraction, int(seed), "temperature_holdout of the train split (stratified, seeded with "
+                    "--seed), held out of training; logits of the best epoch's head (val transform)")
+    fit = fit_temperature(held_out.logits, held_out.labels, where, test_split_sha256=dataset.split_sha256("val"))
+    return fit, softmax_confidence(preds.logits, np.asarray(preds.pred), fit.temperature)
 
 
 def _corrupted_head_predictions(extractor: Any, model: Any, dataset: Any, protocol: Any, plan: Any,
@@ -251,7 +309,8 @@ def _corrupted_head_predictions(extractor: Any, model: Any, dataset: Any, protoc
             corrupted)
 
 
-def attach_classification_statistics(record: Any, dataset: Any, preds: Any, options: RunOptions, what: str) -> None:
+def attach_classification_statistics(record: Any, dataset: Any, preds: Any, options: RunOptions, what: str,
+                                     temperature: Any = TEMPERATURE_NOT_ASKED) -> None:
     """Per-image val predictions (``preds``: top-1 class and top-5 hit per val image, val order) -> the record's
     ``summary.ci`` and sidecar (:func:`satbench.stats.attach.attach`); without them, why not (recorded)."""
     import numpy as np
@@ -267,7 +326,7 @@ def attach_classification_statistics(record: Any, dataset: Any, preds: Any, opti
     c = dataset.num_classes
     fields = classification_fields(y, np.asarray(preds.pred), split_sha256=dataset.split_sha256("val"),
                                    num_classes=c, top5_correct=np.asarray(preds.top5_hit) if c >= 5 else None,
-                                   conf=preds.conf, temperature=TEMPERATURE_NOT_HERE,
+                                   conf=preds.conf, temperature=temperature,
                                    **StatsOptions.from_extra(options.extra).kwargs())
     attach(record, fields)
     if preds.conf is None:

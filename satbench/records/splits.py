@@ -3,7 +3,8 @@ the record checks in :func:`satbench.records.results.record_problem` refuse them
 
 ``dataset.split_family``: ``satdino`` (SatDINO's official train/val; records written before the field existed are
 ``satdino``) or a published family such as ``torchgeo`` (TorchGeo's train/val/test). ``dataset.split_use`` maps each
-split to what the run did with it: ``fit``, ``report`` or ``held-out``; without it, a record reports ``val``.
+split to what the run did with it: ``fit``, ``report``, ``held-out`` (not read) or ``select`` (head selection and
+temperature, cached-linear); without it, a record reports ``val``.
 Runs of different families are never compared (:mod:`satbench.stats.compare`) nor shown in one leaderboard column.
 """
 

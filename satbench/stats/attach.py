@@ -120,9 +120,9 @@ def check_options(task: Any, extra: dict[str, Any], seeds: Optional[Sequence[int
         if not isinstance(extra["temperature_scaling"], bool):
             raise SatbenchError(f"temperature_scaling must be true or false, got {extra['temperature_scaling']!r}")
         if extra["temperature_scaling"] and not getattr(task, "supports_temperature_scaling", False):
-            raise SatbenchError(f"--temperature-scaling applies to task cached-linear (fitted on its hold-out of the "
-                                f"train split), not {task.name}" + (": kNN votes are not logits" if task.name == "knn"
-                                                                   else ""))
+            raise SatbenchError(f"--temperature-scaling applies to tasks cached-linear, linear and finetune (fitted on "
+                                f"a held-out part of the train split), not {task.name}"
+                                + (": kNN votes are not logits" if task.name == "knn" else ""))
     subset = {k: extra[k] for k in SUBSET_OPTIONS if extra.get(k) is not None}
     if subset:
         if not getattr(task, "supports_subsets", False):

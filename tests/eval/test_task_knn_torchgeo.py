@@ -117,3 +117,41 @@ def test_split_torchgeo_is_refused_for_tasks_that_report_val(capsys):
                    r"--split torchgeo does not apply to --task linear \(it takes: satdino\)")
     one_line_error(capsys, main(["run", "--task", "knn", "--weights", "random", "--split", "torchgeo"]),
                    r"--split torchgeo: ucm-mini is a subset of uc_merced")
+
+
+def test_cached_linear_on_torchgeo_splits_selects_on_val_reports_test(tmp_path, folder, monkeypatch, capsys):
+    """cached-linear --split torchgeo: the grid trains on train, the head is selected and the temperature fitted on
+    TorchGeo's val, the refit head is reported on test; the record says which split did what."""
+    from satbench.records.predictions import predictions_for_record
+
+    monkeypatch.setenv("SATBENCH_MODEL_CARDS", str(CARDS))
+    res = tmp_path / "res"
+    lines = torchgeo_lines(folder / "images")
+    cmd = ["run", "--task", "cached-linear", "--model", "satdino-test-tiny", "--weights", "random", "--epochs", "5",
+           "--no-progress", "--num-workers", "0", "--resamples", "500", "--dataset", str(folder),
+           "--results-dir", str(res)]
+    with LoopbackServer(commit=UCM_COMMIT) as srv:
+        serve(monkeypatch, srv, "uc_merced", lines, hf_cache=tmp_path / "hf")
+        assert main(cmd + ["--split", "torchgeo", "--temperature-scaling"]) == 0
+        path, rec = _record(res, set())
+        assert main(cmd) == 0  # SatDINO's splits: the protocol's hold-out of train, val reported
+        _, plain = _record(res, {path})
+    out = capsys.readouterr().out
+    assert "top-1 (test)" in out and "selection (val) top-1" in out
+    d, m = rec["dataset"], rec["metrics"]
+    assert d["split_family"] == "torchgeo" and d["split_use"] == {"train": "fit", "val": "select", "test": "report"}
+    assert m["n_test"] == 12 and m["holdout"]["split"] == "val" and m["holdout"]["fraction"] is None
+    assert (m["holdout"]["n_fit"], m["holdout"]["n_holdout"]) == (36, 12)
+    assert m["holdout"]["split_sha256"] == d["split_hashes"]["val"]
+    assert rec["extra"]["extract"]["images_decoded"] == 36 + 12 + 12
+    ts = m["calibration"]["temperature_scaling"]
+    assert ts["applied"] is True and ts["fitted_on"]["split"] == "val" and ts["fitted_on"]["n"] == 12
+    assert ts["fitted_on"]["split_sha256"] == d["split_hashes"]["val"] != d["split_hashes"]["test"]
+    preds = predictions_for_record(path)
+    labels = {c: i for i, c in enumerate(CLASSES)}
+    assert preds.y_true.tolist() == [labels[Path(ln).stem.rstrip("0123456789")] for ln in lines["test"]]
+    assert 100.0 * float(np.mean(preds.preds["top1"] == preds.y_true)) == pytest.approx(rec["summary"]["top1"])
+    assert rec["summary"]["ci"]["top1"] is not None
+    # the default family is unchanged: a stratified hold-out of train, val reported, no split_use
+    assert "split_use" not in plain["dataset"] and plain["metrics"]["holdout"]["stratified"] is True
+    assert "n_test" not in plain["metrics"]

@@ -76,7 +76,7 @@ def test_linear_on_fmow_csvs(tmp_path, ucm_mini, capsys):
     assert calibration_errors(preds.conf["top1"], preds.correct("top1")) == pytest.approx(
         {k: cal[k] for k in ("ece", "rms", "mce")}, abs=1e-9)
     assert ck["best_predictions"]["conf"].numpy().tolist() == preds.conf["top1"].tolist()
-    assert "no held-out part of train" in rec["metrics"]["calibration"]["temperature_scaling"]["reason"]
+    assert "trained on the whole train split" in rec["metrics"]["calibration"]["temperature_scaling"]["reason"]
     assert any(ln.startswith("calibration: ECE ") for ln in out.splitlines())
     capsys.readouterr()
     assert main(base + ["--val-csv", str(val_csv), "--data-root", str(root)]) == 2  # no --train-csv
