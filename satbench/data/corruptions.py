@@ -22,6 +22,9 @@ from satbench.errors import ProtocolError, close_matches
 TYPES = ("gaussian_noise", "salt_and_pepper", "gaussian_blur", "motion_blur", "brightness_contrast", "clouds",
          "haze", "data_gaps", "jpeg", "rotate", "scale", "translate")
 SEVERITIES = (1, 2, 3, 4, 5)
+#: The types that move pixels (a label map would need the same warp); the others change pixel values only.
+GEOMETRIC = ("rotate", "scale", "translate")
+PHOTOMETRIC = tuple(t for t in TYPES if t not in GEOMETRIC)
 
 _Pair = tuple[float, float]
 _Five = tuple[float, float, float, float, float]
