@@ -87,6 +87,15 @@ def check_type_severity(kind: str, severity: int) -> None:
         raise ProtocolError(f"corruption severity must be an integer 1..5, got {severity!r} (type {kind})")
 
 
+def refuse_geometric(kinds: Any, task: str) -> None:
+    """One line naming the geometric types among ``kinds`` for a task with per-pixel labels (``task``), which would
+    need its label map warped the same way."""
+    geo = [k for k in kinds if k in GEOMETRIC]
+    if geo:
+        raise ProtocolError(f"--corruptions {' '.join(geo)}: geometric types move the pixels under the label map, "
+                            f"which {task} does not warp; use the photometric types ({', '.join(PHOTOMETRIC)})")
+
+
 def corruption_rng(split_sha256: str, index: int, kind: str, severity: int, seed: int) -> np.random.Generator:
     """The generator of one (image, type, severity): ``default_rng(SeedSequence([...]))`` whose entropy is the split
     file's sha256 (as an integer), the image's index in the split, the first 8 bytes of sha256(type) (big-endian),

@@ -88,17 +88,13 @@ def check_options(task: Any, extra: Mapping[str, Any]) -> Optional[CorruptionPla
                             "separately")
     if extra.get("seeds") is not None:
         raise SatbenchError("--corruptions and --seeds cannot be combined in one run; run them separately")
-    from satbench.data.corruptions import GEOMETRIC, PHOTOMETRIC, SEVERITIES, load_corruption_protocol
-    from satbench.data.corruptions import parse_severities, parse_types
+    from satbench.data.corruptions import GEOMETRIC, SEVERITIES, load_corruption_protocol, parse_severities
+    from satbench.data.corruptions import parse_types, refuse_geometric
 
     kinds = parse_types(extra.get("corruptions"))
     if not getattr(task, "geometric_corruptions", True):
-        asked_types = list(extra.get("corruptions") or [])
-        geo = [k for k in kinds if k in GEOMETRIC]
-        if geo and asked_types not in ([], ["all"]):
-            raise SatbenchError(f"--corruptions {' '.join(geo)}: geometric types move the pixels under the label map, "
-                                f"which {task.name} does not warp; use the photometric types "
-                                f"({', '.join(PHOTOMETRIC)})")
+        if list(extra.get("corruptions") or []) not in ([], ["all"]):
+            refuse_geometric(kinds, task.name)
         kinds = [k for k in kinds if k not in GEOMETRIC]  # no TYPE / all: the photometric ones (recorded)
     sev = parse_severities(extra["severities"]) if extra.get("severities") is not None else list(SEVERITIES)
     proto, settings = load_corruption_protocol(str(extra.get("corruption_protocol") or DEFAULT_PROTOCOL))

@@ -23,7 +23,7 @@ from typing import Any, Mapping, Optional
 
 import numpy as np
 
-from satbench.data.corruptions import GEOMETRIC, corrupt, corruption_rng
+from satbench.data.corruptions import GEOMETRIC, corrupt, corruption_rng, refuse_geometric
 
 #: The val pipeline step after which the corruption goes (the decoded native-size image).
 LOAD_STEP = "LoadImageFromFile"
@@ -108,12 +108,7 @@ class CorruptedVal:
 
 def check_plan(plan: Any) -> None:
     """Refuse a geometric type (one line naming why): the label map would need the same warp."""
-    from satbench.errors import SatbenchError
-
-    geo = [k for k in plan.kinds if k in GEOMETRIC]
-    if geo:
-        raise SatbenchError(f"--corruptions {' '.join(geo)}: geometric types move the pixels under the label map, "
-                            "which segmentation does not warp; use the photometric types")
+    refuse_geometric(plan.kinds, "segmentation")
 
 
 def evaluate_corruptions(runner: Any, plan: Any, split_sha256: str, progress: bool = False) -> CorruptedVal:

@@ -171,3 +171,16 @@ def test_all_means_the_photometric_types_for_segmentation():
     assert plan.kinds == PHOTOMETRIC and len(plan.kinds) == 9
     assert check_options(get_task("segmentation"), {"corruptions": ["all"]}).kinds == PHOTOMETRIC
     assert len(check_options(get_task("knn"), {"corruptions": ["all"]}).kinds) == 12
+
+
+def test_run_segmentation_refuses_a_geometric_plan_before_training(tmp_path):
+    from satbench.errors import ProtocolError
+    from satbench.eval.corruption_eval import check_options
+    from satbench.eval.task import get_task
+    from satbench.seg.runner import run_segmentation
+
+    plan = check_options(get_task("knn"), {"corruptions": ["scale", "jpeg"]})  # a plan the CLI would not give
+    with pytest.raises(ProtocolError, match=r"--corruptions scale: geometric types .* segmentation does not warp"):
+        run_segmentation(CARD, str(FIX / "potsdam"), 224, weights="random", work_dir=tmp_path / "wd", iters=1,
+                         write=False, corruptions=plan)
+    assert not list((tmp_path / "wd").glob("*.json")) and not (tmp_path / "wd" / "final_weights.pth").exists()
