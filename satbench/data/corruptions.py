@@ -22,6 +22,9 @@ from satbench.errors import ProtocolError, close_matches
 TYPES = ("gaussian_noise", "salt_and_pepper", "gaussian_blur", "motion_blur", "brightness_contrast", "clouds",
          "haze", "data_gaps", "jpeg", "rotate", "scale", "translate")
 SEVERITIES = (1, 2, 3, 4, 5)
+#: The types that move pixels (a label map would need the same warp); the others change pixel values only.
+GEOMETRIC = ("rotate", "scale", "translate")
+PHOTOMETRIC = tuple(t for t in TYPES if t not in GEOMETRIC)
 
 _Pair = tuple[float, float]
 _Five = tuple[float, float, float, float, float]
@@ -82,6 +85,15 @@ def check_type_severity(kind: str, severity: int) -> None:
                             f"known: {', '.join(TYPES)}")
     if not isinstance(severity, int) or isinstance(severity, bool) or severity not in SEVERITIES:
         raise ProtocolError(f"corruption severity must be an integer 1..5, got {severity!r} (type {kind})")
+
+
+def refuse_geometric(kinds: Any, task: str) -> None:
+    """One line naming the geometric types among ``kinds`` for a task with per-pixel labels (``task``), which would
+    need its label map warped the same way."""
+    geo = [k for k in kinds if k in GEOMETRIC]
+    if geo:
+        raise ProtocolError(f"--corruptions {' '.join(geo)}: geometric types move the pixels under the label map, "
+                            f"which {task} does not warp; use the photometric types ({', '.join(PHOTOMETRIC)})")
 
 
 def corruption_rng(split_sha256: str, index: int, kind: str, severity: int, seed: int) -> np.random.Generator:

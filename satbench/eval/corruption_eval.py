@@ -30,7 +30,8 @@ def add_corruption_arguments(g: argparse._ArgumentGroup) -> None:
     """``--corruptions`` / ``--severities`` / ``--corruption-protocol``."""
     g.add_argument("--corruptions", nargs="*", default=None, metavar="TYPE",
                    help="also evaluate on the val split corrupted by these types (no TYPE, or 'all': the protocol's "
-                        "12); train features stay clean; each (type, severity) is one cached view (recorded)")
+                        "12; segmentation: its 9 photometric); training stays clean; classification caches each "
+                        "(type, severity) as one view (recorded)")
     g.add_argument("--severities", nargs="+", default=None, metavar="S",
                    help="severities of --corruptions: integers 1..5 or a range like 1..5 (default 1..5)")
     g.add_argument("--corruption-protocol", default=None, metavar="NAME",
@@ -71,7 +72,8 @@ class CorruptionPlan:
 def check_options(task: Any, extra: Mapping[str, Any]) -> Optional[CorruptionPlan]:
     """The plan of ``extra``'s corruption options (None without ``corruptions``), refused in one line before any work:
     ``--severities`` / ``--corruption-protocol`` without ``--corruptions``, a task that does not take them, train
-    subsets or seeds in the same run, and unknown types, severities or protocols."""
+    subsets or seeds in the same run, unknown types, severities or protocols, and geometric types for a task without
+    ``geometric_corruptions`` (segmentation)."""
     asked = {k: extra.get(k) for k in OPTION_NAMES if extra.get(k) is not None}
     if not asked:
         return None
@@ -79,15 +81,21 @@ def check_options(task: Any, extra: Mapping[str, Any]) -> Optional[CorruptionPla
         flags = ", ".join("--" + k.replace("_", "-") for k in asked)
         raise SatbenchError(f"{flags} need{'s' if len(asked) == 1 else ''} --corruptions")
     if not getattr(task, "supports_corruptions", False):
-        raise SatbenchError(f"--corruptions applies to tasks knn, cached-linear and linear --evaluate, not {task.name}")
+        raise SatbenchError(f"--corruptions applies to tasks knn, cached-linear, linear --evaluate and segmentation, "
+                            f"not {task.name}")
     if extra.get("train_fraction") is not None or extra.get("shots") is not None:
         raise SatbenchError("--corruptions and --train-fraction/--shots cannot be combined in one run; run them "
                             "separately")
     if extra.get("seeds") is not None:
         raise SatbenchError("--corruptions and --seeds cannot be combined in one run; run them separately")
-    from satbench.data.corruptions import SEVERITIES, load_corruption_protocol, parse_severities, parse_types
+    from satbench.data.corruptions import GEOMETRIC, SEVERITIES, load_corruption_protocol, parse_severities
+    from satbench.data.corruptions import parse_types, refuse_geometric
 
     kinds = parse_types(extra.get("corruptions"))
+    if not getattr(task, "geometric_corruptions", True):
+        if list(extra.get("corruptions") or []) not in ([], ["all"]):
+            refuse_geometric(kinds, task.name)
+        kinds = [k for k in kinds if k not in GEOMETRIC]  # no TYPE / all: the photometric ones (recorded)
     sev = parse_severities(extra["severities"]) if extra.get("severities") is not None else list(SEVERITIES)
     proto, settings = load_corruption_protocol(str(extra.get("corruption_protocol") or DEFAULT_PROTOCOL))
     return CorruptionPlan(proto, settings, tuple(kinds), tuple(sev))
@@ -184,6 +192,10 @@ def describe_corruptions(record: Mapping[str, Any]) -> Optional[str]:
     block = (record.get("metrics") or {}).get("corruptions")
     if not isinstance(block, dict):
         return None
+    if "error" in block:
+        return str(block["error"])
+    if block.get("metric") == "mIoU":
+        return _describe_miou(block)
     from tabulate import tabulate
 
     from satbench.stats.formatting import value_ci
@@ -202,3 +214,23 @@ def describe_corruptions(record: Mapping[str, Any]) -> Optional[str]:
     table = tabulate(rows, headers=["type", "sev", "top-1 [95% CI]", "drop (points)", "relative drop (%)",
                                     "McNemar p (Holm, min over scales)"])
     return f"{head}\n{table}"
+
+
+def _describe_miou(block: Mapping[str, Any]) -> str:
+    """The corruption table of a segmentation record (mIoU, no McNemar)."""
+    from tabulate import tabulate
+
+    from satbench.stats.formatting import value_ci
+
+    rows = [[r["type"], r["severity"], value_ci(r["mIoU"], r["ci"]), value_ci(r["drop"], r["drop_ci"]),
+             value_ci(r["relative_drop"], r["relative_drop_ci"])] for r in block["conditions"]]
+    proto = block["protocol"]
+    head = (f"corruptions ({proto['name']} {proto['hash'][:12]}; mIoU; val split only): clean "
+            f"{value_ci(block['clean']['mIoU'], block['clean']['ci'])}, mean corrupted mIoU "
+            f"{value_ci(block['mca'], block['mca_ci'])}, relative drop "
+            f"{value_ci(block['relative_drop'], block['relative_drop_ci'])}%, worst type "
+            f"{block['worst_type']['type']} {value_ci(block['worst_type']['mIoU'], block['worst_type']['ci'])}")
+    table = tabulate(rows, headers=["type", "sev", "mIoU [95% CI]", "drop (points)", "relative drop (%)"],
+                     disable_numparse=True)
+    return f"{head}\n{table}\n(no McNemar test: mIoU is not a mean of per-image 0/1 outcomes; the drop intervals " \
+           "are paired)"

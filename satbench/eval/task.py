@@ -118,6 +118,10 @@ class Task:
     #: Takes ``--corruptions`` / ``--severities`` (:mod:`satbench.eval.corruption_eval`): the val split is also
     #: evaluated under each (type, severity) of a corruption protocol, recorded in the same record.
     supports_corruptions: ClassVar[bool] = False
+    #: With ``supports_corruptions``: whether the geometric types (rotate, scale, translate) apply; False for a task
+    #: whose labels are per pixel (segmentation: the label map would need the same warp), which then refuses them and
+    #: reads ``all`` as the photometric types.
+    geometric_corruptions: ClassVar[bool] = True
     #: The split families (``--split``) the task runs on: ``satdino`` (SatDINO's official splits) for every task;
     #: ``torchgeo`` (TorchGeo's train/val/test) for a task that reports a test split and keeps val held out.
     split_families: ClassVar[tuple[str, ...]] = ("satdino",)

@@ -17,6 +17,8 @@ from satbench.errors import SatbenchError
 from satbench.config.seg_settings import SegmentationSettings
 from satbench.stats.attach import add_seed_arguments, add_statistics_arguments, ci_text
 from satbench.stats.attach import run_options as statistics_run_options
+from satbench.eval.corruption_eval import add_corruption_arguments
+from satbench.eval.corruption_eval import run_options as corruption_run_options
 from satbench.eval.task import Headline, RunOptions, Task, register_task
 
 
@@ -62,6 +64,8 @@ class SegmentationTask(Task):
     distributed = True
     needs_loaded_model = False
     supports_seeds = True  # --seeds: one training per seed, one after another in this process
+    supports_corruptions = True  # --corruptions: the trained segmentor on the val tiles under each (type, severity)
+    geometric_corruptions = False  # rotate / scale / translate would need the label map warped too: refused
 
     def add_arguments(self, g: argparse._ArgumentGroup) -> None:
         g.add_argument("--crop", type=int, choices=[224, 512], default=512, help="training crop (default 512)")
@@ -84,6 +88,7 @@ class SegmentationTask(Task):
         g.add_argument("--lr", type=positive_float, default=None, help="learning rate (protocol override)")
         add_seed_arguments(g)
         add_statistics_arguments(g)
+        add_corruption_arguments(g)
 
     def output_folder(self, options: RunOptions) -> Any:
         return options.extra.get("work_dir")  # the default work dir is locked by the runner itself
@@ -97,7 +102,8 @@ class SegmentationTask(Task):
 
     def run_options(self, args: argparse.Namespace) -> dict[str, Any]:
         return {"crop": args.crop, "work_dir": args.work_dir, "seg_layers": args.seg_layers,
-                "cfg_options": parse_cfg_options(args.seg_cfg_options), **statistics_run_options(args)}
+                "cfg_options": parse_cfg_options(args.seg_cfg_options), **statistics_run_options(args),
+                **corruption_run_options(args)}
 
     def seed_options(self, options: RunOptions, seed: int) -> RunOptions:
         """One seed of ``--seeds``: the training seed and the work dir's sub-folder ``seed<S>`` (the default work dir's
@@ -110,6 +116,9 @@ class SegmentationTask(Task):
 
         import torch
 
+        from satbench.eval.corruption_eval import check_options as corruption_plan
+
+        plan = corruption_plan(self, options.extra)  # refused before any training
         settings = protocol.settings(SegmentationSettings)
         extra = options.extra
         device = str(options.device)
@@ -139,7 +148,7 @@ class SegmentationTask(Task):
             num_workers=options.num_workers, resume="auto" if options.resume else None,
             build_options=dict(model.options), trust_checkpoint=model.trust_checkpoint,
             bf16=options.bf16, cfg_options=cfg_options, write=False, protocol=protocol,
-            dataset_describe=dataset.describe())
+            dataset_describe=dataset.describe(), corruptions=plan)
         from satbench.runtime.ranks import is_job_main
 
         return rec if is_job_main() else None
@@ -162,5 +171,8 @@ class SegmentationTask(Task):
         boot = st.get("bootstrap")
         note = (f"\nmIoU interval: 95% percentile bootstrap over the {m.get('n_val')} val images of the summed "
                 f"confusion, {boot['resamples']} resamples" if boot else (f"\n{st['error']}" if st.get("error") else ""))
+        from satbench.eval.corruption_eval import describe_corruptions
+
+        corr = describe_corruptions(record)
         return out + "\n" + tabulate([[k, v] for k, v in iou.items()], headers=["class", "IoU %"]) + note + \
-            f"\nwork dir: {record['extra']['work_dir']}"
+            (f"\n{corr}" if corr else "") + f"\nwork dir: {record['extra']['work_dir']}"

@@ -162,6 +162,33 @@ def _attach_statistics(record: Any, runner: Runner, statistics: Any) -> None:
     attach(record, fields, tol=0.005 + 1e-9)
 
 
+def _evaluate_corruptions(runner: Runner, plan: Any) -> Any:
+    """Every rank: the val split under each (type, severity) of ``plan``; an error line (str) when the val split
+    cannot be hashed (its sha256 seeds the corruptions)."""
+    from satbench.seg.corruption import evaluate_corruptions
+
+    try:
+        val_sha = split_sha256(runner.val_dataloader.dataset)
+    except (OSError, AttributeError, TypeError) as exc:
+        return f"corruptions left out: cannot hash the val split ({exc})"
+    return evaluate_corruptions(runner, plan, val_sha)
+
+
+def _attach_corruptions(record: Any, runner: Runner, plan: Any, corrupted: Any, statistics: Any) -> None:
+    """Rank 0: the corruption block against the clean final validation's per-image confusions."""
+    from satbench.seg.corruption import attach_corruptions
+    from satbench.stats.attach import StatsOptions
+
+    st = record["metrics"].get("statistics") or {}
+    if isinstance(corrupted, str) or "error" in st:
+        record["metrics"]["corruptions"] = {"error": corrupted if isinstance(corrupted, str) else
+                                            f"corruptions left out: the clean interval is missing ({st['error']})"}
+        return
+    metric = next(m for m in runner.val_evaluator.metrics if hasattr(m, "per_image"))
+    attach_corruptions(record, plan, metric.per_image, corrupted, split_sha256=record["dataset"]["split_hashes"]["val"],
+                       stats_opts=statistics if statistics is not None else StatsOptions())
+
+
 def default_work_dir(model: str, dataset: str, crop: int, seg_format: Optional[str] = None) -> Path:
     """``work_dirs/seg/<model>_<dataset kind>_<crop>`` (relative to the current folder)."""
     return Path("work_dirs") / "seg" / f"{resolve_card(model).name}_{resolve_seg_dataset(dataset, seg_format=seg_format)[0]}_{crop}"
@@ -196,6 +223,7 @@ def run_segmentation(
     dataset_describe: Optional[dict[str, Any]] = None,
     train_seed: Optional[int] = None,
     statistics: Any = None,
+    corruptions: Any = None,
 ) -> dict[str, Any]:
     """Train UperNet on ``dataset`` at ``crop`` px and evaluate it; returns the result record.
 
@@ -210,10 +238,18 @@ def run_segmentation(
     with an allow-list (:mod:`satbench.seg.safe_resume`); ``trust_checkpoint`` allows the full unpickling.
     The run's settings are written as data to ``work_dir/satbench_seg_run.json`` (:mod:`satbench.seg.run_args`),
     from which ``seg-predict`` rebuilds the config without executing the ``.py`` dump.
+
+    ``corruptions`` (a :class:`satbench.eval.corruption_eval.CorruptionPlan`, photometric types only): after the
+    clean validation, the val split once more per (type, severity) (:mod:`satbench.seg.corruption`), recorded in
+    ``metrics["corruptions"]`` / ``summary["corruptions"]``; None leaves the run and its record as they were.
     """
     from satbench.config.seg_settings import SegmentationSettings
     from satbench.config.protocols import load_protocol
 
+    if corruptions is not None:
+        from satbench.seg.corruption import check_plan
+
+        check_plan(corruptions)  # before any training
     protocol = protocol or load_protocol(DEFAULT_PROTOCOL, task="segmentation")
     recipe = protocol.settings(SegmentationSettings)
     kind, root = resolve_seg_dataset(dataset, seg_format=seg_format)
@@ -274,6 +310,7 @@ def run_segmentation(
     train_s = time.perf_counter() - t0
     if keep.metrics is None:
         raise SatbenchError("training finished without a validation pass (no metrics)")
+    corrupted = _evaluate_corruptions(runner, corruptions) if corruptions is not None else None
     seg_model = _unwrap(runner.model)
     backbone = seg_model.backbone
     record_path = None
@@ -325,6 +362,8 @@ def run_segmentation(
     )
     if rank == 0:
         _attach_statistics(record, runner, statistics)
+        if corrupted is not None:
+            _attach_corruptions(record, runner, corruptions, corrupted, statistics)
     if write and rank == 0:
         record_path = write_record(record, results_dir)
         record["_path"] = str(record_path)

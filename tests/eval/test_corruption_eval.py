@@ -216,8 +216,8 @@ def test_corruptions_on_a_task_without_them_is_refused(counted, tmp_path):
     import satbench
     from satbench.errors import SatbenchError
 
-    with pytest.raises(SatbenchError, match=r"--corruptions applies to tasks knn, cached-linear and linear "
-                                            r"--evaluate, not finetune"):
+    with pytest.raises(SatbenchError, match=r"--corruptions applies to tasks knn, cached-linear, linear "
+                                            r"--evaluate and segmentation, not finetune"):
         satbench.run("finetune", corruptions=["jpeg"], results_dir=tmp_path / "r")
     with pytest.raises(SatbenchError, match=r"add --evaluate"):
         satbench.run("linear", corruptions=["jpeg"], results_dir=tmp_path / "r", weights="random")
