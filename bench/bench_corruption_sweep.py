@@ -172,10 +172,10 @@ def main() -> int:
     torch.set_num_threads(a.threads)
     kinds = parse_types(a.types)
     sevs = parse_severities(a.severities) if a.severities else list(SEVERITIES)
-    ds = open_scene_dataset(a.data, split_source="official")
+    ds = open_scene_dataset(a.data)  # the folder's train.txt / val.txt: the official split, .tif -> .jpg
     n_val = len(ds.samples("val"))
     _, settings = load_corruption_protocol("reo-v1")
-    print(f"cpu: {cpu_kind()}; torch threads {a.threads}; data {a.data} (official split, {n_val} val images)")
+    print(f"cpu: {cpu_kind()}; torch threads {a.threads}; data {a.data} (its official split files, {n_val} val images)")
 
     rows, s_per_call = bench_functions(ds, kinds, sevs, a.fn_limit, settings)
     print(f"\n(a) corruption functions on decoded native-size val images, severities {sevs} (img/s per type = mean "
