@@ -162,16 +162,25 @@ def test_join_process_group_joins_once(monkeypatch):
 @pytest.mark.slow
 def test_corrupted_knn_on_two_processes_equals_one_process(tmp_path):
     """--corruptions under torchrun: each rank corrupts its shard with the images' split indices, so the corruption
-    block (every condition, McNemar, intervals) is the single-process one bit for bit."""
+    block (every condition, McNemar, intervals) and the per-image corrupted predictions in the sidecar are the
+    single-process ones bit for bit (an uneven split: 84 val images in batches of 48, rank 1 takes 36)."""
     env = _env(tmp_path)
     args = ["run", "--task", "knn", "--model", "satdino-test-tiny", "--weights", "random", "--no-progress",
             "--batch-size", "48", "--num-workers", "0", "--device", "cpu", "--scales", "0.125", "--k", "5",
-            "--corruptions", "clouds", "motion_blur", "--severities", "2", "--resamples", "200", "--no-cache"]
+            "--corruptions", "gaussian_noise", "clouds", "motion_blur", "--severities", "2", "3", "--resamples", "200",
+            "--no-cache"]
     one = subprocess.run([sys.executable, "-m", "satbench.cli", *args, "--results-dir", str(tmp_path / "one")],
                          env=env, capture_output=True, text=True, timeout=600)
     assert one.returncode == 0, one.stderr
     two = _torchrun(2, args + ["--results-dir", str(tmp_path / "two")], env)
     assert two.returncode == 0, two.stderr[-2000:]
     (a,), (b,) = [[json.loads(p.read_text()) for p in (tmp_path / d).glob("*.json")] for d in ("one", "two")]
-    assert b["extra"]["world_size"] == 2 and b["extra"]["corruptions"]["extraction"]["forward_images"] == 2 * 84
+    assert b["extra"]["world_size"] == 2 and b["extra"]["corruptions"]["extraction"]["forward_images"] == 6 * 84
     assert a["metrics"]["corruptions"] == b["metrics"]["corruptions"] and a["summary"] == b["summary"]
+    (pa,), (pb,) = [list((tmp_path / d).glob("*.preds.npz")) for d in ("one", "two")]
+    with np.load(pa) as za, np.load(pb) as zb:
+        names = sorted(n for n in za.files if n.startswith("pred__c."))
+        assert len(names) == 6 and sorted(n for n in zb.files if n.startswith("pred__c.")) == names
+        assert all(np.array_equal(za[n], zb[n]) for n in names)
+        clean = za["pred__knn_s0.125_k5"]
+        assert not np.array_equal(za["pred__c.gaussian_noise.3.knn_s0.125_k5"], clean)  # the corruption did something
