@@ -218,7 +218,7 @@ def run(task: str, model: Any = DEFAULT_MODEL, dataset: Any = None, protocol: Op
     ``draws`` and ``subset_seed`` (knn, cached-linear: returns a list with one record per fraction / shot count -- the
     draws aggregate when ``draws > 1``). They may also be given in ``task_options``. Corruptions (knn, cached-linear,
     linear with ``evaluate=True``; :mod:`satbench.eval.corruption_eval`): ``corruptions=["gaussian_noise", ...]`` (or
-    ``[]`` for all 12), ``severities=[1, 3]`` or ``"1..5"``, ``corruption_protocol`` (default ``reo-v1``).
+    ``[]`` for all 12), ``severities=[1, 3]`` or ``"1..5"``, ``corruption_protocol`` (default ``reo-v2``).
 
     ``model``: a registered name (loaded with ``weights``), a :class:`Model`, or a loaded model. ``dataset``: a
     catalog name, a folder, or an opened dataset (default: the bundled ``ucm-mini``). Keyword arguments are run

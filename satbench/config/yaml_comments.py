@@ -1,6 +1,6 @@
 """The comments of a YAML file's keys: the ``# ...`` lines right above each key of one top-level mapping (a protocol's
 ``params:``), joined into one line. YAML loaders drop comments, and a protocol's comments are where its parameters'
-sources are written (``tasks/corruptions/reo-v1.yaml``); they are shown, never parsed as settings, and never part of
+sources are written (``tasks/corruptions/reo-v2.yaml``); they are shown, never parsed as settings, and never part of
 the protocol's hash (which is over the loaded content)."""
 
 from __future__ import annotations

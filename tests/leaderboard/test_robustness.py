@@ -20,7 +20,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture
 def runs(tmp_path, ucm_mini, monkeypatch):
-    """Four real kNN runs in tmp_path/res: reo-v1 gaussian_noise + jpeg at 1, 5 (twice: the latest is shown);
+    """Four real kNN runs in tmp_path/res (reo-v1 named explicitly: records of an older protocol version still
+    tabulate under its own name and hash): reo-v1 gaussian_noise + jpeg at 1, 5 (twice: the latest is shown);
     a copy of reo-v1 with another seed (another hash), same set; reo-v1 haze at 3 (another set); one without
     corruptions."""
     import satbench
@@ -34,10 +35,10 @@ def runs(tmp_path, ucm_mini, monkeypatch):
     other = tmp_path / "reo-seed1.yaml"
     text = open(src).read().replace("name: reo-v1", "name: reo-seed1").replace("  seed: 0\n", "  seed: 1\n")
     other.write_text(text)
-    out = {"main": knn_corruption_run(tmp_path, data)}
-    out["again"] = knn_corruption_run(tmp_path, data)
+    out = {"main": knn_corruption_run(tmp_path, data, corruption_protocol="reo-v1")}
+    out["again"] = knn_corruption_run(tmp_path, data, corruption_protocol="reo-v1")
     out["seed1"] = knn_corruption_run(tmp_path, data, corruption_protocol=str(other))
-    out["haze"] = knn_corruption_run(tmp_path, data, types=("haze",), severities=(3,))
+    out["haze"] = knn_corruption_run(tmp_path, data, types=("haze",), severities=(3,), corruption_protocol="reo-v1")
     satbench.run("knn", model="satdino-vit_small-16", weights="random", dataset=str(data), results_dir=tmp_path / "res",
                  device="cpu", num_workers=0, progress=False, resamples=300, scales=[1.0], k=[5],
                  cache_dir=str(tmp_path / "cache"))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 def register(sub: argparse._SubParsersAction) -> None:
     from satbench.config.argtypes import positive_int, seed
+    from satbench.data.corruptions import DEFAULT_PROTOCOL
 
     p = sub.add_parser("corruptions", help="list a corruption protocol's parameters or preview it on an image",
                        description="Corruption protocols (tasks/corruptions/*.yaml, used by `run --corruptions`): list "
@@ -20,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     csub = p.add_subparsers(dest="corruptions_command", metavar="SUBCOMMAND")
     ls = csub.add_parser("list", help="the protocol's types, severity parameters and their sources")
     ls.add_argument("--protocol", default=None, metavar="NAME|PATH",
-                    help="corruption protocol in tasks/corruptions/ or a YAML path (default reo-v1)")
+                    help=f"corruption protocol in tasks/corruptions/ or a YAML path (default {DEFAULT_PROTOCOL})")
     ls.set_defaults(func=_list)
     pv = csub.add_parser("preview", help="contact sheet PNG: one row per type, clean + one column per severity",
                          description="Write <image>.<protocol>.sheet.png into --out: one row per corruption type, the "
@@ -32,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     pv.add_argument("--severities", nargs="+", default=None, metavar="S",
                     help="severities: integers 1..5 or a range like 1..5 (default 1..5)")
     pv.add_argument("--protocol", default=None, metavar="NAME|PATH",
-                    help="corruption protocol in tasks/corruptions/ or a YAML path (default reo-v1)")
+                    help=f"corruption protocol in tasks/corruptions/ or a YAML path (default {DEFAULT_PROTOCOL})")
     pv.add_argument("--seed", type=seed, default=None, help="corruption seed (default: the protocol's seed)")
     pv.add_argument("--tile", type=positive_int, default=256,
                     help="tile size in px (images are fitted into it, never enlarged; default 256)")
@@ -41,8 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _protocol(args: argparse.Namespace):
-    from satbench.data.corruptions import load_corruption_protocol
-    from satbench.eval.corruption_eval import DEFAULT_PROTOCOL
+    from satbench.data.corruptions import DEFAULT_PROTOCOL, load_corruption_protocol
 
     return load_corruption_protocol(args.protocol or DEFAULT_PROTOCOL)
 

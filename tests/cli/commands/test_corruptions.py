@@ -28,13 +28,13 @@ def _tile(sheet: np.ndarray, row: int, col: int, tile: int, w: int, h: int) -> n
 def test_preview_writes_the_full_grid_with_exact_tiles(tmp_path, capsys):
     assert main(["corruptions", "preview", str(IMAGE), "--out", str(tmp_path / "out")]) == 0
     (png,) = (tmp_path / "out").glob("*.png")
-    assert png.name == "airplane16.reo-v1.sheet.png"
+    assert png.name == "airplane16.reo-v2.sheet.png"  # the default protocol
     assert "12 types" in capsys.readouterr().err
     sheet = np.asarray(Image.open(png).convert("RGB"))
     assert (sheet.shape[1], sheet.shape[0]) == CP.sheet_size(12, 6, 256)
     image = CP.read_preview_image(IMAGE)
     assert image.pixels.shape == (256, 256, 3)
-    _, settings = load_corruption_protocol("reo-v1")
+    _, settings = load_corruption_protocol("reo-v2")
     for i, kind in enumerate(TYPES):
         assert np.array_equal(_tile(sheet, i, 0, 256, 256, 256), image.pixels), kind
         for sev in (1, 5):
@@ -56,7 +56,7 @@ def test_preview_subset_tile_size_seed_and_determinism(tmp_path):
     sheet = np.asarray(Image.open(next((tmp_path / "a").glob("*.png"))).convert("RGB"))
     assert (sheet.shape[1], sheet.shape[0]) == CP.sheet_size(2, 3, 100)
     image = CP.read_preview_image(IMAGE)
-    _, settings = load_corruption_protocol("reo-v1")
+    _, settings = load_corruption_protocol("reo-v2")
     # protocol order (gaussian_noise first), fitted into 100 px for display after the native-size corruption
     noisy = corrupt(image.pixels, "gaussian_noise", 5, corruption_rng(image.sha256, 0, "gaussian_noise", 5, 0), settings)
     want = np.asarray(Image.fromarray(noisy).resize((100, 100), Image.BICUBIC))
@@ -68,7 +68,7 @@ def test_preview_tile_of_a_non_square_image(tmp_path):
     Image.open(IMAGE).crop((0, 0, 256, 128)).save(rect)
     assert main(["corruptions", "preview", str(rect), "--types", "haze", "--severities", "3", "--tile", "64",
                  "--out", str(tmp_path / "o")]) == 0
-    sheet = np.asarray(Image.open(tmp_path / "o" / "rect.reo-v1.sheet.png").convert("RGB"))
+    sheet = np.asarray(Image.open(tmp_path / "o" / "rect.reo-v2.sheet.png").convert("RGB"))
     assert (sheet.shape[1], sheet.shape[0]) == CP.sheet_size(1, 2, 64)
     assert CP.tile_size(128, 256, 64) == (64, 32)
     clean = np.asarray(Image.open(rect).convert("RGB").resize((64, 32), Image.BICUBIC))
@@ -111,8 +111,8 @@ def test_bad_images_are_one_line_and_write_nothing(tmp_path, capsys, monkeypatch
 def test_list_shows_every_type_its_five_values_and_sources(capsys):
     assert main(["corruptions", "list"]) == 0
     out = capsys.readouterr().out
-    proto, settings = load_corruption_protocol("reo-v1")
-    assert f"reo-v1 (hash {proto.hash[:12]}" in out
+    proto, settings = load_corruption_protocol("reo-v2")
+    assert f"reo-v2 (hash {proto.hash[:12]}" in out  # the default protocol
     lines = {line.split("|")[1].strip(): line for line in out.splitlines() if line.startswith("| ")}
     assert set(TYPES) <= set(lines)
     jpeg = [c.strip() for c in lines["jpeg"].split("|")[1:-1]]
@@ -120,6 +120,24 @@ def test_list_shows_every_type_its_five_values_and_sources(capsys):
     assert jpeg[6] == "imagecorruptions jpeg_compression: quality"
     assert "no published source" in lines["clouds"] and "0.6, 0.9" in lines["clouds"]
     assert "haze_airlight: 0.85" in out and "seed: 0" in out
+    assert "0.2, 0.25" in lines["brightness_contrast"] and "no published source" in lines["brightness_contrast"]
+
+
+def test_list_and_preview_of_reo_v1_by_name(tmp_path, capsys):
+    """reo-v1 (the earlier default) is still listed and previewed by name, with its own hash and values."""
+    assert main(["corruptions", "list", "--protocol", "reo-v1"]) == 0
+    out = capsys.readouterr().out
+    proto, settings = load_corruption_protocol("reo-v1")
+    assert f"reo-v1 (hash {proto.hash[:12]}" in out
+    bc = next(line for line in out.splitlines() if line.startswith("| brightness_contrast"))
+    assert "0.5, 0.05" in bc and "0.2, 0.25" not in bc
+    assert main(["corruptions", "preview", str(IMAGE), "--protocol", "reo-v1", "--types", "brightness_contrast",
+                 "--severities", "5", "--tile", "256", "--out", str(tmp_path / "o")]) == 0
+    sheet = np.asarray(Image.open(tmp_path / "o" / "airplane16.reo-v1.sheet.png").convert("RGB"))
+    image = CP.read_preview_image(IMAGE)
+    want = corrupt(image.pixels, "brightness_contrast", 5,
+                   corruption_rng(image.sha256, 0, "brightness_contrast", 5, 0), settings)
+    assert np.array_equal(_tile(sheet, 0, 1, 256, 256, 256), want)
 
 
 def test_list_of_a_protocol_path_with_its_own_comments(tmp_path, capsys):
