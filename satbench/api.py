@@ -219,7 +219,7 @@ def run(task: str, model: Any = DEFAULT_MODEL, dataset: Any = None, protocol: Op
     draws aggregate when ``draws > 1``). They may also be given in ``task_options``. Corruptions (knn, cached-linear,
     linear with ``evaluate=True``, segmentation; :mod:`satbench.eval.corruption_eval`, :mod:`satbench.seg.corruption`):
     ``corruptions=["gaussian_noise", ...]`` (or ``[]`` for all 12; segmentation: the 9 photometric, geometric types
-    refused), ``severities=[1, 3]`` or ``"1..5"``, ``corruption_protocol`` (default ``reo-v1``).
+    refused), ``severities=[1, 3]`` or ``"1..5"``, ``corruption_protocol`` (default ``reo-v2``).
 
     ``model``: a registered name (loaded with ``weights``), a :class:`Model`, or a loaded model. ``dataset``: a
     catalog name, a folder, or an opened dataset (default: the bundled ``ucm-mini``). Keyword arguments are run

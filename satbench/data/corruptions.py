@@ -1,4 +1,4 @@
-"""Seeded image corruptions (protocol ``tasks/corruptions/reo-v1.yaml``): 12 types x 5 severities.
+"""Seeded image corruptions (protocols ``tasks/corruptions/reo-v*.yaml``, default reo-v2): 12 types x 5 severities.
 
 Each corruption is a pure function ``f(image, severity, rng, settings) -> image`` on a decoded native-size
 ``uint8`` HxWx3 array, applied before the evaluation protocol's resize and crop. ``rng`` comes from
@@ -25,6 +25,9 @@ SEVERITIES = (1, 2, 3, 4, 5)
 #: The types that move pixels (a label map would need the same warp); the others change pixel values only.
 GEOMETRIC = ("rotate", "scale", "translate")
 PHOTOMETRIC = tuple(t for t in TYPES if t not in GEOMETRIC)
+#: the corruption protocol used when none is named (reo-v1: the same with imagecorruptions' brightness and
+#: contrast constants compounded, a near-uniform white tile at severity 5; still loadable by name)
+DEFAULT_PROTOCOL = "reo-v2"
 
 _Pair = tuple[float, float]
 _Five = tuple[float, float, float, float, float]
@@ -52,7 +55,7 @@ class CorruptionSettings:
     seed: int = field(default=0, metadata=ge(0))
 
 
-def load_corruption_protocol(name_or_path: str = "reo-v1") -> tuple[Any, CorruptionSettings]:
+def load_corruption_protocol(name_or_path: str = DEFAULT_PROTOCOL) -> tuple[Any, CorruptionSettings]:
     """A corruption protocol (``tasks/corruptions/<name>.yaml`` or a path; hashed and recorded like every other
     protocol) and its typed, checked settings."""
     from satbench.config.protocols import load_protocol
@@ -63,7 +66,7 @@ def load_corruption_protocol(name_or_path: str = "reo-v1") -> tuple[Any, Corrupt
     return proto, settings
 
 
-def load_corruption_settings(name_or_path: str = "reo-v1") -> tuple[CorruptionSettings, str]:
+def load_corruption_settings(name_or_path: str = DEFAULT_PROTOCOL) -> tuple[CorruptionSettings, str]:
     """A corruption protocol's typed settings and its hash."""
     proto, settings = load_corruption_protocol(name_or_path)
     return settings, proto.hash

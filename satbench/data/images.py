@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -75,11 +76,22 @@ def check_image_size(width: int, height: int, path: str | Path = "<image>") -> N
 
 def read_rgb(path: str | Path) -> Image.Image:
     """Open ``path`` and return a fully decoded 8-bit RGB PIL image (size checked before decoding)."""
-    path = Path(path)
+    return _decode(Path(path), Path(path))
+
+
+def decode_rgb(data: bytes, path: str | Path = "<image>") -> Image.Image:
+    """:func:`read_rgb` of a file's bytes already read (e.g. by :func:`satbench.io.bounded.read_bytes_bounded`, for a
+    file a user names); ``path`` is only named in errors."""
+    import io
+
+    return _decode(io.BytesIO(data), Path(path))
+
+
+def _decode(source: Any, path: Path) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
+            with Image.open(source) as im:
                 check_image_size(im.width, im.height, path)
                 im.load()
                 return to_rgb(im, path)

@@ -1,7 +1,7 @@
 """``--corruptions [TYPE ...] [--severities 1..5]``: evaluate a classification task on a corrupted test split.
 
 Only the test (val) split is corrupted; the train features stay clean and come from the feature cache like in any
-run. Each (type, severity) of a corruption protocol (``tasks/corruptions/reo-v1.yaml``, :mod:`satbench.data.corruptions`)
+run. Each (type, severity) of a corruption protocol (``tasks/corruptions/reo-v2.yaml`` by default, :mod:`satbench.data.corruptions`)
 is one more view of the val split per evaluation view: the decoded native-size image corrupted, then the protocol's
 resize and crop, through :func:`satbench.eval.extract.extract_views`, so every corrupted view is cached under its own
 key (the clean view's key plus the corruption's protocol hash, type, severity and code revision) and a re-run does no
@@ -19,11 +19,11 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
+from satbench.data.corruptions import DEFAULT_PROTOCOL
 from satbench.errors import SatbenchError
 
 #: The task options (``RunOptions.extra``) this module owns.
 OPTION_NAMES = ("corruptions", "severities", "corruption_protocol")
-DEFAULT_PROTOCOL = "reo-v1"
 
 
 def add_corruption_arguments(g: argparse._ArgumentGroup) -> None:

@@ -19,6 +19,7 @@ from typing import Any, Optional
 from satbench.leaderboard.layout import DELTA_RULE, Cell, Row, Table, TaskSpec, check_task, task_specs  # noqa: F401
 from satbench.leaderboard.layout import dataset_kind, home_kind, reference_kinds
 from satbench.leaderboard.references import load_references
+from satbench.leaderboard.robustness import robustness_tables
 from satbench.leaderboard.table import family_records, knn_scale_table, task_table
 
 
@@ -26,7 +27,8 @@ from satbench.leaderboard.table import family_records, knn_scale_table, task_tab
 
 def build_tables(records: list[dict[str, Any]], task: Optional[str] = None,
                  refs: Optional[list[dict[str, Any]]] = None) -> list[Table]:
-    """The leaderboard tables for ``task`` (or every table of :func:`task_specs`)."""
+    """The leaderboard tables for ``task`` (or every table of :func:`task_specs`), then the corruption-robustness
+    tables of its records that carry ``summary.corruptions`` (:mod:`satbench.leaderboard.robustness`)."""
     check_task(task)
     refs = refs if refs is not None else load_references()
     out = []
@@ -44,4 +46,4 @@ def build_tables(records: list[dict[str, Any]], task: Optional[str] = None,
             out.append(task_table(recs, name, refs, kind))
         if spec.per_scale and recs:
             out.append(knn_scale_table(recs, name))
-    return out
+    return out + robustness_tables(records, task)

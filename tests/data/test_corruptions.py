@@ -1,4 +1,5 @@
-"""The seeded corruptions of tasks/corruptions/reo-v1.yaml: golden pixels, monotone severity, determinism, errors."""
+"""The seeded corruptions of tasks/corruptions/reo-v1.yaml and reo-v2.yaml (the default): golden pixels, monotone
+severity, determinism, errors; reo-v2 differs from reo-v1 in brightness_contrast only."""
 
 from __future__ import annotations
 
@@ -204,3 +205,102 @@ def test_motion_blur_matches_the_shifted_sum_reference(severity, settings):
         ref += k[i] * _roll_shift(im / 255.0, dx, dy)
     got = corrupt(im, "motion_blur", severity, corruption_rng(SPLIT, 2, "motion_blur", severity, 0), settings)
     assert np.abs(got.astype(int) - np.rint(ref * 255)).max() <= 1
+
+
+# --- reo-v2 (the default): reo-v1 with brightness_contrast softened --------------------------------------------------
+
+REO_V1_HASH = "9a06fda3df13717def8085d43ab8f913da546abe36912476a60c4e5e7dcbf145"
+# as GOLDEN: airplane40 at index 3, seed 0, reo-v2's brightness_contrast
+GOLDEN_V2_BRIGHTNESS_CONTRAST = ('8f59524ad6c410a6', 'dcc9c555c086654e', '24f23f8bcdb3efca', 'c12e9e139ae810d4',
+                                 '17a38490ca7e61ac')
+#: one bundled image per class, plus agricultural61 (the brightest bundled image: the first to saturate to white)
+SPREAD_IMAGES = tuple(sorted(p.relative_to(UCM_MINI / "images").as_posix()
+                             for d in sorted((UCM_MINI / "images").iterdir()) for p in sorted(d.glob("*.jpg"))[:1])
+                      ) + ("agricultural/agricultural61.jpg",)
+_LUMA = np.array([0.299, 0.587, 0.114])
+
+
+@pytest.fixture(scope="module")
+def settings_v2() -> CorruptionSettings:
+    return load_corruption_settings("reo-v2")[0]
+
+
+def _luma_std(image: np.ndarray) -> float:
+    return float((image.astype(np.float64) @ _LUMA).std())
+
+
+def _spread_ratios(settings: CorruptionSettings, severity: int) -> list[float]:
+    """Luminance std of brightness_contrast at ``severity`` over the clean image's, per SPREAD_IMAGES image."""
+    out = []
+    for rel in SPREAD_IMAGES:
+        im = _image(rel)
+        got = corrupt(im, "brightness_contrast", severity,
+                      corruption_rng(SPLIT, 0, "brightness_contrast", severity, 0), settings)
+        out.append(_luma_std(got) / _luma_std(im))
+    return out
+
+
+def test_default_protocol_is_reo_v2_and_reo_v1_keeps_its_hash():
+    from satbench.data.corruptions import DEFAULT_PROTOCOL, load_corruption_protocol
+    from satbench.eval import corruption_eval
+
+    assert DEFAULT_PROTOCOL == "reo-v2" and corruption_eval.DEFAULT_PROTOCOL == DEFAULT_PROTOCOL
+    default, _ = load_corruption_protocol()
+    v1, v1_settings = load_corruption_protocol("reo-v1")
+    assert default.name == "reo-v2" and default.content["version"] == 2 and default.hash != v1.hash
+    assert v1.name == "reo-v1" and v1.hash == REO_V1_HASH
+    assert v1_settings.brightness_contrast == ((0.1, 0.4), (0.2, 0.3), (0.3, 0.2), (0.4, 0.1), (0.5, 0.05))
+
+
+def test_reo_v2_differs_from_reo_v1_in_brightness_contrast_only(settings, settings_v2):
+    import dataclasses
+
+    differ = [f.name for f in dataclasses.fields(CorruptionSettings)
+              if getattr(settings, f.name) != getattr(settings_v2, f.name)]
+    assert differ == ["brightness_contrast"]
+    assert settings_v2.brightness_contrast == ((0.04, 0.75), (0.08, 0.6), (0.12, 0.45), (0.16, 0.35), (0.2, 0.25))
+
+
+@pytest.mark.parametrize("kind", [k for k in TYPES if k != "brightness_contrast"])
+def test_reo_v2_gives_reo_v1_pixels_for_the_other_types(kind, settings, settings_v2):
+    im = _image()
+    for sev in SEVERITIES:
+        a = corrupt(im, kind, sev, corruption_rng(SPLIT, 3, kind, sev, 0), settings)
+        b = corrupt(im, kind, sev, corruption_rng(SPLIT, 3, kind, sev, 0), settings_v2)
+        assert np.array_equal(a, b), (kind, sev)
+
+
+def test_reo_v2_brightness_contrast_golden_pixels(settings_v2):
+    im = _image()
+    got = tuple(hashlib.sha256(corrupt(im, "brightness_contrast", sev,
+                                       corruption_rng(SPLIT, 3, "brightness_contrast", sev, 0), settings_v2).tobytes())
+                .hexdigest()[:16] for sev in SEVERITIES)
+    assert got == GOLDEN_V2_BRIGHTNESS_CONTRAST
+
+
+def test_reo_v2_brightness_contrast_is_monotone(settings_v2):
+    """Both parameters grow harder with severity, and every spread image moves further from the clean one and loses
+    luminance spread at every step."""
+    deltas, factors = zip(*settings_v2.brightness_contrast)
+    assert all(b > a for a, b in zip(deltas, deltas[1:])) and all(b < a for a, b in zip(factors, factors[1:]))
+    for rel in IMAGES + SPREAD_IMAGES[::5]:
+        im = _image(rel)
+        outs = [corrupt(im, "brightness_contrast", sev, corruption_rng(SPLIT, 0, "brightness_contrast", sev, 0),
+                        settings_v2) for sev in SEVERITIES]
+        dist = [float(np.abs(o.astype(float) - im).mean()) for o in outs]
+        spread = [_luma_std(o) for o in outs]
+        assert dist[0] > 0 and all(b > a for a, b in zip(dist, dist[1:])), (rel, dist)
+        assert all(b < a for a, b in zip(spread, spread[1:])) and spread[0] < _luma_std(im), (rel, spread)
+
+
+@pytest.mark.parametrize("name,ok", [("reo-v2", True), ("reo-v1", False)])
+def test_brightness_contrast_severity_5_keeps_the_scene(name, ok):
+    """Severity 5 is hard, not absurd: the corrupted image keeps at least 15% of the clean luminance spread on every
+    spread image (reo-v2: about 20-25%). reo-v1's compounded constants fail it (a near-uniform white tile: under 5%
+    on most images); severity 5 must also be hard (under half of the clean spread on every image)."""
+    ratios = _spread_ratios(load_corruption_settings(name)[0], 5)
+    assert max(ratios) < 0.5, ratios
+    if ok:
+        assert min(ratios) >= 0.15, dict(zip(SPREAD_IMAGES, ratios))
+    else:
+        assert min(ratios) < 0.15 and float(np.median(ratios)) < 0.05, ratios

@@ -65,7 +65,7 @@ def test_knn_corruptions_end_to_end_cached_rerun_equals_cold(counted, tmp_path, 
                   "--cache-dir", str(cache)]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "corruptions (reo-v1" in out and "mCA" in out and "gaussian_noise" in out
+    assert "corruptions (reo-v2" in out and "mCA" in out  # the default corruption protocol and "gaussian_noise" in out
     cold_calls = counted.get("images", 0)
     assert cold_calls == 336 + 84 + 4 * 84  # clean train + val, then the val split once per condition
     (cold,) = _records(res)
@@ -80,7 +80,7 @@ def test_knn_corruptions_end_to_end_cached_rerun_equals_cold(counted, tmp_path, 
     assert cold["metrics"]["corruptions"]["bootstrap"]["split_sha256"] == cold["dataset"]["split_hashes"]["val"]
 
     block = cold["metrics"]["corruptions"]
-    proto = load_protocol("reo-v1", task="corruptions")
+    proto = load_protocol("reo-v2", task="corruptions")
     assert block["protocol"]["hash"] == proto.hash and cold["summary"]["corruptions"]["protocol_hash"] == proto.hash
     assert [(r["type"], r["severity"]) for r in block["conditions"]] == [(t, s) for t in TYPES for s in (1, 5)]
     assert block["clean"]["top1"] == pytest.approx(cold["summary"]["top1_avg"])

@@ -44,3 +44,16 @@ def small_scene_copy(root: Path, ucm_mini: Any, classes: int = 5, train: int = 8
     for split, ls in lines.items():
         (root / f"{split}.txt").write_text("\n".join(ls) + "\n")
     return root
+
+
+def knn_corruption_run(root: Path, dataset: Path, types: tuple[str, ...] = ("gaussian_noise", "jpeg"),
+                       severities: tuple[int, ...] = (1, 5), **kw: Any) -> dict[str, Any]:
+    """A real kNN run with ``--corruptions`` (one scale, k=5, 300 resamples) of the tiny random ViT on ``dataset``
+    (e.g. :func:`small_scene_copy`), its record in ``root/res``; the caller patches ``satbench.api.load`` with
+    :func:`tiny_model`. About 2 s on one CPU thread."""
+    import satbench
+
+    return satbench.run("knn", model="satdino-vit_small-16", weights="random", dataset=str(dataset),
+                        results_dir=root / "res", device="cpu", num_workers=0, progress=False, resamples=300,
+                        scales=[1.0], k=[5], corruptions=list(types), severities=list(severities),
+                        cache_dir=str(root / "cache"), **kw)

@@ -1,5 +1,7 @@
 """``satbench plot RECORD``: per-class accuracy (segmentation: IoU) bar chart and confusion matrix of one record, from
-its prediction sidecar (``<record stem>.preds.npz``, see CONTRACTS: ``y_true`` + ``pred__<key>``, or ``confusion``)."""
+its prediction sidecar (``<record stem>.preds.npz``, see CONTRACTS: ``y_true`` + ``pred__<key>``, or ``confusion``); a
+record with ``metrics["corruptions"]`` (``run --corruptions``) also gets top-1 against severity per corruption type,
+``<record>.corruptions.png``."""
 
 from __future__ import annotations
 
@@ -18,12 +20,14 @@ _KEY = re.compile(r"^[A-Za-z0-9_.=-]+$")
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("plot", help="per-class accuracy and confusion matrix of one record (from its predictions)",
                        description="Plot one record: a per-class accuracy bar chart (segmentation: per-class IoU) and a "
-                                   "row-normalised confusion matrix, from the record's prediction sidecar.")
+                                   "row-normalised confusion matrix, from the record's prediction sidecar; for a record "
+                                   "with corruptions (run --corruptions) also top-1 against severity per type.")
     p.add_argument("record", help="record file, id, id prefix or file name (as `satbench results show`)")
     p.add_argument("--results-dir", default=None, help="records folder (default $SATBENCH_RESULTS or ./results/runs)")
     p.add_argument("--key", default=None,
                    help="which evaluation of the sidecar (pred__<key>), e.g. knn_s0.125_k20 (default: the headline one)")
-    p.add_argument("--out", default=".", help="folder for <record>.per_class.png and <record>.confusion.png (default .)")
+    p.add_argument("--out", default=".", help="folder for <record>.per_class.png, <record>.confusion.png and, for a record with --corruptions, "
+                        "<record>.corruptions.png (default .)")
     p.set_defaults(func=_plot)
 
 
@@ -140,9 +144,17 @@ def _plot(args: argparse.Namespace) -> int:
         bars = per_class_png([nm for nm, k in zip(names, keep) if k], acc[keep],
                              f"{what} · {key}\nper-class accuracy (top-1 {top1:.2f}%)", "accuracy (%)")
         title = f"{what} · {key}\nconfusion matrix (rows: true class)"
+    block = (rec.get("metrics") or {}).get("corruptions") if isinstance(rec.get("metrics"), dict) else None
+    robust = None
+    if block is not None:  # checked before anything is written: a malformed block is one line and no file
+        from satbench.leaderboard.corruption_plot import corruptions_png
+
+        robust = corruptions_png(block, where, f"{what}\ntop-1 vs corruption severity")
     out = Path(args.out)
     written = [atomic_write_bytes(out / f"{stem}.per_class.png", bars),
                atomic_write_bytes(out / f"{stem}.confusion.png", confusion_png(matrix, names, title))]
+    if robust is not None:
+        written.append(atomic_write_bytes(out / f"{stem}.corruptions.png", robust))
     for w in written:
         print(plain(f"wrote {w}"), file=sys.stderr)
     return 0
