@@ -199,6 +199,9 @@ def main() -> int:
     print(tabulate(rows, headers="keys", floatfmt=".3f"))
     print(f"re-run: {rates['rerun_forward']} forward passes (satbench stats), {rates['rerun_hook']} (hook); features "
           f"equal to the cold run's: {rates['rerun_equal']}; forward passes saved by the cache: {rates['cold_forward']}")
+    if n < 64:
+        print(f"\nWARNING: {n} images per condition is less than one extraction batch (64): the per-condition overhead "
+              f"dominates and the extrapolation below overstates the cost; use --limit 64 or more")
     full_fwd = n_val * len(TYPES) * len(SEVERITIES) * rates["scales"]
     cold_full = rates["cold_s_per_image_condition"] * n_val * 60
     warm_full = rates["rerun_s_per_image_condition"] * n_val * 60

@@ -3,8 +3,8 @@
 each with its interval, per run.
 
 Figures of different corruption protocols (name and hash) or of different (types, severities) sets are not
-comparable (an mCA over gaussian_noise at severity 5 is not one over all 12 types at 1..5): each such set gets a
-table of its own, never a shared column. Records without corruptions add nothing. Records are untrusted: a malformed
+comparable (an mCA over gaussian_noise at severity 5 is not one over all 12 types at 1..5), nor are top-1 and mIoU
+(segmentation records say ``metric: mIoU``): each such set gets a table of its own, never a shared column. Records without corruptions add nothing. Records are untrusted: a malformed
 ``summary.corruptions`` is one :class:`~satbench.errors.ResultsError` line naming the file and the key, before any
 table is built."""
 
@@ -25,6 +25,8 @@ _HASH = re.compile(r"^[0-9a-f]{64}$")
 COLUMNS = (("clean_top1", "clean_top1", "clean top-1"), ("mca", "mca", "mCA"),
            ("relative_drop", "relative_drop", "relative drop (%)"),
            ("worst_type_top1", "worst_type_top1", "worst type top-1"))
+#: ``summary.corruptions.metric`` -> its name in headers (classification records name none: top-1).
+METRICS = {"top1": "top-1", "mIoU": "mIoU"}
 
 
 @dataclass(frozen=True)
@@ -38,11 +40,13 @@ class CorruptionFigures:
     worst_type: str
     values: dict[str, Optional[float]]
     ci: dict[str, Optional[tuple[float, float]]]
+    #: what the figures measure: ``top1`` (classification) or ``mIoU`` (segmentation)
+    metric: str = "top1"
 
     @property
     def group(self) -> tuple:
         """What makes two runs' figures comparable."""
-        return self.protocol, self.protocol_hash, self.types, self.severities
+        return self.protocol, self.protocol_hash, self.types, self.severities, self.metric
 
     def set_text(self) -> str:
         return f"{', '.join(self.types)} x severities {', '.join(map(str, self.severities))}"
@@ -81,6 +85,9 @@ def corruption_figures(rec: Mapping[str, Any]) -> Optional[CorruptionFigures]:
                                                          and v in SEVERITIES for v in sevs) \
             or len(set(sevs)) != len(sevs):
         raise ResultsError(f"{where}: {key}.severities is {str(sevs)[:60]!r}, expected distinct integers 1..5")
+    metric = s.get("metric", "top1")
+    if metric not in METRICS:
+        raise ResultsError(f"{where}: {key}.metric is {str(metric)[:40]!r}, expected one of {', '.join(METRICS)}")
     worst = s.get("worst_type")
     if worst not in types:
         raise ResultsError(f"{where}: {key}.worst_type is {str(worst)[:40]!r}, expected one of its types "
@@ -107,7 +114,8 @@ def corruption_figures(rec: Mapping[str, Any]) -> Optional[CorruptionFigures]:
         if lo > hi:
             raise ResultsError(f"{where}: {key}.ci.{ci_key} is [{lo}, {hi}], lo above hi")
         ci[k] = (lo, hi)
-    return CorruptionFigures(name, h, tuple(t for t in TYPES if t in types), tuple(sorted(sevs)), worst, values, ci)
+    return CorruptionFigures(name, h, tuple(t for t in TYPES if t in types), tuple(sorted(sevs)), worst, values, ci,
+                             metric)
 
 
 def robustness_tables(records: list[dict[str, Any]], task: Optional[str] = None) -> list[Table]:
@@ -123,8 +131,7 @@ def robustness_tables(records: list[dict[str, Any]], task: Optional[str] = None)
         groups.setdefault(fig.group, []).append((rec, fig))
     tables = []
     used: set[str] = set()
-    for (name, h, types, sevs), members in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2],
-                                                                                    kv[0][3])):
+    for (name, h, types, sevs, metric), members in sorted(groups.items(), key=lambda kv: kv[0]):
         key = f"robustness-{h[:12]}"
         n = 2
         while key in used:
@@ -157,10 +164,13 @@ def robustness_tables(records: list[dict[str, Any]], task: Optional[str] = None)
             "another are in a table of their own"]
         if any(n > 1 for _, n in runs):
             notes.append("* the latest of several runs of the same model / weights / protocol / dataset")
-        title = (f"Corruption robustness (%): {name} {h[:12]}, {', '.join(types)} x severities "
-                 f"{', '.join(map(str, sevs))}")
+        title = (f"Corruption robustness (%{'' if metric == 'top1' else ', mIoU'}): {name} {h[:12]}, "
+                 f"{', '.join(types)} x severities {', '.join(map(str, sevs))}")
+        label = METRICS[metric]
+        if metric != "top1":
+            notes[0] = notes[0].replace("top-1", label) + " (segmentation: mIoU over the val tiles)"
         tables.append(Table(key, title, [("model", "model"), ("source", "source"), ("protocol", "task / protocol"),
                                          ("dataset", "dataset"), ("corruptions", "corruption protocol"),
                                          ("set", "types x severities"), ("worst", "worst type")],
-                            [(k, header) for k, _, header in COLUMNS], rows, notes))
+                            [(k, header.replace("top-1", label)) for k, _, header in COLUMNS], rows, notes))
     return tables

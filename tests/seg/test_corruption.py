@@ -85,7 +85,7 @@ def test_the_block_lists_every_condition_and_noise_changes_the_predictions(runs)
         ("gaussian_noise", 1), ("gaussian_noise", 5), ("jpeg", 1), ("jpeg", 5)]
     assert block["metric"] == "mIoU" and block["n"] == 4 and block["types"] == ["gaussian_noise", "jpeg"]
     assert block["bootstrap"]["resamples"] == RESAMPLES
-    assert block["protocol"]["name"] == "reo-v1" and re.fullmatch(r"[0-9a-f]{64}", block["protocol"]["hash"])
+    assert block["protocol"]["name"] == "reo-v2" and re.fullmatch(r"[0-9a-f]{64}", block["protocol"]["hash"])
     assert block["mcnemar"].startswith("not applicable")
     assert block["not_covered"]["types"] == ["rotate", "scale", "translate"]
     _, clean = seen["runner_clean"]
@@ -184,3 +184,31 @@ def test_run_segmentation_refuses_a_geometric_plan_before_training(tmp_path):
         run_segmentation(CARD, str(FIX / "potsdam"), 224, weights="random", work_dir=tmp_path / "wd", iters=1,
                          write=False, corruptions=plan)
     assert not list((tmp_path / "wd").glob("*.json")) and not (tmp_path / "wd" / "final_weights.pth").exists()
+
+
+def test_the_leaderboard_tabulates_miou_robustness_apart_from_top1(runs):
+    """The segmentation record's summary.corruptions (metric mIoU) gets a robustness table of its own, headed mIoU,
+    with the record's figures; the same protocol and set measured in top-1 never shares it."""
+    import copy
+
+    from satbench.errors import ResultsError
+    from satbench.leaderboard.robustness import robustness_tables
+
+    with_c, without, _ = runs
+    s = with_c["summary"]["corruptions"]
+    assert s["metric"] == "mIoU"
+    as_top1 = copy.deepcopy(with_c)
+    del as_top1["summary"]["corruptions"]["metric"]
+    tables = robustness_tables([with_c, as_top1, without])
+    assert len(tables) == 2
+    (seg,) = [t for t in tables if "mIoU" in t.title]
+    assert [h for _, h in seg.value_columns] == ["clean mIoU", "mCA", "relative drop (%)", "worst type mIoU"]
+    (row,) = seg.rows
+    assert row.cells["clean_top1"].value == pytest.approx(s["clean_top1"])
+    assert row.cells["mca"].value == pytest.approx(s["mca"]) and row.labels["worst"] == s["worst_type"]
+    (cls,) = [t for t in tables if "mIoU" not in t.title]
+    assert [h for _, h in cls.value_columns][0] == "clean top-1"
+    bad = copy.deepcopy(with_c)
+    bad["summary"]["corruptions"]["metric"] = "dice"
+    with pytest.raises(ResultsError, match=r"summary.corruptions.metric is 'dice'"):
+        robustness_tables([bad])
