@@ -57,7 +57,8 @@ def corruption_curves(block: Any, where: str = "record") -> CorruptionCurves:
     clean = block.get("clean")
     if not isinstance(clean, Mapping):
         raise ResultsError(f"{where}: {key}.clean is missing or not a mapping with top1 and ci")
-    c = _percent(clean.get("top1"), where, f"{key}.clean.top1")
+    value = "mIoU" if "mIoU" in clean else "top1"  # segmentation's block measures mIoU
+    c = _percent(clean.get(value), where, f"{key}.clean.{value}")
     c_ci = _interval(clean.get("ci"), where, f"{key}.clean.ci")
     conds = block.get("conditions")
     if not isinstance(conds, list) or not conds or len(conds) > MAX_CONDITIONS:
@@ -76,7 +77,7 @@ def corruption_curves(block: Any, where: str = "record") -> CorruptionCurves:
         if (kind, sev) in seen:
             raise ResultsError(f"{where}: {k}: {kind}/{sev} is listed twice")
         seen.add((kind, sev))
-        curves.setdefault(kind, []).append((sev, _percent(r.get("top1"), where, f"{k}.top1"),
+        curves.setdefault(kind, []).append((sev, _percent(r.get(value), where, f"{k}.{value}"),
                                             _interval(r.get("ci"), where, f"{k}.ci")))
     proto = block.get("protocol")
     name = proto.get("name") if isinstance(proto, Mapping) else None
@@ -84,7 +85,7 @@ def corruption_curves(block: Any, where: str = "record") -> CorruptionCurves:
     label = (str(name)[:60] if isinstance(name, str) else "?") + (f" {h[:12]}" if isinstance(h, str) else "")
     metric = block.get("metric")
     return CorruptionCurves(c, c_ci, {t: sorted(v) for t, v in curves.items()}, label,
-                            str(metric)[:60] if isinstance(metric, str) else "top-1")
+                            "mIoU" if value == "mIoU" else str(metric)[:60] if isinstance(metric, str) else "top-1")
 
 
 def corruptions_figure(curves: CorruptionCurves, title: str = "") -> Any:

@@ -212,3 +212,16 @@ def test_the_leaderboard_tabulates_miou_robustness_apart_from_top1(runs):
     bad["summary"]["corruptions"]["metric"] = "dice"
     with pytest.raises(ResultsError, match=r"summary.corruptions.metric is 'dice'"):
         robustness_tables([bad])
+
+
+def test_the_corruption_plot_draws_miou(runs):
+    """``satbench plot``'s corruption figure reads segmentation's mIoU block: the curves are its mIoU figures."""
+    from satbench.leaderboard.corruption_plot import corruption_curves, corruptions_png
+
+    with_c, _, _ = runs
+    block = with_c["metrics"]["corruptions"]
+    curves = corruption_curves(block)
+    assert curves.metric == "mIoU" and curves.clean == pytest.approx(block["clean"]["mIoU"])
+    got = {(t, s): v for t, pts in curves.curves.items() for s, v, _ in pts}
+    assert got == {(r["type"], r["severity"]): pytest.approx(r["mIoU"]) for r in block["conditions"]}
+    assert corruptions_png(block).startswith(b"\x89PNG")
