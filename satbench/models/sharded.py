@@ -104,12 +104,16 @@ def fetch_shards(index_path: Path, fetch: Callable[[str], Path]) -> ShardIndex:
     return read_index(index_path)
 
 
+def fmt_keys(keys: list[str], n: int = 8) -> str:
+    """At most ``n`` keys, then how many more (as :func:`satbench.models.checkpoints.fmt_keys`; a leaf here, which
+    that module imports)."""
+    return ", ".join(keys[:n]) + (f" ... (+{len(keys) - n} more)" if len(keys) > n else "")
+
+
 def read_sharded(path: str | os.PathLike) -> dict[str, Any]:
     """The state dict of a sharded snapshot: every shard of the index ``path`` read with safetensors, its keys checked
     against the weight map both ways."""
     from safetensors import SafetensorError, safe_open
-
-    from satbench.models.checkpoints import fmt_keys
 
     index = read_index(path)
     out: dict[str, Any] = {}
