@@ -147,17 +147,19 @@ def fingerprint(feats: np.ndarray, *, split_sha256: str, view: Any) -> str:
     return h.hexdigest()
 
 
-def judge(stats: dict[str, Any], where: str, *, allow_collapsed: bool = False) -> None:
+def judge(stats: dict[str, Any], where: str, *, allow_collapsed: bool = False, rows: str = "images",
+          across: str = "test images") -> None:
     """Raise :class:`FeatureError` (one line naming ``where``) for NaN / inf features, or for collapsed ones unless
-    ``allow_collapsed``."""
+    ``allow_collapsed``. ``rows`` / ``across`` name what a row of the features is in the two lines (segmentation:
+    patches of val tiles)."""
     n, bad = stats["n"], stats["nonfinite_images"]
     if bad:
-        raise FeatureError(f"{where}: {bad} of {n} images have NaN or infinite features (a diverged or broken "
+        raise FeatureError(f"{where}: {bad} of {n} {rows} have NaN or infinite features (a diverged or broken "
                            f"model, or inputs that overflow); nothing was recorded")
     if stats["collapsed"] and not allow_collapsed:
         raise FeatureError(
             f"{where}: the features have collapsed: {stats['flat_dims']} of {stats['dims']} dimensions vary by less "
-            f"than {FLAT_DIM_REL_STD:g} of their magnitude across the {n} test images (median std/rms "
+            f"than {FLAT_DIM_REL_STD:g} of their magnitude across the {n} {across} (median std/rms "
             f"{stats['median_rel_std']:.2g}): an input scaled twice, weights that did not load or a collapsed "
             f"pretraining; nothing was recorded ({ALLOW_FLAG} records it, marked)")
 
