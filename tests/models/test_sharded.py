@@ -134,3 +134,31 @@ def test_an_index_that_is_not_json_or_too_large_is_one_line(snaps, tmp_path, mon
     monkeypatch.setattr(sharded, "INDEX_LIMIT", 16)
     with pytest.raises(WeightsError, match=r"sharded weights index .*index\.json.*larger"):
         read_checkpoint(idx)
+
+
+def test_a_card_weight_file_cached_sharded_loads_by_model_name(tmp_path, monkeypatch):
+    """The satbench weights cache (where `timm:` / card downloads land) holding the card's model.safetensors as an
+    index + shards (huggingface_hub's save_torch_state_dict): loaded by name, same tensors identity."""
+    import yaml
+    from huggingface_hub import save_torch_state_dict
+
+    from satbench.models.backbones.satdino import build_satdino
+    from satbench.models.checkpoints import tensors_sha256
+    from satbench.models.registry import get_card
+    from satbench.models.weights import load_model, weights_cache_dir
+    from support.paths import TINY_CARD
+
+    data = yaml.safe_load(TINY_CARD.read_text())
+    data.update(name="satdino-sharded-tiny", weights={"pretrain": {"filename": "model.safetensors"}})
+    (tmp_path / "cards").mkdir()
+    (tmp_path / "cards" / "satdino-sharded-tiny.yaml").write_text(yaml.safe_dump(data))
+    monkeypatch.setenv("SATBENCH_MODEL_CARDS", str(tmp_path / "cards"))
+    torch.manual_seed(5)
+    model = build_satdino(arch="vit_tiny", patch_size=16, depth=2).eval()
+    folder = weights_cache_dir() / "satdino-sharded-tiny"
+    folder.mkdir(parents=True)
+    save_torch_state_dict(model.state_dict(), folder, max_shard_size="200KB")
+    assert len(list(folder.glob("model-*.safetensors"))) >= 3 and not (folder / "model.safetensors").exists()
+    loaded = load_model(get_card("satdino-sharded-tiny"))
+    assert loaded.weights.source == "cache" and loaded.weights.path == str(folder / "model.safetensors.index.json")
+    assert loaded.weights.tensors_sha256 == tensors_sha256(model.state_dict())
