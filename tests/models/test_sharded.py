@@ -162,3 +162,50 @@ def test_a_card_weight_file_cached_sharded_loads_by_model_name(tmp_path, monkeyp
     loaded = load_model(get_card("satdino-sharded-tiny"))
     assert loaded.weights.source == "cache" and loaded.weights.path == str(folder / "model.safetensors.index.json")
     assert loaded.weights.tensors_sha256 == tensors_sha256(model.state_dict())
+
+
+def test_a_card_download_of_a_sharded_repository_fetches_the_index_and_its_shards(tmp_path, monkeypatch):
+    """`timm:` / card downloads (huggingface_hub into the satbench cache): the card's model.safetensors is not in the
+    repository, its index is; the index and every shard it names are fetched, then loaded."""
+    import huggingface_hub
+    import yaml
+    from huggingface_hub import save_torch_state_dict
+    from huggingface_hub.errors import EntryNotFoundError
+
+    from satbench.models.backbones.satdino import build_satdino
+    from satbench.models.checkpoints import tensors_sha256
+    from satbench.models.registry import get_card
+    from satbench.models.weights import load_model
+    from support.loopback_http import LoopbackServer
+    from support.paths import TINY_CARD
+
+    data = yaml.safe_load(TINY_CARD.read_text())
+    data.update(name="satdino-sharded-hub", weights={"pretrain": {"filename": "model.safetensors",
+                                                                  "hf_repo": "owner/sharded"}})
+    (tmp_path / "cards").mkdir()
+    (tmp_path / "cards" / "satdino-sharded-hub.yaml").write_text(yaml.safe_dump(data))
+    monkeypatch.setenv("SATBENCH_MODEL_CARDS", str(tmp_path / "cards"))
+    torch.manual_seed(6)
+    model = build_satdino(arch="vit_tiny", patch_size=16, depth=2).eval()
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    save_torch_state_dict(model.state_dict(), repo, max_shard_size="200KB")
+    calls = []
+
+    def fake_download(repo_id, filename, revision=None, local_dir=None):
+        calls.append(filename)
+        if not (repo / filename).is_file():
+            raise EntryNotFoundError(f"{filename} not in {repo_id}")
+        shutil.copy(repo / filename, f"{local_dir}/{filename}")
+        return f"{local_dir}/{filename}"
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    monkeypatch.delenv("SATBENCH_OFFLINE")
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    with LoopbackServer() as srv:  # the one connection try of satbench.io.network must succeed (never the network)
+        monkeypatch.setenv("HF_ENDPOINT", srv.url("/").rstrip("/"))
+        loaded = load_model(get_card("satdino-sharded-hub"))
+    shards = sorted(p.name for p in repo.glob("model-*.safetensors"))
+    assert calls == ["model.safetensors", "model.safetensors.index.json", *shards] and len(shards) >= 3
+    assert loaded.weights.source == "hub" and loaded.weights.path.endswith("model.safetensors.index.json")
+    assert loaded.weights.tensors_sha256 == tensors_sha256(model.state_dict())
