@@ -3,7 +3,9 @@
 The peers' worst bugs left the models' features almost constant across images (an input divided by 255 twice,
 double normalisation, weights that did not load) or NaN, and the tables still got a number. Every task that
 extracts features checks the features of its test (val) images, one policy for all (kNN, the cached linear probe,
-the linear probe and fine-tuning):
+the linear probe and fine-tuning; ``satbench extract`` on the features it writes, the check in its sidecar's
+``features_check``; segmentation on the backbone's patch features of the first val tiles before the decoder trains,
+:mod:`satbench.seg.feature_sample`, one row per patch):
 
 * **NaN or infinite features** (any image, any split the run extracted): the run fails with one line; nothing is
   recorded. No option allows it: no number computed from them means anything.
