@@ -1,4 +1,9 @@
-"""``satbench extract``'s API: features of an image folder or a split file at one protocol size, with a JSON sidecar."""
+"""``satbench extract``'s API: features of an image folder or a split file at one protocol size, with a JSON sidecar.
+
+The features pass the features guard of every task (:mod:`satbench.eval.feature_guard`) before anything is written:
+NaN / infinite features are always an error; collapsed features are an error unless ``allow_collapsed_features``
+(``--allow-collapsed-features``), which writes them with the check in the sidecar (``features_check``, marked
+``collapsed: true`` and ``allowed_by``)."""
 
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ from satbench.models.backbones.base import check_input_size
 from satbench.data.transforms import knn_transform, knn_transform_spec
 from satbench.errors import DataError, InputSizeError, SatbenchError
 from satbench.eval.extract import ExtractStats, View, extract_views
+from satbench.eval.feature_guard import array_stats, fingerprint, judge, section
 from satbench.models.features import FeatureExtractor
 from satbench.io.atomic import atomic_write_bytes, atomic_write_json
 from satbench.io.hashing import sha256_bytes
@@ -93,12 +99,13 @@ def resolve_input_res(spec: Optional[str], loaded: LoadedModel, size: int) -> tu
 
 def extract_features(loaded: LoadedModel, images: Path, size: int, *, normalization: Optional[str] = None,
                      device: str = "auto", bf16: bool = False, batch_size: int = 64, num_workers: int = 1,
-                     progress: bool = True, input_res: Optional[str] = None,
-                     dist: Any = None) -> tuple[Optional[np.ndarray], dict[str, Any]]:
+                     progress: bool = True, input_res: Optional[str] = None, dist: Any = None,
+                     allow_collapsed_features: bool = False) -> tuple[Optional[np.ndarray], dict[str, Any]]:
     """``[n, D]`` float32 normed-CLS features of an image folder or split file with the kNN transform at ``size`` px,
     and the description of how they were made (the sidecar of :func:`extract_to_file`). ``input_res``: see
     :func:`resolve_input_res`. The size is checked against the backbone before any image is listed or decoded.
-    Under torchrun (``dist``) every rank extracts a shard; rank 0 gets the features, the others None."""
+    Under torchrun (``dist``) every rank extracts a shard; rank 0 gets the features, the others None. The features are
+    checked (see the module docstring) and the check is the description's ``features_check``."""
     if size < loaded.card.patch_size:
         raise SatbenchError(f"--size {size} is smaller than the model's patch size {loaded.card.patch_size}")
     try:
@@ -116,6 +123,10 @@ def extract_features(loaded: LoadedModel, images: Path, size: int, *, normalizat
                           dist=dist).get(view.key)
     if feats is None:  # a rank other than 0 of a sharded extraction
         return None, {}
+    stats_ = array_stats(feats)
+    judge(stats_, f"{loaded.card.name}, features of {images} at {size} px", allow_collapsed=allow_collapsed_features)
+    check = section({view.key: {**stats_, "fingerprint": fingerprint(feats, split_sha256=split_sha or "",
+                                                                     view=view.spec)}}, allow_collapsed_features)
     description = {
         "shape": list(feats.shape),
         "dtype": "float32",
@@ -130,22 +141,25 @@ def extract_features(loaded: LoadedModel, images: Path, size: int, *, normalizat
         "world_size": dist.world_size if dist is not None else 1,
         "forward_images": stats.forward_images,
         "seconds": round(stats.seconds, 3),
+        "features_check": check,
     }
     return feats.astype(np.float32, copy=False), description
 
 
 def extract_to_file(loaded: LoadedModel, images: Path, size: int, output: Path, *, normalization: Optional[str] = None,
                     device: str = "auto", bf16: bool = False, batch_size: int = 64, progress: bool = True,
-                    input_res: Optional[str] = None, dist: Any = None) -> Optional[dict[str, Any]]:
+                    input_res: Optional[str] = None, dist: Any = None,
+                    allow_collapsed_features: bool = False) -> Optional[dict[str, Any]]:
     """Write ``[n, D]`` float32 features to ``output`` (.npy) and a JSON sidecar ``output.json``; returns the sidecar
-    (``input_res`` / ``input_res_policy`` recorded for Scale-MAE)."""
+    (``input_res`` / ``input_res_policy`` recorded for Scale-MAE; ``features_check``: the features guard's section,
+    nothing written when it fails)."""
     import io as _io
 
     if output.suffix != ".npy":
         raise SatbenchError(f"--output {output}: expected a .npy path")
     feats, description = extract_features(loaded, images, size, normalization=normalization, device=device,
                                           bf16=bf16, batch_size=batch_size, progress=progress, input_res=input_res,
-                                          dist=dist)
+                                          dist=dist, allow_collapsed_features=allow_collapsed_features)
     if feats is None:
         return None
     buf = _io.BytesIO()

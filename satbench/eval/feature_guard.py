@@ -3,7 +3,9 @@
 The peers' worst bugs left the models' features almost constant across images (an input divided by 255 twice,
 double normalisation, weights that did not load) or NaN, and the tables still got a number. Every task that
 extracts features checks the features of its test (val) images, one policy for all (kNN, the cached linear probe,
-the linear probe and fine-tuning):
+the linear probe and fine-tuning; ``satbench extract`` on the features it writes, the check in its sidecar's
+``features_check``; segmentation on the backbone's patch features of the first val tiles before the decoder trains,
+:mod:`satbench.seg.feature_sample`, one row per patch):
 
 * **NaN or infinite features** (any image, any split the run extracted): the run fails with one line; nothing is
   recorded. No option allows it: no number computed from them means anything.
@@ -147,17 +149,19 @@ def fingerprint(feats: np.ndarray, *, split_sha256: str, view: Any) -> str:
     return h.hexdigest()
 
 
-def judge(stats: dict[str, Any], where: str, *, allow_collapsed: bool = False) -> None:
+def judge(stats: dict[str, Any], where: str, *, allow_collapsed: bool = False, rows: str = "images",
+          across: str = "test images") -> None:
     """Raise :class:`FeatureError` (one line naming ``where``) for NaN / inf features, or for collapsed ones unless
-    ``allow_collapsed``."""
+    ``allow_collapsed``. ``rows`` / ``across`` name what a row of the features is in the two lines (segmentation:
+    patches of val tiles)."""
     n, bad = stats["n"], stats["nonfinite_images"]
     if bad:
-        raise FeatureError(f"{where}: {bad} of {n} images have NaN or infinite features (a diverged or broken "
+        raise FeatureError(f"{where}: {bad} of {n} {rows} have NaN or infinite features (a diverged or broken "
                            f"model, or inputs that overflow); nothing was recorded")
     if stats["collapsed"] and not allow_collapsed:
         raise FeatureError(
             f"{where}: the features have collapsed: {stats['flat_dims']} of {stats['dims']} dimensions vary by less "
-            f"than {FLAT_DIM_REL_STD:g} of their magnitude across the {n} test images (median std/rms "
+            f"than {FLAT_DIM_REL_STD:g} of their magnitude across the {n} {across} (median std/rms "
             f"{stats['median_rel_std']:.2g}): an input scaled twice, weights that did not load or a collapsed "
             f"pretraining; nothing was recorded ({ALLOW_FLAG} records it, marked)")
 

@@ -48,6 +48,25 @@ def parse_cfg_options(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
+def segmentation_feature_check(model: str, dataset: str, allow_collapsed: bool) -> Any:
+    """The features guard of every task (:mod:`satbench.eval.feature_guard`) for :func:`satbench.seg.runner.
+    run_segmentation`: the backbone's patch features on the first val tiles (:mod:`satbench.seg.feature_sample`),
+    checked before the decoder trains; returns the record's ``features`` section (the sample described under
+    ``sample``)."""
+    def check(feats: Any, sample: dict[str, Any]) -> dict[str, Any]:
+        from satbench.eval.feature_guard import array_stats, fingerprint, judge, section
+
+        stats = array_stats(feats)
+        view = f"val{sample['tiles']}-w{sample['window'][0]}x{sample['window'][1]}-block{sample['block']}"
+        judge(stats, f"{model} on {dataset}, backbone patch features of the first {sample['tiles']} val tiles "
+                     f"(block {sample['block']})", allow_collapsed=allow_collapsed, rows="patches",
+              across=f"patches of {sample['tiles']} val tiles")
+        per_view = {view: {**stats, "fingerprint": fingerprint(feats, split_sha256=sample["tiles_sha256"],
+                                                               view=sample)}}
+        return {**section(per_view, allow_collapsed), "sample": sample}
+    return check
+
+
 @register_task
 class SegmentationTask(Task):
     name = "segmentation"
@@ -148,7 +167,8 @@ class SegmentationTask(Task):
             num_workers=options.num_workers, resume="auto" if options.resume else None,
             build_options=dict(model.options), trust_checkpoint=model.trust_checkpoint,
             bf16=options.bf16, cfg_options=cfg_options, write=False, protocol=protocol,
-            dataset_describe=dataset.describe(), corruptions=plan)
+            dataset_describe=dataset.describe(), corruptions=plan,
+            feature_check=segmentation_feature_check(model.name, dataset.name, options.allow_collapsed_features))
         from satbench.runtime.ranks import is_job_main
 
         return rec if is_job_main() else None

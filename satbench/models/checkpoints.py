@@ -5,7 +5,8 @@ resume checkpoints.
 SatDINO, SatMAE and Scale-MAE files carry (:func:`safe_globals`: ``argparse.Namespace``, numpy arrays, dtypes and
 scalars) plus whatever the caller adds (mmengine's ``HistoryBuffer`` for a segmentation resume). A file that needs
 anything else is refused with the type named and the trust flag the user can pass (``--trust-checkpoint``); only
-then is it loaded the unsafe way. ``.safetensors`` files are read with safetensors (tensors only, never code).
+then is it loaded the unsafe way. ``.safetensors`` files are read with safetensors (tensors only, never code), and so
+are the shards a ``model.safetensors.index.json`` names (:mod:`satbench.models.sharded`).
 """
 
 from __future__ import annotations
@@ -87,6 +88,10 @@ def read_checkpoint(path: str | os.PathLike, *, trust_checkpoint: bool = False,
         raise WeightsError(f"{path} is not a regular file (expected a {what})")
     if size == 0:
         raise WeightsError(f"{path}: the file is empty (0 bytes)")
+    from satbench.models.sharded import is_index, read_sharded
+
+    if is_index(path):  # a sharded snapshot: the index names its shards (checked, satbench.models.sharded)
+        return read_sharded(path)
     if path.suffix == ".safetensors":
         from safetensors import SafetensorError
         from safetensors.torch import load_file

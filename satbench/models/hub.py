@@ -87,9 +87,35 @@ def resolve_hub_weights(card: Any, spec: str, kind: str = "pretrain") -> HubWeig
     try:
         path, commit = hub_fetch(HubRef("model", hs.repo_id, revision, filename))
     except DownloadError as exc:
-        raise WeightsError(f"{exc}; fetch it once with network access (or `hf download {hs.repo_id} {filename} "
-                           f"--revision {revision}`), or pass --weights PATH") from None
+        got = _sharded(hs.repo_id, revision, filename) if filename.endswith(".safetensors") else None
+        if got is None:
+            raise WeightsError(f"{exc}; fetch it once with network access (or `hf download {hs.repo_id} {filename} "
+                               f"--revision {revision}`), or pass --weights PATH") from None
+        path, commit = got
+        filename = path.name
     official = own_repo and filename == entry.get("filename")
     pinned = (entry.get("sha256") or None) if official else None
     return HubWeights(path=path, repo_id=hs.repo_id, filename=filename, revision=revision, commit=commit,
                       official=official, pinned_sha256=pinned)
+
+
+def _sharded(repo_id: str, revision: str, filename: str) -> Optional[tuple[Path, str]]:
+    """``filename`` sharded: ``<filename>.index.json`` and the shards it names (:mod:`satbench.models.sharded`), all at
+    the commit the index came from; None when the repository has no such index (the caller reports the file)."""
+    from satbench.io.download import DownloadError, HubRef, hub_fetch
+    from satbench.models.sharded import fetch_shards
+
+    try:
+        index, commit = hub_fetch(HubRef("model", repo_id, revision, filename + ".index.json"))
+    except DownloadError:
+        return None
+
+    def one(name: str) -> Path:
+        try:
+            return hub_fetch(HubRef("model", repo_id, commit, name))[0]
+        except DownloadError as exc:
+            raise WeightsError(f"{exc} (a shard named by {index}); fetch the snapshot once with network access "
+                               f"(`hf download {repo_id} --revision {commit}`)") from None
+
+    fetch_shards(index, one)
+    return index, commit

@@ -100,8 +100,15 @@ def download_weights(card: ModelCard, kind: str = "pretrain") -> Path:
         if entry.get("hf_repo"):
             from huggingface_hub import hf_hub_download
 
-            got = hf_hub_download(repo_id=entry["hf_repo"], filename=entry["filename"],
-                                  revision=entry.get("revision"), local_dir=str(target.parent))
+            from huggingface_hub.errors import EntryNotFoundError
+
+            try:
+                got = hf_hub_download(repo_id=entry["hf_repo"], filename=entry["filename"],
+                                      revision=entry.get("revision"), local_dir=str(target.parent))
+            except EntryNotFoundError:
+                if target.suffix != ".safetensors":
+                    raise
+                return _download_sharded(entry, target)
             got = Path(got)
             if got.resolve() != target.resolve():
                 os.replace(got, target)
@@ -120,6 +127,25 @@ def download_weights(card: ModelCard, kind: str = "pretrain") -> Path:
     return target
 
 
+def _download_sharded(entry: dict[str, Any], target: Path) -> Path:
+    """The card's ``.safetensors`` file as the repository ships it sharded: ``<file>.index.json`` and its shards
+    (:mod:`satbench.models.sharded`) into the cache folder; returns the index."""
+    from huggingface_hub import hf_hub_download
+
+    from satbench.models.sharded import fetch_shards
+
+    def one(name: str) -> Path:
+        return Path(hf_hub_download(repo_id=entry["hf_repo"], filename=name, revision=entry.get("revision"),
+                                    local_dir=str(target.parent)))
+
+    index = one(target.name + ".index.json")
+    if index.resolve() != target.with_name(index.name).resolve():
+        os.replace(index, target.with_name(index.name))
+    index = target.with_name(index.name)
+    fetch_shards(index, lambda name: target.parent / Path(one(name)).name)
+    return index
+
+
 def _copy_stream(src: Any, dst: Any) -> None:
     while chunk := src.read(1 << 20):
         dst.write(chunk)
@@ -127,9 +153,21 @@ def _copy_stream(src: Any, dst: Any) -> None:
 
 def _find_in_snapshot(folder: Path, card: ModelCard, kind: str) -> Path:
     """Pick the weight file inside a Hugging Face snapshot (or any) directory."""
+    from satbench.models.sharded import INDEX_FILE, INDEX_SUFFIX
+
     entry = card.weights.get(kind, {})
     if entry.get("filename") and (folder / entry["filename"]).is_file():
         return folder / entry["filename"]
+    if entry.get("filename") and (folder / (entry["filename"] + ".index.json")).is_file():  # the card's file, sharded
+        return folder / (entry["filename"] + ".index.json")
+    indexes = sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(INDEX_SUFFIX))
+    if indexes:  # a sharded snapshot (save_pretrained(max_shard_size=...)): its shards are not separate weight files
+        if (folder / INDEX_FILE) in indexes:
+            return folder / INDEX_FILE
+        if len(indexes) == 1:
+            return indexes[0]
+        raise WeightsError(f"{folder}: several sharded weights indexes ({', '.join(p.name for p in indexes)}); "
+                           f"pass one of them")
     candidates = sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(CHECKPOINT_SUFFIXES))
     if kind == "pretrain":
         non_ft = [p for p in candidates if "finetune" not in p.name]
@@ -160,6 +198,9 @@ def resolve_weights(card: ModelCard, spec: Optional[str], kind: str = "pretrain"
         path = cached_weight_path(card, kind)
         if path.is_file():
             return path, "cache"
+        index = path.with_name(path.name + ".index.json")
+        if path.suffix == ".safetensors" and index.is_file():  # the card's file, downloaded sharded
+            return index, "cache"
         if not download:
             raise WeightsError(f"weights for {card.name} not found at {path}")
         return download_weights(card, kind), "hub"
@@ -167,7 +208,8 @@ def resolve_weights(card: ModelCard, spec: Optional[str], kind: str = "pretrain"
     if path.is_dir():
         return _find_in_snapshot(path, card, kind), "file"
     if not path.exists():
-        raise WeightsError(f"weight file {path} does not exist (expected a .pth/.safetensors file, a snapshot folder or 'random')")
+        raise WeightsError(f"weight file {path} does not exist (expected a .pth/.safetensors file, a "
+                           f"model.safetensors.index.json, a snapshot folder or 'random')")
     if not path.is_file():
         raise WeightsError(f"{path} is not a regular file")
     return path, "file"

@@ -49,9 +49,11 @@ def card_for_config(cfg: dict[str, Any], normalization: Optional[str] = None) ->
 
 
 def knn_eval(weights: str | Path, cfg: dict[str, Any], *, dataset: str = "ucm-mini", k: int = 20,
-             scales: Optional[list[float]] = None, seed: int = 0, progress: bool = False) -> dict[str, Any]:
+             scales: Optional[list[float]] = None, seed: int = 0, progress: bool = False,
+             allow_collapsed_features: bool = False) -> dict[str, Any]:
     """Multi-scale kNN record (``satdino-knn-v1``, ``k`` only) of a teacher file, or of random init
-    (``weights='random'``) of the same architecture."""
+    (``weights='random'``) of the same architecture. The features guard of every kNN run applies
+    (:mod:`satbench.eval.feature_guard`: a collapsed teacher fails in one line unless ``allow_collapsed_features``)."""
     from satbench.data.scene import open_scene_dataset
     from satbench.eval.task_knn import run_knn
     from satbench.config.protocols import load_protocol
@@ -62,7 +64,8 @@ def knn_eval(weights: str | Path, cfg: dict[str, Any], *, dataset: str = "ucm-mi
     proto = load_protocol("satdino-knn-v1", task="knn").with_overrides(k=[k], k_report=k)
     if scales is not None:
         proto = proto.with_overrides(scales=list(scales))
-    return run_knn(loaded, open_scene_dataset(dataset), proto, device="cpu", progress=progress, num_workers=0)
+    return run_knn(loaded, open_scene_dataset(dataset), proto, device="cpu", progress=progress, num_workers=0,
+                   allow_collapsed_features=allow_collapsed_features)
 
 
 def make_knn_monitor(dataset: str = "ucm-mini", k: int = 20, scales: Optional[list[float]] = None):

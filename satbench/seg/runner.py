@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 
@@ -224,6 +224,7 @@ def run_segmentation(
     train_seed: Optional[int] = None,
     statistics: Any = None,
     corruptions: Any = None,
+    feature_check: Optional[Callable[[Any, dict[str, Any]], dict[str, Any]]] = None,
 ) -> dict[str, Any]:
     """Train UperNet on ``dataset`` at ``crop`` px and evaluate it; returns the result record.
 
@@ -242,6 +243,9 @@ def run_segmentation(
     ``corruptions`` (a :class:`satbench.eval.corruption_eval.CorruptionPlan`, photometric types only): after the
     clean validation, the val split once more per (type, severity) (:mod:`satbench.seg.corruption`), recorded in
     ``metrics["corruptions"]`` / ``summary["corruptions"]``; None leaves the run and its record as they were.
+    ``feature_check(features, sample)``: the features guard, called before the decoder trains with the backbone's
+    patch features on a bounded sample of the val tiles (:func:`satbench.seg.feature_sample.backbone_patch_sample`);
+    it raises to stop the run, or returns the record's ``features`` section.
     """
     from satbench.config.seg_settings import SegmentationSettings
     from satbench.config.protocols import load_protocol
@@ -303,6 +307,12 @@ def run_segmentation(
     runner = Runner.from_cfg(cfg)
     if resume_from is not None:
         safe_resume.install(runner, resume_from, trust_checkpoint=trust_checkpoint)
+    features = None
+    if feature_check is not None:  # before any training step: a NaN or collapsed backbone never trains a decoder
+        from satbench.seg.feature_sample import backbone_patch_sample
+
+        feats, sample = backbone_patch_sample(_unwrap(runner.model), cfg)
+        features = feature_check(feats, sample)
     keep = _KeepMetrics()
     runner.register_hook(keep)
     t0 = time.perf_counter()
@@ -360,6 +370,8 @@ def run_segmentation(
                "train_loss": keep.losses},
         device=str(next(seg_model.parameters()).device),
     )
+    if features is not None:
+        record["features"] = features
     if rank == 0:
         _attach_statistics(record, runner, statistics)
         if corrupted is not None:

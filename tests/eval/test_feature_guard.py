@@ -24,6 +24,7 @@ from satbench.models.backbones.satdino import SatDINOViT
 from satbench.models.features import FeatureExtractor
 from satbench.models.registry import get_card
 from satbench.models.weights import LoadedModel, WeightsInfo, load_model
+from support.paths import UCM_MINI
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -178,3 +179,38 @@ def test_the_readme_main_job_passes_the_guard_at_every_scale(tmp_path, capsys):
     views = rec["features"]["views"]
     assert rec["features"]["status"] == "ok" and len(views) == 4
     assert all(v["flat_dims"] == 0 and v["min_rel_std"] > 10 * FLAT_DIM_REL_STD for v in views.values()), views
+
+
+UCM_VAL = UCM_MINI / "val.txt"
+
+
+def test_extract_fails_on_nan_and_collapsed_features_and_writes_an_allowed_collapse_marked(monkeypatch, tmp_path,
+                                                                                            capsys):
+    """`satbench extract` on the 84 bundled val images: the same guard and flag as the tasks, nothing written on a
+    failure, the check in the sidecar."""
+    import satbench.api as api
+
+    out = tmp_path / "f.npy"
+    argv = ["extract", "--weights", "random", "--images", str(UCM_VAL), "--size", "32", "--output", str(out),
+            "--no-progress", "--device", "cpu"]
+    for broken, pattern in (("nan", r"test-satdino-tiny-d2, features of .*val\.txt at 32 px: 84 of 84 images have NaN"),
+                            ("zero", r"features of .*val\.txt at 32 px: the features have collapsed: 192 of 192 "
+                                     r"dimensions .*\(--allow-collapsed-features records it, marked\)")):
+        monkeypatch.setattr(api, "load", lambda *a, b=broken, **k: _tiny(b))
+        _one_line(capsys, main(argv), pattern)
+        assert not out.exists() and not out.with_suffix(".json").exists()
+    monkeypatch.setattr(api, "load", lambda *a, **k: _tiny("nan"))  # NaN: no option allows it
+    _one_line(capsys, main(argv + ["--allow-collapsed-features"]), r"84 of 84 images have NaN")
+    monkeypatch.setattr(api, "load", lambda *a, **k: _tiny("zero"))
+    assert main(argv + ["--allow-collapsed-features"]) == 0
+    assert "WARNING: collapsed features recorded (--allow-collapsed-features)" in capsys.readouterr().out
+    side = json.loads(out.with_suffix(".json").read_text())
+    check = side["features_check"]
+    assert check["collapsed"] is True and check["allowed_by"] == "--allow-collapsed-features"
+    assert check["views"]["32"]["flat_dims"] == 192 and check["views"]["32"]["n"] == 84
+    monkeypatch.setattr(api, "load", lambda *a, **k: _tiny())  # a healthy random init: written, status ok
+    assert main(argv) == 0
+    ok = json.loads(out.with_suffix(".json").read_text())["features_check"]
+    assert ok["status"] == "ok" and ok["collapsed"] is False and ok["views"]["32"]["flat_dims"] == 0
+    assert "allowed_by" not in ok and len(ok["views"]["32"]["fingerprint"]) == 64
+    assert np.load(out).shape == (84, 192)

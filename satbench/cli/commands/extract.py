@@ -24,6 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="Scale-MAE only: the input resolution ratio passed to the backbone (recorded in the sidecar). "
                         "Default 'protocol': 224/size, as Scale-MAE's own kNN protocol scalemae-knn-v2 (its eval_gsd; "
                         "2.0 at --size 112); a positive number sets it, e.g. 1.0 = the official code without --eval_gsd")
+    p.add_argument("--allow-collapsed-features", action="store_true",
+                   help="write features that have collapsed (more than half the dimensions nearly constant across the "
+                        "images) instead of failing; recorded in the sidecar (features_check). NaN / inf always fail")
     p.add_argument("--no-progress", action="store_true")
     add_device_args(p)
     p.set_defaults(func=_run)
@@ -38,10 +41,16 @@ def _run(args: argparse.Namespace) -> int:
         loaded = load_from_args(args)
         side = extract_to_file(loaded, args.images, args.size, args.output, normalization=args.normalization,
                                device=str(info.device), bf16=args.bf16, batch_size=args.batch_size,
-                               progress=not args.no_progress and info.is_main, input_res=args.input_res, dist=info)
+                               progress=not args.no_progress and info.is_main, input_res=args.input_res, dist=info,
+                               allow_collapsed_features=args.allow_collapsed_features)
     finally:
         shutdown(info)
     if side is not None:
+        from satbench.eval.feature_guard import warning_line
+
+        line = warning_line(side.get("features_check"))
+        if line:
+            print(line)
         print(f"wrote {side['shape'][0]} x {side['shape'][1]} features to {args.output} "
               f"(sidecar {args.output.with_suffix('.json')}) in {side['seconds']:.1f} s"
               + (f" on {info.world_size} processes" if info.world_size > 1 else ""))

@@ -25,7 +25,9 @@ Only classes shipped with transformers are built (:data:`CLASSES`, chosen by ``m
   rescale); no file, or one that does not rescale by 1/255, is one line (satbench does not guess). Its resize and
   crop settings are not used: the protocol decides sizes.
 * Weights: by default the snapshot's ``model.safetensors`` (a hub repository: ``hf:<repo>@<commit>/model.safetensors``
-  at the commit its ``config.json`` came from; a folder: the file in it); ``--weights`` takes any other file.
+  at the commit its ``config.json`` came from; a folder: the file in it); a repository that ships it sharded
+  (``model.safetensors.index.json`` + ``model-0000x-of-0000y.safetensors``, as large DINOv3 / ViT-L repositories
+  do) is read through its checked index (:mod:`satbench.models.sharded`); ``--weights`` takes any other file.
   Keys are converted by transformers' own loader (its key renames of older checkpoints), strictly: a missing or
   mis-shaped key is an error; unexpected keys are dropped only by the class's declared list (the text tower of
   CLIP/SigLIP, ViT's pooler, a classifier head), counted in ``weights.extras``. The weights identity is
