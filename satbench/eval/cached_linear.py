@@ -39,6 +39,7 @@ from satbench.config.protocols import Protocol
 from satbench.eval.extract import ExtractStats, View, extract_views
 from satbench.eval.feature_guard import check_arrays
 from satbench.eval.linear import topk_correct, topk_predictions
+from satbench.eval.holdout import check_holdout, stratified_holdout  # noqa: F401 (re-exported)
 from satbench.eval.cached_linear_settings import CachedLinearSettings  # noqa: F401 (re-exported)
 
 
@@ -99,19 +100,6 @@ def heads_accuracy(x: Tensor, y: Tensor, weight: Tensor, bias: Tensor) -> Tensor
     return 100.0 * (logits.argmax(-1) == y[None]).float().mean(dim=1)
 
 
-def stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(fit indices, hold-out indices): a seeded, per-class stratified split (scikit-learn)."""
-    from sklearn.model_selection import train_test_split
-
-    counts = np.bincount(labels)
-    present = counts[counts > 0]
-    if present.min() < 2:
-        raise DataError(f"cannot hold out a stratified part of train: a class has only {int(present.min())} sample(s)")
-    idx = np.arange(len(labels))
-    fit, hold = train_test_split(idx, test_size=fraction, stratify=labels, random_state=seed)
-    return np.sort(fit), np.sort(hold)
-
-
 @dataclass
 class CachedLinearResult:
     top1: float
@@ -145,18 +133,6 @@ class CachedLinearResult:
     @property
     def summary(self) -> dict[str, Any]:
         return {"top1": self.top1, "top5": self.top5}
-
-
-def check_holdout(labels: np.ndarray, fraction: float, seed: int, what: str) -> None:
-    """Refuse, in one line, a train set whose stratified hold-out cannot be drawn (a class with one image, or fewer
-    fit / hold-out images than classes), before any feature is extracted."""
-    try:
-        stratified_holdout(labels, fraction, seed)
-    except DataError as exc:
-        raise DataError(f"{what}: {exc}") from None
-    except ValueError as exc:  # scikit-learn: too few images for a stratified split of this size
-        raise DataError(f"{what}: cannot hold out a stratified {fraction:g} of {len(labels)} images "
-                        f"({str(exc).splitlines()[0]})") from None
 
 
 def run_cached_linear(extractor: FeatureExtractor, train_items: Sequence[Any], val_items: Sequence[Any],

@@ -223,7 +223,7 @@ class TrainResult:
 class HeldOut:
     """The part of the train split held out of training for temperature scaling (``temperature_holdout``):
     ``indices`` into the train split (sorted; stratified and seeded by
-    :func:`satbench.eval.cached_linear.stratified_holdout` with the run's seed), their labels, and the best epoch's
+    :func:`satbench.eval.holdout.stratified_holdout` with the run's seed), their labels, and the best epoch's
     head's float64 logits on them (eval transform; rank 0, None elsewhere or before the first evaluation)."""
 
     fraction: float
@@ -242,7 +242,7 @@ def split_held_out(train_items: Sequence[Any], fraction: float, seed: int) -> tu
     """(the items to train on, the :class:`HeldOut` part) for ``temperature_holdout = fraction`` (0: all, None)."""
     if fraction <= 0:
         return list(train_items), None
-    from satbench.eval.cached_linear import check_holdout, stratified_holdout
+    from satbench.eval.holdout import check_holdout, stratified_holdout
 
     labels = np.asarray([int(it.label) for it in train_items], dtype=np.int64)
     check_holdout(labels, fraction, seed, f"temperature_holdout {fraction:g} of the train split")
