@@ -138,7 +138,7 @@ def _torchgeo(what: str) -> Any:
         import torchgeo.models as tgm
     except ImportError:
         raise SatbenchError(f"{what} needs the optional {EXTRA!r} extra: pip install 'satbench[{EXTRA}]' "
-                            f"({PIN}, about 6 GB with its dependencies)") from None
+                            f"({PIN}, about 0.3 GB with its dependencies beside torch)") from None
     return tgm
 
 

@@ -1,8 +1,7 @@
 """``torchgeo:<builder>`` backbones (satbench/models/backbones/torchgeo_zoo.py).
 
-The optional ``torchgeo`` extra (6.0 GB venv) is not in the ``test`` extra, so CI skips the tests marked
-``needs_torchgeo`` with that reason; the refusals and the missing-extra line run without it. Run them in a venv with
-``pip install 'satbench[torchgeo,test]'``.
+The optional ``torchgeo`` extra is in the ``test`` extra, so CI runs the tests marked ``needs_torchgeo``; in a venv
+without it they skip with that reason, and the refusals and the missing-extra line still run.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ from satbench.models.backbones import torchgeo_zoo as tz
 
 needs_torchgeo = pytest.mark.skipif(importlib.util.find_spec("torchgeo") is None,
                                     reason="the optional 'torchgeo' extra is not installed "
-                                           "(pip install 'satbench[torchgeo]'; not in the test extra: 6 GB)")
+                                           "(pip install 'satbench[torchgeo]')")
 
 
 def _load(name: str, weights: str | None = "random", seed: int = 0, **options):
