@@ -7,7 +7,6 @@ import shutil
 
 import pytest
 import torch
-import yaml
 
 from satbench.cli.app import main
 from satbench.errors import ProtocolError
@@ -37,11 +36,10 @@ def small_ucm(tmp_path, ucm_mini):
 
 
 def _tiny_protocol(tmp_path, name="satdino-finetune-v1", **params):
-    proto = yaml.safe_load(open(load_protocol(name).path))
-    proto["params"].update(dict(train_crop=32, val_resize=36, val_crop=32, batch_size=4, epochs=2, lr=0.01), **params)
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(proto))
-    return path
+    from support.builders import protocol_copy
+
+    return protocol_copy(tmp_path, name, **{**dict(train_crop=32, val_resize=36, val_crop=32, batch_size=4, epochs=2,
+                                                   lr=0.01), **params})
 
 
 def test_finetune_cli_trains_backbone_resumes_and_evaluates(tmp_path, small_ucm, capsys):

@@ -10,7 +10,6 @@ import json
 import numpy as np
 import pytest
 import torch
-import yaml
 
 from satbench.cli.app import main
 from satbench.config.protocols import load_protocol
@@ -20,11 +19,10 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _protocol(tmp_path, name="satdino-linear-v1", **params):
-    proto = yaml.safe_load(open(load_protocol(name).path))
-    proto["params"].update(dict(train_crop=32, val_resize=36, val_crop=32, batch_size=32, epochs=2, lr=0.5), **params)
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(proto))
-    return path
+    from support.builders import protocol_copy
+
+    return protocol_copy(tmp_path, name, **{**dict(train_crop=32, val_resize=36, val_crop=32, batch_size=32, epochs=2,
+                                                   lr=0.5), **params})
 
 
 def _cmd(tmp_path, proto, task="linear", res="res"):

@@ -116,3 +116,17 @@ def lay_out_hub_cache(cache: Path, repo: str, commit: str, folder: Path, ref: st
         (base / "blobs" / etag).write_bytes(data)
         (snap / f.name).symlink_to(os.path.relpath(base / "blobs" / etag, snap))
     return snap
+
+
+def protocol_copy(folder: Path, name: str, **params: Any) -> Path:
+    """A YAML copy of shipped protocol ``name`` in ``folder`` with ``params`` updated (a user's edited protocol file:
+    no overrides, its own hash)."""
+    import yaml
+
+    from satbench.config.protocols import load_protocol
+
+    proto = yaml.safe_load(open(load_protocol(name).path))
+    proto["params"].update(params)
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(proto))
+    return path
